@@ -1,0 +1,1 @@
+"""Backend adapters: sim (in-memory reference), lance, pgvector."""

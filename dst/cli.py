@@ -1,0 +1,379 @@
+"""The ``dst`` command line.
+
+Exit codes (DESIGN): 0 all checks passed; 1 a violation was found; 2 bad
+usage or setup; 3 a check ended unknown; 4 an enabled fault class never
+fired; 5 a replay diverged from its recording. Where several apply, 1 wins,
+then 3, then 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from dst import wallclock
+from dst.errors import DstError, UsageError
+from dst.history import History, HistoryFormatError, first_difference
+
+EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_UNKNOWN, EXIT_UNFIRED, EXIT_DIVERGED = 0, 1, 2, 3, 4, 5
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {n}")
+    return n
+
+
+def _seed(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"seeds are non-negative, got {n}")
+    return n
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 1/4, got {text!r}") from None
+    if not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"shard I/N needs 1 <= I <= N, got {text!r}")
+    return i, n
+
+
+def _seconds(text: str) -> float:
+    try:
+        s = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not s > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return s
+
+
+def _opt(text: str) -> tuple[str, Any]:
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    low = value.lower()
+    parsed: Any = value
+    if low in ("true", "false"):
+        parsed = low == "true"
+    else:
+        for conv in (int, float):
+            try:
+                parsed = conv(value)
+                break
+            except ValueError:
+                pass
+    return key, parsed
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="sim",
+                   help="sim, lance, pgvector, or package.module:factory (default: sim)")
+    p.add_argument("--location", help="directory or DSN for the backend")
+    p.add_argument("--opt", action="append", type=_opt, default=[], metavar="KEY=VALUE",
+                   help="backend option (repeatable)")
+    p.add_argument("--scenario", default="default", help="scenario name or .toml path (default: default)")
+    p.add_argument("--clients", type=_positive, help="logical clients (overrides the scenario)")
+    p.add_argument("--ops", type=_positive, help="random-phase ops per seed (overrides the scenario)")
+    p.add_argument("--concurrency", choices=("sim", "threads"), default="sim")
+    p.add_argument("--report-dir", default="reports", help="where run reports go (default: reports)")
+    p.add_argument("--budget-steps", type=_positive, default=None,
+                   help="linearizability search budget per seed, in steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="dst", description="Deterministic simulation testing for vector stores.")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run seeds against one backend")
+    _common(run)
+    run.add_argument("--seeds", type=_positive, default=100, help="how many seeds (default: 100)")
+    run.add_argument("--seed", type=_seed, default=0, help="first seed (default: 0)")
+    run.add_argument("--shard", type=_shard, help="run shard I of N of the seed range")
+    run.add_argument("--time-budget", type=_seconds, help="stop starting seeds after this many seconds")
+    run.add_argument("--jobs", type=_positive, default=1, help="local worker processes")
+    run.add_argument("--junit", help="also write JUnit XML here")
+
+    rep = sub.add_parser("replay", help="re-run one recorded case and compare")
+    _common(rep)
+    rep.add_argument("file", nargs="?", help="a history.jsonl written by dst run")
+    rep.add_argument("--seed", type=_seed, help="replay this seed of --scenario instead of a file")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from rich.console import Console
+    err = Console(stderr=True, highlight=False)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            raise UsageError("dst: name a command: run, replay (see dst --help)")
+        if args.concurrency == "threads":
+            raise UsageError("dst: --concurrency threads is not available yet; use --concurrency sim")
+        if args.command == "run":
+            return cmd_run(args)
+        return cmd_replay(args)
+    except (UsageError, HistoryFormatError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    except DstError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        return 130
+
+
+def _load_scenario(args: argparse.Namespace):
+    from dst.scenario import load
+    return load(args.scenario).with_overrides(args.clients, args.ops)
+
+
+def _seed_list(args: argparse.Namespace) -> list[int]:
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.shard:
+        i, n = args.shard
+        seeds = seeds[i - 1::n]
+    return seeds
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dst.backend import resolve_backend
+    from dst.reports import new_run_dir, write_json, write_junit
+    from dst.runner import run_seed
+    from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.scenario import FAULT_CLASSES
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, quiet=args.quiet)
+    out = Console(highlight=False)
+    scenario = _load_scenario(args)
+    factory = resolve_backend(args.backend)
+    if args.jobs != 1:
+        raise UsageError("dst run: --jobs above 1 is not available yet")
+    options = dict(args.opt)
+    seeds = _seed_list(args)
+    label = f"{scenario.name}-{_safe(args.backend)}-s{args.seed}"
+    run_dir = new_run_dir(args.report_dir, label)
+    token = run_dir.name.replace("-", "_")[-24:]
+    budget = args.budget_steps or DEFAULT_BUDGET_STEPS
+    deadline = wallclock.Deadline(args.time_budget)
+
+    results = []
+    fired = {k: 0 for k in FAULT_CLASSES}
+    enabled: set[str] = set()
+    first_fail: tuple[Any, History] | None = None
+    last_history: History | None = None
+    started = wallclock.monotonic_s()
+    stopped_early = False
+    progress = _progress(console)
+    with progress:
+        task = progress.add_task(f"{scenario.name} on {args.backend}", total=len(seeds))
+        for seed in seeds:
+            if deadline.expired():
+                stopped_early = True
+                break
+            result, history = run_seed(scenario, seed, args.backend, location=args.location,
+                                       options=options, token=token, factory=factory,
+                                       budget_steps=budget)
+            results.append(result)
+            last_history = history
+            for k, v in result.fired.items():
+                fired[k] += v
+            enabled.update(result.enabled)
+            if result.verdict != "ok":
+                hist_dir = run_dir / "histories"
+                hist_dir.mkdir(exist_ok=True)
+                history.write(hist_dir / f"seed-{seed}.jsonl")
+                if first_fail is None or (first_fail[0].verdict != "violation"
+                                          and result.verdict == "violation"):
+                    first_fail = (result, history)
+            progress.update(task, advance=1,
+                            description=f"{scenario.name} on {args.backend}: seed {seed} {result.verdict}")
+    elapsed = wallclock.monotonic_s() - started
+
+    shown = first_fail[1] if first_fail else last_history
+    if shown is not None:
+        shown.write(run_dir / "history.jsonl")
+    violations = [r for r in results if r.verdict == "violation"]
+    unknowns = [r for r in results if r.verdict == "unknown"]
+    unfired = [k for k in FAULT_CLASSES if k in enabled and fired[k] == 0]
+    if violations:
+        code = EXIT_VIOLATION
+    elif unknowns:
+        code = EXIT_UNKNOWN
+    elif unfired:
+        code = EXIT_UNFIRED
+    else:
+        code = EXIT_OK
+    replay_cmd = None
+    if first_fail is not None:
+        replay_cmd = f"dst replay {shlex.quote(str(run_dir / 'history.jsonl'))}"
+        if args.location:
+            replay_cmd += f" --location {shlex.quote(args.location)}"
+    total_ops = sum(r.ops for r in results)
+    summary = {
+        "run": run_dir.name, "scenario": scenario.name, "backend": args.backend,
+        "options": options, "seeds": [s for s in seeds[:len(results)]],
+        "seeds_requested": len(seeds), "stopped_early": stopped_early,
+        "verdict": "violation" if violations else "unknown" if unknowns else "ok",
+        "exit_code": code, "fault_counts": fired, "faults_enabled": sorted(enabled),
+        "faults_never_fired": unfired, "ops": total_ops, "recall": None,
+        "timings": {"wall_s": round(elapsed, 3),
+                    "run_s": round(sum(r.run_s for r in results), 3),
+                    "check_s": round(sum(r.check_s for r in results), 3)},
+        "replay": replay_cmd,
+        "results": [r.summary() for r in results],
+    }
+    write_json(run_dir / "result.json", summary)
+    if args.junit:
+        cases = []
+        for r in results:
+            msg = r.violations[0].get("message", "") if r.violations else r.reason
+            cases.append({"seed": r.seed, "verdict": r.verdict, "time_s": r.run_s + r.check_s,
+                          "message": msg,
+                          "detail": f"replay: dst replay --seed {r.seed} --scenario {scenario.name} "
+                                    f"--backend {args.backend}"})
+        write_junit(args.junit, f"dst.{scenario.name}.{args.backend}", cases)
+
+    _print_summary(console, summary, results, elapsed)
+    if stopped_early:
+        console.print(f"time budget reached: ran {len(results)} of {len(seeds)} seeds")
+    if first_fail is not None:
+        r = first_fail[0]
+        _print_violation(console, r)
+        out.print(f"replay: {replay_cmd}", markup=False, soft_wrap=True)
+    if unfired and not violations and not unknowns:
+        console.print(f"fault class{'es' if len(unfired) > 1 else ''} {', '.join(unfired)} "
+                      f"enabled but never fired in {len(results)} seeds: the run proves nothing "
+                      f"about {'them' if len(unfired) > 1 else 'it'} (more seeds or ops, or a higher rate)",
+                      markup=False)
+    console.print(f"report: {run_dir}", markup=False)
+    return code
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)[:40]
+
+
+def _progress(console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
+def _print_summary(console, summary: dict[str, Any], results, elapsed: float) -> None:
+    from rich.table import Table
+    verdicts = {"ok": 0, "violation": 0, "unknown": 0}
+    for r in results:
+        verdicts[r.verdict] += 1
+    t = Table(title=f"dst run: {summary['scenario']} on {summary['backend']}", show_header=True)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("seeds", str(len(results)))
+    t.add_row("ops checked", str(summary["ops"]))
+    for k, v in verdicts.items():
+        t.add_row(f"verdict {k}", str(v))
+    for k, v in summary["fault_counts"].items():
+        state = "" if k in summary["faults_enabled"] else " (off)"
+        t.add_row(f"fault {k}{state}", str(v))
+    t.add_row("seconds", f"{elapsed:.2f}")
+    console.print(t)
+    word = {"ok": "[green]PASS[/]", "violation": "[red]VIOLATION[/]", "unknown": "[yellow]UNKNOWN[/]"}
+    console.print(f"result: {word[summary['verdict']]} (exit {summary['exit_code']})")
+
+
+def _print_violation(console, r) -> None:
+    if r.verdict == "unknown":
+        console.print(f"seed {r.seed}: unknown: {r.reason}", markup=False)
+        return
+    v = r.violations[0]
+    console.print(f"seed {r.seed}: {v['kind']} violation", markup=False, style="red")
+    if "op" in v:
+        op = v["op"]
+        console.print(f"  op #{op['index']} (process {op['process']}): {op['f']} {op['input']!r} "
+                      f"-> {op['output']!r}", markup=False, soft_wrap=True)
+        console.print(f"  state there: {v['state']}", markup=False, soft_wrap=True)
+    console.print(f"  why: {v['message']}", markup=False, soft_wrap=True)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from dst.backend import resolve_backend
+    from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.reports import new_run_dir, write_json
+    from dst.runner import replay_config, run_seed
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, quiet=args.quiet)
+    recorded: bytes | None = None
+    if args.file and args.seed is not None:
+        raise UsageError("dst replay: give a FILE or --seed N, not both")
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UsageError(f"dst replay: no such file {args.file!r}")
+        recorded = path.read_bytes()
+        history = History.from_bytes(recorded, args.file)
+        try:
+            scenario, seed, backend, options = replay_config(history)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"dst replay: {args.file} lacks what a replay needs ({exc})") from None
+        if args.backend != "sim" and args.backend != backend:
+            backend = args.backend  # an explicit --backend replays the case elsewhere
+        options.update(dict(args.opt))
+    elif args.seed is not None:
+        scenario, seed, backend, options = _load_scenario(args), args.seed, args.backend, dict(args.opt)
+    else:
+        raise UsageError("dst replay: give a history FILE or --seed N")
+    factory = resolve_backend(backend)
+    run_dir = new_run_dir(args.report_dir, f"replay-{scenario.name}-{_safe(backend)}-s{seed}")
+    result, history = run_seed(scenario, seed, backend, location=args.location, options=options,
+                               token=run_dir.name.replace("-", "_")[-24:], factory=factory,
+                               budget_steps=args.budget_steps or DEFAULT_BUDGET_STEPS)
+    mine = history.to_bytes()
+    history.write(run_dir / "history.jsonl")
+    if recorded is None:
+        match = "no recording to compare"
+    else:
+        diff = first_difference(recorded, mine)
+        match = "exact" if diff is None else (f"diverged at op {diff}" if diff >= 0 else
+                                              "diverged in the header or vector table")
+    write_json(run_dir / "result.json", {"replay_of": args.file, "seed": seed, "scenario": scenario.name,
+                                         "backend": backend, "match": match, **result.summary()})
+    console.print(f"replay of seed {seed} ({scenario.name} on {backend}): {match}; verdict {result.verdict}",
+                  markup=False)
+    if result.verdict != "ok":
+        _print_violation(console, result)
+    console.print(f"report: {run_dir}", markup=False)
+    if result.verdict == "violation":
+        return EXIT_VIOLATION
+    if match.startswith("diverged"):
+        return EXIT_DIVERGED
+    if result.verdict == "unknown":
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""The ``vector`` model: the oracle every backend is checked against.
+
+State: id -> vector (a number in the history's vector table), with a hash
+kept incrementally (XOR of per-entry hashes) so the checker's memo never
+re-hashes the whole store. ``step`` is pure: it returns a new state.
+
+Search ranking agreement follows DESIGN, pairwise and not by transitive
+tie groups, with true scores in float64 from the stored float32 vectors:
+
+* exact backends: each reported score within ``score_eps`` of the id's
+  true score; each hit's true score at most ``score_eps`` above the
+  previous hit's; every live id left out at most ``score_eps`` above the
+  lowest hit's; length ``min(limit, live)``; no duplicates, no dead ids.
+* ANN backends (``exact = False``): no phantom or dead ids, no duplicates,
+  true scores, sorted, full length when enough ids are live. Recall is a
+  run-level quality gate, not a per-query condition.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from dst.checkers.linearizability import INF, UNKNOWN, Operation
+from dst.validate import batch_problem, id_problem, limit_problem, vector_problem
+
+INVALID = ("error", "InvalidInput")
+WRITES = ("store", "batch", "delete")
+
+
+class VectorState:
+    __slots__ = ("items", "h")
+
+    def __init__(self, items: dict[str, int], h: int):
+        self.items = items
+        self.h = h
+
+    def __hash__(self) -> int:
+        return self.h
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VectorState) and self.h == other.h and self.items == other.items
+
+    def __repr__(self) -> str:
+        return f"VectorState({len(self.items)} ids)"
+
+
+def _eh(id_: str, ref: int) -> int:
+    return hash((id_, ref))
+
+
+class VectorModel:
+    """The oracle. ``vectors`` is the history's vector table."""
+
+    name = "vector"
+
+    def __init__(self, vectors: Sequence[np.ndarray], dim: int, score_eps: float = 1e-4,
+                 exact: bool = True):
+        self.vectors = vectors
+        self.dim = dim
+        self.eps = score_eps
+        self.exact = exact
+        self._unit: np.ndarray | None = None
+        self._scores: dict[int, list[float]] = {}
+
+    # -- the model --------------------------------------------------------
+    def init(self) -> VectorState:
+        return VectorState({}, 0)
+
+    def step(self, state: VectorState, inp: tuple, out: Any) -> tuple[bool, VectorState]:
+        f = inp[0]
+        bad = inp[-1]
+        if bad is not None:
+            # Invalid input: refused, nothing changes (also if the ack was lost).
+            return (out is UNKNOWN or out == INVALID), state
+        if out == INVALID:
+            return False, state
+        items = state.items
+        if f == "store":
+            if out is not UNKNOWN and out is not None:
+                return False, state
+            return True, _put(state, ((inp[1], inp[2]),))
+        if f == "batch":
+            if out is not UNKNOWN and out is not None:
+                return False, state
+            return True, _put(state, inp[1])
+        if f == "delete":
+            id_ = inp[1]
+            existed = id_ in items
+            if out is not UNKNOWN and out is not existed:
+                return False, state
+            if not existed:
+                return True, state
+            new = dict(items)
+            ref = new.pop(id_)
+            return True, VectorState(new, state.h ^ _eh(id_, ref))
+        if out is UNKNOWN:       # a read whose answer nobody saw
+            return True, state
+        if f == "get":
+            return out == items.get(inp[1]), state
+        if f == "exists":
+            return out is (inp[1] in items), state
+        if f == "count":
+            return out == len(items), state
+        if f == "search":
+            return self.search_problem(items, inp[1], inp[2], out) is None, state
+        if f == "maintenance":
+            return out is None, state
+        raise AssertionError(f"unknown op {f!r}")
+
+    # -- explanations -----------------------------------------------------
+    def explain(self, state: VectorState, op: Operation) -> str:
+        inp, out = op.input, op.output
+        f, bad, items = inp[0], inp[-1], state.items
+        if bad is not None:
+            return f"input is invalid ({bad}), so InvalidInput was expected; got {_show(out)}"
+        if out == INVALID:
+            return "the backend refused valid input with InvalidInput"
+        if f in ("store", "batch", "maintenance"):
+            return f"expected no output, got {_show(out)}"
+        if f == "delete":
+            return f"delete({inp[1]!r}) should return {inp[1] in items}, got {_show(out)}"
+        if f == "get":
+            want = items.get(inp[1])
+            return (f"get({inp[1]!r}) should return {'vector #%d' % want if want is not None else 'None'}"
+                    f", got {_show(out, vec=True)}")
+        if f == "exists":
+            return f"exists({inp[1]!r}) should be {inp[1] in items}, got {_show(out)}"
+        if f == "count":
+            return f"count() should be {len(items)}, got {_show(out)}"
+        if f == "search":
+            return self.search_problem(items, inp[1], inp[2], out) or "search output accepted here"
+        return "rejected"
+
+    def describe(self, state: VectorState) -> str:
+        ids = sorted(state.items)
+        shown = ", ".join(f"{i!r}: #{state.items[i]}" for i in ids[:8])
+        more = f", ... ({len(ids)} ids)" if len(ids) > 8 else ""
+        return "{" + shown + more + "}"
+
+    # -- search ranking -----------------------------------------------------
+    def true_scores(self, qref: int) -> list[float]:
+        """Cosine of query ``qref`` with every table vector (float64)."""
+        s = self._scores.get(qref)
+        if s is None:
+            if self._unit is None or self._unit.shape[0] < len(self.vectors):
+                self._build_unit()
+            q = np.asarray(self.vectors[qref], dtype=np.float64)
+            q = q / math.sqrt(float(q @ q))
+            s = (self._unit @ q).tolist()
+            self._scores[qref] = s
+        return s
+
+    def _build_unit(self) -> None:
+        rows = np.zeros((len(self.vectors), self.dim))
+        for n, v in enumerate(self.vectors):
+            if v.shape[0] == self.dim and np.all(np.isfinite(v)) and np.any(v):
+                r = v.astype(np.float64)
+                rows[n] = r / math.sqrt(float(r @ r))
+        self._unit = rows
+
+    def search_problem(self, items: dict[str, int], qref: int, limit: int, out: Any) -> str | None:
+        """None if ``out`` is an admissible answer in this state, else why not."""
+        if not isinstance(out, (list, tuple)):
+            return f"search output is {_show(out)}, not a list of hits"
+        live = len(items)
+        want = min(limit, live)
+        if len(out) != want:
+            return (f"search(limit={limit}) returned {len(out)} hits; {live} ids are live, "
+                    f"so {want} were expected")
+        sc = self.true_scores(qref)
+        eps = self.eps
+        seen: set = set()
+        prev = INF
+        lowest = INF
+        for rank, hit in enumerate(out):
+            hid, score = hit
+            if hid in seen:
+                return f"search returned id {hid!r} twice (rank {rank})"
+            seen.add(hid)
+            ref = items.get(hid)
+            if ref is None:
+                return f"search returned id {hid!r} at rank {rank}, which is not live (deleted or never stored)"
+            t = sc[ref]
+            if not abs(score - t) <= eps:
+                return (f"search gave id {hid!r} score {score!r} at rank {rank}; its true cosine is "
+                        f"{t!r} (off by more than score_eps={eps})")
+            if t > prev + eps:
+                return (f"search ranks {hid!r} (true score {t!r}) at rank {rank}, below a hit "
+                        f"with true score {prev!r}: out of order by more than score_eps")
+            prev = t
+            if t < lowest:
+                lowest = t
+        if self.exact and want < live:
+            bar = lowest + eps
+            for id_, ref in items.items():
+                if id_ not in seen and sc[ref] > bar:
+                    return (f"search(limit={limit}) left out {id_!r} with true score {sc[ref]!r}, "
+                            f"above its lowest hit ({lowest!r}) by more than score_eps={eps}")
+        return None
+
+    # -- from a history ---------------------------------------------------
+    def operations(self, pairs: Iterable["PairedOp"], atomic_batches: bool) -> list[Operation]:
+        """Encode paired history ops as checker operations.
+
+        Failed ops did not happen and are dropped; so are reads whose
+        outcome is unknown. A batch on a backend without atomic batches
+        becomes one single store per item, sharing the batch's interval.
+        """
+        ops: list[Operation] = []
+        for p in pairs:
+            if p.type == "fail":
+                continue
+            unknown = p.type != "ok"
+            out = UNKNOWN if unknown else self._output(p.f, p.output)
+            ret = INF if unknown else p.ret
+            v = p.input if isinstance(p.input, dict) else {}
+            f = p.f
+            if f == "store_batch":
+                items = [tuple(it) for it in v.get("items", [])]
+                bad = batch_problem([(i, self._vec(r)) for i, r in items], self.dim)
+                # A partial write's applied ids are only a hint for the
+                # witness order (unapplied items go last, i.e. never).
+                applied = set(p.applied) if unknown and p.applied is not None else None
+                if bad is None and not atomic_batches:
+                    for i, r in items:
+                        d = p.dispatch if applied is None or i in applied else None
+                        ops.append(Operation(len(ops), p.process, "store", ("store", i, r, None),
+                                             out, p.call, ret, d, p.index))
+                    continue
+                inp: tuple = ("batch", tuple(items), bad)
+                if applied is not None and not applied:
+                    ops.append(Operation(len(ops), p.process, "batch", inp, out, p.call, ret,
+                                         None, p.index))
+                    continue
+            elif f == "store":
+                inp = ("store", v.get("id"), v.get("vector"),
+                       id_problem(v.get("id")) or vector_problem(self._vec(v.get("vector")), self.dim))
+            elif f in ("delete", "get", "exists"):
+                inp = (f, v.get("id"), id_problem(v.get("id")))
+            elif f == "count":
+                inp = ("count", None)
+            elif f == "search":
+                inp = ("search", v.get("vector"), v.get("limit"),
+                       vector_problem(self._vec(v.get("vector")), self.dim) or limit_problem(v.get("limit")))
+            elif f == "maintenance":
+                inp = ("maintenance", None)
+            else:
+                raise ValueError(f"history op {f!r} is not part of the vector model")
+            if unknown and inp[0] not in WRITES:
+                continue  # an unseen read constrains nothing
+            ops.append(Operation(len(ops), p.process, inp[0], inp, out, p.call, ret, p.dispatch, p.index))
+        return ops
+
+    def _vec(self, ref: Any) -> Any:
+        if isinstance(ref, int) and 0 <= ref < len(self.vectors):
+            return self.vectors[ref]
+        return None
+
+    @staticmethod
+    def _output(f: str, out: Any) -> Any:
+        if isinstance(out, dict):
+            if out.get("error") == "InvalidInput":
+                return INVALID
+            return ("malformed", out.get("malformed") or out.get("error"))
+        if f == "search" and isinstance(out, list):
+            try:
+                return tuple((h[0], float(h[1])) for h in out)
+            except (TypeError, ValueError, IndexError):
+                return ("malformed", repr(out)[:200])
+        return out
+
+
+def _put(state: VectorState, pairs: Iterable[tuple[str, int]]) -> VectorState:
+    new = dict(state.items)
+    h = state.h
+    for id_, ref in pairs:
+        old = new.get(id_)
+        if old == ref:
+            continue
+        if old is not None:
+            h ^= _eh(id_, old)
+        new[id_] = ref
+        h ^= _eh(id_, ref)
+    return VectorState(new, h)
+
+
+def _show(out: Any, vec: bool = False) -> str:
+    if out is UNKNOWN:
+        return "no answer"
+    if out == INVALID:
+        return "InvalidInput"
+    if vec and isinstance(out, int) and not isinstance(out, bool):
+        return f"vector #{out}"
+    return repr(out)

@@ -1,0 +1,91 @@
+"""The one source of randomness: a seeded generator with named children.
+
+Each subsystem takes its own child (``rng.fork("faults")``) whose seed is
+derived from the parent's seed and the name with blake2b, so adding draws
+in one subsystem never shifts another. Probabilities are integer ratios
+(parts per million), never float comparisons, so a draw means the same on
+every machine.
+
+This module is the only place in ``dst/`` allowed to use the standard
+``random`` module, and only through private instances.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random as _random_module
+from typing import Sequence, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+PPM = 1_000_000  # probabilities are parts per million
+
+
+def derive_seed(seed: int, name: str) -> int:
+    """A child seed: blake2b of the parent seed and the name (stable)."""
+    digest = hashlib.blake2b(f"{seed}/{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+class Rng:
+    """A deterministic generator. Never shares state with any other."""
+
+    __slots__ = ("seed", "_r", "_np")
+
+    def __init__(self, seed: int):
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.seed = seed
+        self._r = _random_module.Random(seed)
+        self._np: np.random.Generator | None = None
+
+    def fork(self, name: str) -> "Rng":
+        """A named child, independent of how much this one has drawn."""
+        return Rng(derive_seed(self.seed, name))
+
+    def below(self, n: int) -> int:
+        """Uniform integer in [0, n)."""
+        assert n > 0, n
+        return self._r.randrange(n)
+
+    def between(self, lo: int, hi: int) -> int:
+        """Uniform integer in [lo, hi], both ends included."""
+        assert lo <= hi, (lo, hi)
+        return self._r.randrange(lo, hi + 1)
+
+    def chance(self, ppm: int) -> bool:
+        """True with probability ppm / 1e6."""
+        if ppm <= 0:
+            return False
+        if ppm >= PPM:
+            return True
+        return self._r.randrange(PPM) < ppm
+
+    def choice(self, items: Sequence[T]) -> T:
+        return items[self._r.randrange(len(items))]
+
+    def weighted(self, items: Sequence[T], weights: Sequence[int]) -> T:
+        """Pick by integer weights (at least one positive)."""
+        total = sum(weights)
+        assert total > 0, weights
+        x = self._r.randrange(total)
+        for item, w in zip(items, weights):
+            if x < w:
+                return item
+            x -= w
+        raise AssertionError("unreachable")
+
+    def sample(self, items: Sequence[T], k: int) -> list[T]:
+        return self._r.sample(list(items), k)
+
+    def shuffle(self, items: list) -> None:
+        self._r.shuffle(items)
+
+    @property
+    def np(self) -> np.random.Generator:
+        """A numpy generator seeded from this one's seed (for arrays)."""
+        if self._np is None:
+            self._np = np.random.Generator(np.random.PCG64(derive_seed(self.seed, "numpy")))
+        return self._np

@@ -1,0 +1,175 @@
+"""One seed, start to verdict: schedule, record, check.
+
+``run_seed`` is deterministic for the sim backend: the same (scenario,
+seed, backend) gives the same history bytes. Wall-clock time is read only
+for the timings it reports, never for anything in the history.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from dst import wallclock
+from dst.backend import BackendConfig, resolve_backend
+from dst.checkers import worst
+from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, check
+from dst.history import History, pair
+from dst.models.vector import VectorModel
+from dst.rng import Rng
+from dst.scenario import FAULT_CLASSES, Scenario, parse
+from dst.scheduler import Scheduler
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    verdict: str                          # ok | violation | unknown
+    ops: int                              # client + probe ops in the history
+    fired: dict[str, int]
+    enabled: list[str]                    # fault classes with a non-zero rate this seed
+    crashes: int = 0
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+    steps: int = 0
+    witness: bool = False
+    run_s: float = 0.0
+    check_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"seed": self.seed, "verdict": self.verdict, "ops": self.ops,
+                "fired": self.fired, "enabled": self.enabled, "crashes": self.crashes,
+                "violations": self.violations, "reason": self.reason,
+                "check_steps": self.steps, "witness": self.witness}
+
+
+def namespace_for(scenario: str, seed: int, token: str) -> str:
+    raw = f"dst_{scenario}_{seed}_{token}".lower()
+    return re.sub(r"[^a-z0-9_]", "_", raw)[:63]
+
+
+def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | None = None,
+             options: dict[str, Any] | None = None, token: str = "run",
+             factory: Callable | None = None, budget_steps: int = DEFAULT_BUDGET_STEPS,
+             drop_passing: bool = True) -> tuple[SeedResult, History]:
+    options = dict(options or {})
+    factory = factory or resolve_backend(backend)
+    rng = Rng(seed)
+    params = scenario.for_seed(rng.fork("swarm"))
+    config = BackendConfig(dim=params.dim, location=location,
+                           namespace=namespace_for(scenario.name, seed, token),
+                           fresh=True, options=options)
+    history = History()
+    t0 = wallclock.monotonic_s()
+    sched = Scheduler(params, rng, factory, config, history)
+    b = sched.backend
+    exact = bool(getattr(b, "exact", True))
+    atomic = bool(getattr(b, "atomic_batches", False))
+    history.meta = {
+        "scenario": scenario.name, "seed": seed, "backend": backend, "options": options,
+        "dim": params.dim, "exact": exact, "atomic_batches": atomic,
+        "score_eps": scenario.score_eps, "params": params.to_dict(),
+        "scenario_config": scenario.to_dict(),
+    }
+    run = sched.run()
+    t1 = wallclock.monotonic_s()
+    result = check_history(history, budget_steps=budget_steps, findings=run.probe_findings)
+    t2 = wallclock.monotonic_s()
+    result.seed = seed
+    result.fired = run.fired
+    result.enabled = [k for k in FAULT_CLASSES if params.fault_ppm.get(k, 0) > 0]
+    result.crashes = run.crashes
+    result.run_s, result.check_s = t1 - t0, t2 - t1
+    if drop_passing and result.verdict == "ok":
+        drop = getattr(sched.backend, "drop", None)
+        if callable(drop):
+            drop()
+    return result, history
+
+
+def check_history(history: History, budget_steps: int = DEFAULT_BUDGET_STEPS,
+                  findings: list[dict[str, Any]] | None = None) -> SeedResult:
+    """Check a recorded vector-store history with the oracle."""
+    m = history.meta
+    model = VectorModel(history.table.vectors, int(m["dim"]), float(m.get("score_eps", 1e-4)),
+                        exact=bool(m.get("exact", True)))
+    pairs = pair(history.events)
+    ops = model.operations(pairs, bool(m.get("atomic_batches", False)))
+    res = check(model, ops, budget_steps=budget_steps, explain=model.explain)
+    violations: list[dict[str, Any]] = []
+    if res.verdict == "violation":
+        violations.append(describe_failure(model, res, history))
+    for f in findings or []:
+        violations.append({"kind": "invariant", **f})
+    verdict = worst(res.verdict, "violation" if violations else "ok")
+    return SeedResult(seed=int(m.get("seed", 0)), verdict=verdict, ops=len(pairs),
+                      fired={}, enabled=[], violations=violations, reason=res.reason,
+                      steps=res.steps, witness=res.witness)
+
+
+def describe_failure(model: VectorModel, res: CheckResult, history: History) -> dict[str, Any]:
+    """A violation as data: the op, what was expected, what came back, why.
+
+    The account leads with where the recorded dispatch order broke (the
+    order things really happened in), then gives the full search's
+    longest linearizable prefix and the ops that could not be placed after it.
+    """
+    fl = res.failure
+    lead = fl.witness_op or fl.op
+    state = fl.witness_state if fl.witness_op is not None else fl.state
+    message = fl.witness_explanation if fl.witness_op is not None else fl.explanation
+    return {
+        "kind": "linearizability",
+        "op": _op_record(history, lead),
+        "message": message,
+        "state": model.describe(state),
+        "search": {"op": _op_record(history, fl.op), "message": fl.explanation,
+                   "state": model.describe(fl.state)},
+        "prefix": [o.index for o in fl.prefix],
+        "unplaced": [o.index for o in fl.unplaced],
+        "steps": res.steps,
+    }
+
+
+def _op_record(history: History, op) -> dict[str, Any]:
+    inv = history.events[op.index] if op.index is not None else {}
+    done = None
+    if op.index is not None:
+        done = next((e for e in history.events[op.index + 1:]
+                     if e["process"] == inv.get("process") and e["type"] != "invoke"), None)
+    return {"index": op.index, "process": op.process, "f": inv.get("f", op.f),
+            "input": inv.get("value"), "output": None if done is None else done.get("value"),
+            "type": "info" if done is None else done["type"],
+            "completed_at": None if done is None else done["index"]}
+
+
+def replay_config(history: History) -> tuple[Scenario, int, str, dict[str, Any]]:
+    """The scenario, seed, backend and options a recorded history ran with."""
+    m = history.meta
+    cfg = dict(m["scenario_config"])
+    raw = _scenario_raw(cfg)
+    return parse(raw, default_name=cfg["name"], source="<recorded scenario>"), int(m["seed"]), \
+        str(m["backend"]), dict(m.get("options") or {})
+
+
+def _scenario_raw(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Invert Scenario.to_dict into the TOML shape ``parse`` reads."""
+    ppm = 1_000_000
+    return {
+        "name": cfg["name"], "description": cfg["description"], "clients": cfg["clients"],
+        "ops_per_seed": cfg["ops"], "dims": cfg["dims"], "vector_kinds": cfg["vector_kinds"],
+        "vector_pool": cfg["vector_pool"], "score_eps": cfg["score_eps"],
+        "recall_floor": cfg["recall_floor"], "invalid_rate": cfg["invalid_ppm"] / ppm,
+        "swarm": cfg["swarm"], "maintenance_kinds": cfg["maintenance_kinds"],
+        "ids": {"hot": cfg["hot_ids"], "cold": cfg["cold_ids"],
+                "hot_share": cfg["hot_share_ppm"] / ppm, "hostile_share": cfg["hostile_share_ppm"] / ppm},
+        "batch": {"min": cfg["batch_min"], "max": cfg["batch_max"]},
+        "limit": {"min": cfg["limit_min"], "max": cfg["limit_max"]},
+        "load": {"items": cfg["load_items"], "batch": cfg["load_batch"]},
+        "ops": cfg["op_weights"],
+        "faults": {k: v / ppm for k, v in cfg["fault_ppm"].items()},
+        "timing": {k: cfg[k] for k in ("dispatch_us_max", "complete_us_max", "think_us_max",
+                                       "latency_us_max", "timeout_us", "crash_delay_us_max",
+                                       "recovery_us")},
+    }

@@ -1,0 +1,311 @@
+"""The discrete-event scheduler: C closed-loop clients in virtual time.
+
+Each operation has three moments: *invoke* (the client asks), *dispatch*
+(the harness calls the backend, synchronously, in queue order) and
+*complete* (the client sees the answer). Random delays between them make
+operations overlap, so concurrent histories arise deterministically. The
+dispatch order is recorded on each op (``dispatch``) and is the witness
+order the checker tries first.
+
+Like Jepsen, a client whose op ended ``info`` continues under a new process
+id, so no process ever has two open operations.
+
+After every crash (and at the end) the harness probes the quiet store:
+count, exists and get of every id of the universe, and an exhaustive
+search. The probe ops are in the history, so the linearizability checker
+holds them to every acknowledged write; ``probe_findings`` holds the direct
+cross-checks between them (count = live ids = search length, ...).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from dst.backend import BackendConfig
+from dst.clock import VirtualClock
+from dst.faults import Boundary, FaultPlan, Outcome, error_value
+from dst.history import History
+from dst.rng import Rng
+from dst.scenario import FAULT_CLASSES, SeedParams
+from dst.workload import OpSpec, Workload
+
+# Bound on events per seed: a run that needs more is a harness bug, not a
+# long workload (each op schedules at most four events).
+EVENTS_PER_OP_MAX = 16
+
+
+@dataclass(eq=False, slots=True)
+class _Op:
+    client: int
+    process: int
+    spec: OpSpec
+    fault: str | None
+    invoke_us: int
+    state: str = "invoked"     # invoked | dispatched | done | abandoned | cancelled
+    dispatch: int | None = None
+    outcome: Outcome | None = None
+    completion: dict | None = None   # the history event that closed it
+    applied: Any = None
+
+
+@dataclass
+class SeedRun:
+    history: History
+    fired: dict[str, int]
+    probe_findings: list[dict[str, Any]] = field(default_factory=list)
+    crashes: int = 0
+
+
+class Scheduler:
+    def __init__(self, params: SeedParams, rng: Rng, factory: Callable[[BackendConfig], Any],
+                 config: BackendConfig, history: History):
+        self.p = params
+        self.s = params.scenario
+        self.factory = factory
+        self.config = config
+        self.history = history
+        self.clock = VirtualClock()
+        self.workload = Workload(params, rng.fork("workload"), history.table)
+        self.faults = FaultPlan(params.fault_ppm, rng.fork("faults"))
+        self.timing = rng.fork("timing")
+        self.boundary = Boundary(history.table, rng.fork("partial"))
+        self.client_rngs = [rng.fork(f"client-{c}") for c in range(self.s.clients)]
+        self.fired = {k: 0 for k in FAULT_CLASSES}
+        self.findings: list[dict[str, Any]] = []
+        self._queue: list[tuple[int, int, str, Any]] = []
+        self._seq = 0
+        self._dispatch_seq = 0
+        self._invoked = 0
+        self._next_process = self.s.clients
+        self._process = list(range(self.s.clients))  # client -> current process id
+        self._open: dict[int, _Op] = {}      # client -> its open op
+        self._inflight: list[_Op] = []        # ops whose dispatch may still come
+        self._crash_pending = False
+        self._crashes = 0
+        self.backend = factory(config)
+        self.has_maintenance = callable(getattr(self.backend, "maintenance", None))
+
+    # -- queue ------------------------------------------------------------
+    def _at(self, t: int, kind: str, payload: Any) -> None:
+        heapq.heappush(self._queue, (t, self._seq, kind, payload))
+        self._seq += 1
+
+    def _delay(self, hi: int) -> int:
+        return self.timing.between(0, hi) if hi > 0 else 0
+
+    # -- the run ------------------------------------------------------------
+    def run(self) -> SeedRun:
+        self._load_phase()
+        for c in range(self.s.clients):
+            self._at(self.clock.now_us + self._delay(self.s.think_us_max), "invoke", c)
+        budget = EVENTS_PER_OP_MAX * (self.s.ops + self.s.clients + 8)
+        steps = 0
+        while self._queue:
+            steps += 1
+            assert steps <= budget, "scheduler event budget exceeded"
+            t, _, kind, payload = heapq.heappop(self._queue)
+            self.clock.advance_to(t)
+            getattr(self, "_on_" + kind)(payload)
+        self._probe("final")
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001
+                self.findings.append({"kind": "close", "message": f"close() raised {exc!r}"})
+        return SeedRun(self.history, self.fired, self.findings, self._crashes)
+
+    def _load_phase(self) -> None:
+        n = self.s.load_items
+        if n <= 0:
+            return
+        w, rng = self.workload, self.client_rngs[0].fork("load")
+        ids = list(w.ids)
+        # Load uses the whole universe first, then numbered extras.
+        for i in range(len(ids), n):
+            ids.append(f"load{i}")
+        ids = ids[:n]
+        for start in range(0, n, self.s.load_batch):
+            items = [[i, w.pick_vector(rng)] for i in ids[start:start + self.s.load_batch]]
+            self._sync_op("load", "store_batch", {"items": items})
+        if self.has_maintenance:
+            self._sync_op("load", "maintenance", {"kind": "index"})
+
+    def _sync_op(self, process: Any, f: str, value: dict[str, Any]) -> Outcome:
+        """An op at quiescence: invoke, dispatch and complete, no faults."""
+        h = self.history
+        h.add(self.clock.now_us, process, "invoke", f, value)
+        d = self._dispatch_seq
+        self._dispatch_seq += 1
+        out = self.boundary.call(self.backend, f, value, None)
+        self.clock.advance_by(1)
+        h.add(self.clock.now_us, process, out.type, f, out.output, dispatch=d)
+        self.clock.advance_by(1)
+        return out
+
+    # -- events -------------------------------------------------------------
+    def _on_invoke(self, client: int) -> None:
+        if self._invoked >= self.s.ops:
+            return
+        self._invoked += 1
+        rng = self.client_rngs[client]
+        spec = self.workload.next_op(rng, self.has_maintenance)
+        fault = self.faults.op_fault(spec.f)
+        now = self.clock.now_us
+        process = self._process[client]
+        op = _Op(client, process, spec, fault, now)
+        self._open[client] = op
+        self.history.add(now, process, "invoke", spec.f, spec.value)
+        if self.faults.crash() and not self._crash_pending:
+            self._crash_pending = True
+            self._at(now + self._delay(self.s.crash_delay_us_max), "crash", None)
+        d1 = self._delay(self.s.dispatch_us_max)
+        if fault == "latency":
+            d1 += self.timing.between(1, self.s.latency_us_max)
+            self._nemesis("latency", {"process": process, "delay_us": d1})
+        if fault == "timeout":
+            self._at(now + self.s.timeout_us, "giveup", op)
+            if self.timing.below(3) == 0:
+                return  # never dispatched
+            d1 = self.timing.between(self.s.timeout_us // 2, 3 * self.s.timeout_us)
+        self._inflight.append(op)
+        self._at(now + d1, "dispatch", op)
+
+    def _on_dispatch(self, op: _Op) -> None:
+        if op.state not in ("invoked", "abandoned"):
+            return  # cancelled by a crash
+        self._inflight.remove(op)
+        if op.fault == "error":
+            self._nemesis("error", {"process": op.process})
+            op.outcome = Outcome("fail", {"error": "InjectedError", "message": "injected before dispatch"})
+            op.state = "dispatched"
+            self._at(self.clock.now_us + self._delay(self.s.complete_us_max), "complete", op)
+            return
+        op.dispatch = self._dispatch_seq
+        self._dispatch_seq += 1
+        out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault)
+        if op.fault == "lost-ack":
+            self._nemesis("lost-ack", {"process": op.process, "dispatch": op.dispatch})
+        if op.fault == "partial-write" and out.applied is not None:
+            self._nemesis("partial-write", {"process": op.process, "dispatch": op.dispatch,
+                                            "applied": out.applied})
+        if op.state == "abandoned":
+            # The client gave up already; record when the call really ran.
+            op.completion["dispatch"] = op.dispatch
+            op.state = "done"
+            return
+        op.outcome = out
+        op.state = "dispatched"
+        d2 = 1 + self._delay(self.s.complete_us_max)
+        if op.fault == "latency":
+            d2 += self.timing.between(0, self.s.latency_us_max)
+        self._at(self.clock.now_us + d2, "complete", op)
+
+    def _on_complete(self, op: _Op) -> None:
+        if op.state != "dispatched":
+            return
+        out = op.outcome
+        extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
+        op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.spec.f,
+                                         out.output, **extra)
+        op.state = "done"
+        self._finish(op, out.type)
+
+    def _on_giveup(self, op: _Op) -> None:
+        if op.state not in ("invoked", "dispatched"):
+            return
+        self._nemesis("timeout", {"process": op.process})
+        extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
+        op.completion = self.history.add(self.clock.now_us, op.process, "info", op.spec.f,
+                                         {"error": "Timeout", "message": "client gave up"}, **extra)
+        op.state = "abandoned" if op.state == "invoked" and op in self._inflight else "done"
+        self._finish(op, "info")
+
+    def _finish(self, op: _Op, type_: str) -> None:
+        if self._open.get(op.client) is op:
+            del self._open[op.client]
+        if type_ == "info":
+            self._fresh_process(op.client)
+        self._at(self.clock.now_us + self._delay(self.s.think_us_max), "invoke", op.client)
+
+    def _fresh_process(self, client: int) -> None:
+        """After an info op the client goes on as a new process (Jepsen)."""
+        self._process[client] = self._next_process
+        self._next_process += 1
+
+    def _nemesis(self, f: str, value: dict[str, Any]) -> None:
+        self.fired[f] += 1
+        self.history.add(self.clock.now_us, "nemesis", "info", f, value)
+
+    def _on_crash(self, _: Any) -> None:
+        self._crash_pending = False
+        self._crashes += 1
+        now = self.clock.now_us
+        self._nemesis("crash", {"crash": self._crashes})
+        # Ops dispatched and not completed: outcome unknown. Ops not yet
+        # dispatched: never will be, so they failed. Abandoned timeouts whose
+        # dispatch was still queued: dropped (their info already stands).
+        for client in sorted(self._open):
+            op = self._open[client]
+            if op.state == "dispatched" and op.dispatch is not None:
+                type_, err = "info", {"error": "Crashed", "message": "backend crashed in flight"}
+                extra = {"dispatch": op.dispatch}
+            elif op.state in ("invoked", "dispatched"):
+                type_, err, extra = "fail", {"error": "Crashed", "message": "crashed before dispatch"}, {}
+            else:
+                continue
+            op.state = "cancelled"
+            op.completion = self.history.add(now, op.process, type_, op.spec.f, err, **extra)
+            if type_ == "info":
+                self._fresh_process(op.client)
+        self._open.clear()
+        for op in self._inflight:
+            if op.state == "invoked":
+                op.state = "cancelled"
+            elif op.state == "abandoned":
+                op.state = "done"
+        self._inflight.clear()
+        # Drop the handle without close(), as a crash would, and reopen.
+        self.backend = None
+        self.backend = self.factory(replace(self.config, fresh=False))
+        self.clock.advance_by(self.s.recovery_us)
+        self._probe(f"crash-{self._crashes}")
+        # Every pending event belonged to the old handle or to a moment
+        # before recovery; each client starts again after the probe.
+        self._queue.clear()
+        for c in range(self.s.clients):
+            self._at(self.clock.now_us + self._delay(self.s.think_us_max), "invoke", c)
+
+    # -- quiescent probe ------------------------------------------------------
+    def _probe(self, when: str) -> None:
+        w = self.workload
+        p = "probe"
+        count = self._sync_op(p, "count", {})
+        live_exists, live_get = set(), set()
+        for i in w.ids:
+            e = self._sync_op(p, "exists", {"id": i})
+            g = self._sync_op(p, "get", {"id": i})
+            if e.output is True:
+                live_exists.add(i)
+            if g.type == "ok" and isinstance(g.output, int):
+                live_get.add(i)
+            if e.type == "ok" and g.type == "ok" and (e.output is True) != isinstance(g.output, int):
+                self.findings.append({"when": when, "kind": "exists-get",
+                                      "message": f"exists({i!r}) is {e.output} but get returned "
+                                                 f"{'a vector' if isinstance(g.output, int) else g.output}"})
+        s = self._sync_op(p, "search", {"vector": w.pool[0], "limit": len(w.ids) + 1})
+        if count.type == s.type == "ok" and isinstance(count.output, int) and isinstance(s.output, list):
+            found = [h[0] for h in s.output]
+            if count.output != len(live_exists):
+                self.findings.append({"when": when, "kind": "count",
+                                      "message": f"count() is {count.output} but exists() is true "
+                                                 f"for {len(live_exists)} ids"})
+            if sorted(found) != sorted(live_exists):
+                missing = sorted(live_exists - set(found))[:5]
+                extra = sorted(set(found) - live_exists)[:5]
+                self.findings.append({"when": when, "kind": "search",
+                                      "message": f"an exhaustive search returned {len(found)} ids, "
+                                                 f"{len(live_exists)} exist; missing {missing}, "
+                                                 f"unexpected {extra}"})

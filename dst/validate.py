@@ -1,0 +1,115 @@
+"""Input validation shared by the sim backend, the oracle and adapters.
+
+Every backend must raise ``InvalidInput`` for exactly the inputs these
+functions reject, *before* touching the store, so the oracle (which uses
+the same rules) stays in step with every backend.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+from dst.errors import InvalidInput
+
+ID_MAX_CHARS = 256  # DESIGN: ids are 1..256 Unicode scalar values
+
+
+def id_problem(id_: Any) -> str | None:
+    """Why ``id_`` is not a valid id, or None if it is."""
+    if not isinstance(id_, str):
+        return f"id must be a str, got {type(id_).__name__}"
+    if not id_:
+        return "id is empty"
+    if len(id_) > ID_MAX_CHARS:
+        return f"id has {len(id_)} characters, more than {ID_MAX_CHARS}"
+    if "\x00" in id_:
+        return "id contains a NUL character"
+    for ch in id_:
+        if "\ud800" <= ch <= "\udfff":
+            return f"id contains the lone surrogate U+{ord(ch):04X}"
+    return None
+
+
+def vector_problem(vector: Any, dim: int) -> str | None:
+    """Why ``vector`` is not a valid ``dim``-vector, or None if it is."""
+    try:
+        with np.errstate(all="ignore"):
+            arr = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError):
+        return "vector is not an array of numbers"
+    if arr.ndim != 1:
+        return f"vector must be one-dimensional, got shape {arr.shape}"
+    if arr.shape[0] != dim:
+        return f"vector has {arr.shape[0]} components, expected {dim}"
+    finite = np.isfinite(arr)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        return f"vector component {i} is {float(arr[i])!r}, not finite"
+    if not np.any(arr):
+        return "vector has zero norm"
+    return None
+
+
+def check_id(id_: Any) -> str:
+    problem = id_problem(id_)
+    if problem:
+        raise InvalidInput(problem)
+    return id_
+
+
+def check_vector(vector: Any, dim: int) -> np.ndarray:
+    """Validate and return the vector as a fresh float32 array."""
+    problem = vector_problem(vector, dim)
+    if problem:
+        raise InvalidInput(problem)
+    return np.array(vector, dtype=np.float32)
+
+
+def limit_problem(limit: Any) -> str | None:
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)):
+        return f"limit must be an integer, got {type(limit).__name__}"
+    if limit < 1:
+        return f"limit must be at least 1, got {int(limit)}"
+    return None
+
+
+def check_limit(limit: Any) -> int:
+    problem = limit_problem(limit)
+    if problem:
+        raise InvalidInput(problem)
+    return int(limit)
+
+
+def batch_problem(items: Iterable[tuple[Any, Any]], dim: int) -> str | None:
+    """Why a batch is invalid: the first bad item, or a repeated id."""
+    seen: set[str] = set()
+    for n, item in enumerate(items):
+        try:
+            id_, vector = item
+        except (TypeError, ValueError):
+            return f"batch item {n} is not an (id, vector) pair"
+        problem = id_problem(id_) or vector_problem(vector, dim)
+        if problem:
+            return f"batch item {n}: {problem}"
+        if id_ in seen:
+            return f"batch repeats id {id_!r}"
+        seen.add(id_)
+    return None
+
+
+def check_batch(items: Iterable[tuple[Any, Any]], dim: int) -> list[tuple[str, np.ndarray]]:
+    items = list(items)
+    problem = batch_problem(items, dim)
+    if problem:
+        raise InvalidInput(problem)
+    return [(id_, np.array(v, dtype=np.float32)) for id_, v in items]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity in float64 of two float32 vectors."""
+    a64 = a.astype(np.float64)
+    b64 = b.astype(np.float64)
+    return float(a64 @ b64 / (math.sqrt(a64 @ a64) * math.sqrt(b64 @ b64)))

@@ -1,0 +1,29 @@
+"""The only module that reads the wall clock.
+
+Used for ``--time-budget``, threads mode, benchmarks and report names.
+Its values never enter a deterministic history.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+
+def monotonic_s() -> float:
+    return time.perf_counter()
+
+
+def stamp() -> str:
+    """A UTC timestamp for naming report folders."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+class Deadline:
+    """A wall-clock budget; ``None`` seconds means no limit."""
+
+    def __init__(self, seconds: float | None):
+        self._end = None if seconds is None else time.perf_counter() + seconds
+
+    def expired(self) -> bool:
+        return self._end is not None and time.perf_counter() >= self._end

@@ -1,0 +1,203 @@
+"""Workloads: the vectors, ids and operations of one seed.
+
+Vectors come from a per-seed pool (so a history refers to each one once,
+and searches meet the same vectors again); ids from a universe with a hot
+and a cold range so operations collide. A small share of operations get a
+bad input, which every backend and the oracle must refuse as InvalidInput.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dst.history import VectorTable
+from dst.rng import Rng
+from dst.scenario import SeedParams
+from dst.validate import ID_MAX_CHARS
+
+# Ids that break naive escaping: quotes, backslashes, LIKE wildcards, SQL
+# fragments, non-ASCII and width extremes. Each gets a numeric suffix so
+# the universe has no duplicates.
+HOSTILE_STEMS = (
+    "'", '"', "\\", "%", "_", "%_%", "' OR '1'='1", "'; DROP TABLE t; --",
+    "a b", "\t", "ü", "日本語", "🙂", "$1", "?", "NULL", "{}", "[0]",
+    "col(\"id\") == ", "\u00a0", "x" * (ID_MAX_CHARS - 8),
+)
+
+# Bad inputs: each one an InvalidInput case from DESIGN.
+BAD_ID_KINDS = ("empty", "nul", "surrogate", "too-long")
+BAD_VECTOR_KINDS = ("wrong-dim", "nan", "inf", "zero")
+
+# Near-duplicate perturbation sizes, around score_eps (1e-4): some pairs
+# tie within eps, some are just above it.
+NEAR_DUP_SCALES = (1e-6, 2e-5, 5e-5, 2e-4, 5e-4)
+
+
+@dataclass(frozen=True, slots=True)
+class OpSpec:
+    """One operation to invoke: kind and input (vectors as table refs)."""
+
+    f: str
+    value: dict[str, Any]
+
+
+class Workload:
+    def __init__(self, params: SeedParams, rng: Rng, table: VectorTable):
+        self.params = params
+        self.s = params.scenario
+        self.dim = params.dim
+        self.table = table
+        self.rng = rng
+        self.ids = self._make_ids(rng.fork("ids"))
+        self.hot = self.ids[: self.s.hot_ids]
+        self.cold = self.ids[self.s.hot_ids:]
+        self.pool = self._make_pool(rng.fork("vectors"))
+        kinds = [k for k in self.params.op_weights if self.params.op_weights[k] > 0]
+        self.kinds = kinds
+        self.weights = [self.params.op_weights[k] for k in kinds]
+        self._bad = rng.fork("bad-inputs")
+
+    # -- setup --------------------------------------------------------------
+    def _make_ids(self, rng: Rng) -> list[str]:
+        n = self.s.hot_ids + self.s.cold_ids
+        ids: list[str] = []
+        for i in range(n):
+            if rng.chance(self.s.hostile_share_ppm):
+                ids.append(f"{rng.choice(HOSTILE_STEMS)}{i}")
+            else:
+                ids.append(f"k{i}")
+        return ids
+
+    def _make_pool(self, rng: Rng) -> list[int]:
+        """Vector refs of the pool, in a fixed order."""
+        g = rng.np
+        dim, kinds = self.dim, self.params.vector_kinds
+        centers = g.standard_normal((4, dim))
+        base: list[np.ndarray] = []
+        refs: list[int] = []
+        for i in range(self.s.vector_pool):
+            kind = rng.choice(kinds) if base else "gaussian"
+            if kind == "gaussian":
+                v = g.standard_normal(dim)
+            elif kind == "clustered":
+                v = centers[rng.below(4)] + 0.1 * g.standard_normal(dim)
+            elif kind == "duplicates":
+                # A scaled copy: the same direction, so exactly equal scores.
+                v = base[rng.below(len(base))] * rng.choice((1.0, 2.0, 0.5))
+            else:  # near-duplicates
+                src = base[rng.below(len(base))]
+                noise = g.standard_normal(dim)
+                scale = rng.choice(NEAR_DUP_SCALES)
+                v = src + scale * np.linalg.norm(src) * noise / max(np.linalg.norm(noise), 1e-12)
+            v32 = np.asarray(v, dtype=np.float32)
+            if not np.any(v32):  # never a zero vector in the valid pool
+                v32 = np.ones(dim, dtype=np.float32)
+            base.append(v32.astype(np.float64))
+            refs.append(self.table.ref(v32))
+        return refs
+
+    # -- drawing ------------------------------------------------------------
+    def pick_id(self, rng: Rng) -> str:
+        if not self.cold or rng.chance(self.s.hot_share_ppm):
+            return rng.choice(self.hot)
+        return rng.choice(self.cold)
+
+    def pick_ids(self, rng: Rng, n: int) -> list[str]:
+        n = min(n, len(self.ids))
+        chosen: list[str] = []
+        seen: set[str] = set()
+        # Bounded: at most 4n draws from the hot/cold mix, then fill in order.
+        for _ in range(4 * n):
+            if len(chosen) == n:
+                break
+            i = self.pick_id(rng)
+            if i not in seen:
+                seen.add(i)
+                chosen.append(i)
+        for i in self.ids:
+            if len(chosen) == n:
+                break
+            if i not in seen:
+                seen.add(i)
+                chosen.append(i)
+        return chosen
+
+    def pick_vector(self, rng: Rng) -> int:
+        return rng.choice(self.pool)
+
+    def next_op(self, rng: Rng, maintenance: bool) -> OpSpec:
+        """Draw one operation from the seed's mix, with a chance of bad input."""
+        s = self.s
+        while True:
+            f = rng.weighted(self.kinds, self.weights)
+            if f != "maintenance" or maintenance:
+                break
+            if len(self.kinds) == 1:
+                f = "store"
+                break
+        if f == "store":
+            value: dict[str, Any] = {"id": self.pick_id(rng), "vector": self.pick_vector(rng)}
+        elif f == "store_batch":
+            n = rng.between(s.batch_min, s.batch_max)
+            value = {"items": [[i, self.pick_vector(rng)] for i in self.pick_ids(rng, n)]}
+        elif f in ("delete", "get", "exists"):
+            value = {"id": self.pick_id(rng)}
+        elif f == "count":
+            value = {}
+        elif f == "search":
+            value = {"vector": self.pick_vector(rng), "limit": rng.between(s.limit_min, s.limit_max)}
+        else:
+            value = {"kind": rng.choice(s.maintenance_kinds)}
+        if rng.chance(s.invalid_ppm):
+            value = self._corrupt(f, value)
+        return OpSpec(f, value)
+
+    def _corrupt(self, f: str, value: dict[str, Any]) -> dict[str, Any]:
+        r = self._bad
+        value = dict(value)
+        if f in ("store", "delete", "get", "exists") and (f != "store" or r.below(2) == 0):
+            value["id"] = self.bad_id(r)
+        elif f == "store":
+            value["vector"] = self.bad_vector(r)
+        elif f == "search":
+            if r.below(2) == 0:
+                value["limit"] = r.choice((0, -1))
+            else:
+                value["vector"] = self.bad_vector(r)
+        elif f == "store_batch":
+            items = [list(it) for it in value["items"]] or [[self.hot[0], self.pool[0]]]
+            how = r.below(3)
+            if how == 0:      # the same id twice
+                items.append([items[0][0], self.pick_vector(r)])
+            elif how == 1:
+                items[r.below(len(items))][1] = self.bad_vector(r)
+            else:
+                items[r.below(len(items))][0] = self.bad_id(r)
+            value["items"] = items
+        return value
+
+    def bad_id(self, r: Rng) -> str:
+        kind = r.choice(BAD_ID_KINDS)
+        if kind == "empty":
+            return ""
+        if kind == "nul":
+            return "k\x00" + str(r.below(10))
+        if kind == "surrogate":
+            return "k\ud800"
+        return "k" * (ID_MAX_CHARS + 1)
+
+    def bad_vector(self, r: Rng) -> int:
+        kind = r.choice(BAD_VECTOR_KINDS)
+        v = np.array(self.table[self.pool[0]], dtype=np.float32)
+        if kind == "wrong-dim":
+            v = np.ones(self.dim + 1, dtype=np.float32)
+        elif kind == "nan":
+            v[r.below(self.dim)] = np.nan
+        elif kind == "inf":
+            v[r.below(self.dim)] = np.inf
+        else:
+            v = np.zeros(self.dim, dtype=np.float32)
+        return self.table.ref(v)

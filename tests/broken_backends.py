@@ -1,0 +1,240 @@
+"""Deliberately broken backends: each one bug the harness must catch.
+
+Every factory here is usable as ``--backend tests.broken_backends:NAME``.
+Each class is the correct sim backend with exactly one defect, so a test
+that catches it shows the checker catches *that* defect.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from backends.sim import SimBackend, _REGISTRY
+from dst.backend import BackendConfig, SearchHit
+from dst.errors import BackendError
+from dst.validate import check_batch, check_id, check_vector
+
+
+class LostWrite(SimBackend):
+    """Acknowledges every 5th single store without applying it."""
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        self._n = 0
+
+    def store(self, id, vector):
+        self._n += 1
+        if self._n % 5 == 0:
+            check_id(id)
+            check_vector(vector, self.dim)
+            return
+        super().store(id, vector)
+
+
+class StaleGet(SimBackend):
+    """get() returns the value an id had before its latest overwrite."""
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        self._previous: dict[str, np.ndarray] = {}
+
+    def store(self, id, vector):
+        old = self._data.get(id) if isinstance(id, str) else None
+        super().store(id, vector)
+        if old is not None:
+            self._previous[id] = old
+
+    def delete(self, id):
+        self._previous.pop(id, None) if isinstance(id, str) else None
+        return super().delete(id)
+
+    def get(self, id):
+        v = super().get(id)
+        if v is not None and id in self._previous:
+            return self._previous[id].copy()
+        return v
+
+
+class PhantomAfterDelete(SimBackend):
+    """Deleted ids keep coming back in search results."""
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        self._ghosts: dict[str, np.ndarray] = {}
+
+    def delete(self, id):
+        v = self._data.get(id) if isinstance(id, str) else None
+        existed = super().delete(id)
+        if existed and v is not None:
+            self._ghosts[id] = v
+        return existed
+
+    def store(self, id, vector):
+        super().store(id, vector)
+        self._ghosts.pop(id, None)
+
+    def search(self, query, limit):
+        hits = super().search(query, limit)
+        if self._ghosts and len(hits) < limit:
+            q = check_vector(query, self.dim).astype(np.float64)
+            for gid in sorted(self._ghosts):
+                if gid not in self._data and len(hits) < limit:
+                    g = self._ghosts[gid].astype(np.float64)
+                    hits.append(SearchHit(gid, float(q @ g / np.sqrt((q @ q) * (g @ g)))))
+            hits.sort(key=lambda h: (-h.score, h.id))
+        return hits
+
+
+class CountDrift(SimBackend):
+    """count() also counts deletes of ids that were not there."""
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        self._drift = 0
+
+    def delete(self, id):
+        existed = super().delete(id)
+        if not existed:
+            self._drift += 1
+        return existed
+
+    def count(self):
+        return super().count() - self._drift
+
+
+class OffByOneTopK(SimBackend):
+    """search() returns one hit too few when it should return two or more."""
+
+    def search(self, query, limit):
+        hits = super().search(query, limit)
+        return hits[:-1] if len(hits) >= 2 else hits
+
+
+class RescaledScores(SimBackend):
+    """Scores rescaled to [0, 1] ((cos + 1) / 2) instead of raw cosine."""
+
+    def search(self, query, limit):
+        return [SearchHit(h.id, (h.score + 1.0) / 2.0) for h in super().search(query, limit)]
+
+
+class LostOnReopen(SimBackend):
+    """Reopening after a crash loses the last acknowledged write."""
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        last = _LAST_WRITE.get(self._key)
+        if not config.fresh and last is not None:
+            self._data.pop(last, None)
+        _LAST_WRITE.pop(self._key, None)
+
+    def store(self, id, vector):
+        super().store(id, vector)
+        _LAST_WRITE[self._key] = id
+
+    def store_batch(self, items):
+        items = list(items)
+        super().store_batch(items)
+        if items:
+            _LAST_WRITE[self._key] = items[-1][0]
+
+
+_LAST_WRITE: dict[tuple[str, str], str] = {}
+
+
+class DuplicateOnUpsert(SimBackend):
+    """An upsert of an existing id adds a second row instead of replacing."""
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        self._dups: dict[str, np.ndarray] = {}
+
+    def store(self, id, vector):
+        if isinstance(id, str) and id in self._data:
+            check_vector(vector, self.dim)
+            self._dups[id] = np.array(vector, dtype=np.float32)
+            return
+        super().store(id, vector)
+
+    def delete(self, id):
+        existed = super().delete(id)
+        if isinstance(id, str):
+            self._dups.pop(id, None)
+        return existed
+
+    def count(self):
+        return super().count() + len(self._dups)
+
+    def search(self, query, limit):
+        hits = super().search(query, limit + len(self._dups))
+        q = check_vector(query, self.dim).astype(np.float64)
+        for did in sorted(self._dups):
+            g = self._dups[did].astype(np.float64)
+            hits.append(SearchHit(did, float(q @ g / np.sqrt((q @ q) * (g @ g)))))
+        hits.sort(key=lambda h: (-h.score, h.id))
+        return hits[:limit]
+
+
+class NonAtomicBatch(SimBackend):
+    """Claims atomic batches, but every 3rd batch of 2+ fails half-way."""
+
+    atomic_batches = True
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        self._n = 0
+
+    def store_batch(self, items: Iterable):
+        items = check_batch(items, self.dim)
+        if len(items) >= 2:
+            self._n += 1
+            if self._n % 3 == 0:
+                half = items[: len(items) // 2]
+                super().store_batch(half)
+                raise BackendError("connection lost during batch")
+        super().store_batch(items)
+
+
+class AcceptsZeroVector(SimBackend):
+    """Stores a zero vector instead of refusing it."""
+
+    def store(self, id, vector):
+        arr = np.asarray(vector, dtype=np.float32)
+        if arr.shape == (self.dim,) and not np.any(arr):
+            check_id(id)
+            self._live()[id] = arr.copy()
+            self._cache = None
+            return
+        super().store(id, vector)
+
+    def _matrix(self):
+        ids, m = super()._matrix()
+        return ids, np.nan_to_num(m)
+
+
+BROKEN = {
+    "lost_write": LostWrite,
+    "stale_get": StaleGet,
+    "phantom_after_delete": PhantomAfterDelete,
+    "count_drift": CountDrift,
+    "off_by_one_topk": OffByOneTopK,
+    "rescaled_scores": RescaledScores,
+    "lost_on_reopen": LostOnReopen,
+    "duplicate_on_upsert": DuplicateOnUpsert,
+    "non_atomic_batch": NonAtomicBatch,
+    "accepts_zero_vector": AcceptsZeroVector,
+}
+
+
+def _factory(cls):
+    def open_backend(config: BackendConfig):
+        b = cls(config)
+        b.name = f"broken:{cls.__name__}"
+        return b
+    open_backend.__name__ = cls.__name__
+    return open_backend
+
+
+for _name, _cls in BROKEN.items():
+    globals()[_name] = _factory(_cls)
