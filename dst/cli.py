@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-budget", type=_seconds, help="stop starting seeds after this many seconds")
     run.add_argument("--jobs", type=_positive, default=1, help="local worker processes")
     run.add_argument("--junit", help="also write JUnit XML here")
+    run.add_argument("--fail-fast", action="store_true", help="stop at the first seed that does not pass")
 
     rep = sub.add_parser("replay", help="re-run one recorded case and compare")
     _common(rep)
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -166,8 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dst.scenario import FAULT_CLASSES
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False, quiet=args.quiet)
-    out = Console(highlight=False)
+    console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True)
     scenario = _load_scenario(args)
     factory = resolve_backend(args.backend)
     if args.jobs != 1:
@@ -211,6 +212,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     first_fail = (result, history)
             progress.update(task, advance=1,
                             description=f"{scenario.name} on {args.backend}: seed {seed} {result.verdict}")
+            if args.fail_fast and result.verdict != "ok":
+                stopped_early = True
+                break
     elapsed = wallclock.monotonic_s() - started
 
     shown = first_fail[1] if first_fail else last_history
@@ -259,7 +263,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _print_summary(console, summary, results, elapsed)
     if stopped_early:
-        console.print(f"time budget reached: ran {len(results)} of {len(seeds)} seeds")
+        why = "stopped at the first failing seed" if args.fail_fast and first_fail else "time budget reached"
+        console.print(f"{why}: ran {len(results)} of {len(seeds)} seeds", markup=False)
     if first_fail is not None:
         r = first_fail[0]
         _print_violation(console, r)
@@ -325,7 +330,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from dst.runner import replay_config, run_seed
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False, quiet=args.quiet)
+    console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
     recorded: bytes | None = None
     if args.file and args.seed is not None:
         raise UsageError("dst replay: give a FILE or --seed N, not both")

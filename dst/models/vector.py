@@ -144,7 +144,7 @@ class VectorModel:
     def true_scores(self, qref: int) -> list[float]:
         """Cosine of query ``qref`` with every table vector (float64)."""
         s = self._scores.get(qref)
-        if s is None:
+        if s is None or len(s) < len(self.vectors):  # new, or the table grew
             if self._unit is None or self._unit.shape[0] < len(self.vectors):
                 self._build_unit()
             q = np.asarray(self.vectors[qref], dtype=np.float64)

@@ -1,0 +1,134 @@
+"""Command-line behaviour: exit codes, one-line errors, reports."""
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+DST = str(Path(sys.executable).parent / "dst")
+
+
+def dst(*argv, cwd):
+    env = dict(os.environ)
+    return subprocess.run([DST, *argv], cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--scenario", "nope"], "unknown scenario 'nope'"),
+    (["run", "--seeds", "abc"], "--seeds: expected a whole number, got 'abc'"),
+    (["run", "--seeds", "0"], "--seeds: expected a number of at least 1, got 0"),
+    (["run", "--backend", "nope"], "unknown backend 'nope'"),
+    (["run", "--backend", "no_such_pkg.mod:open"], "cannot import 'no_such_pkg'"),
+    (["run", "--backend", "tests.broken_backends:nothing_here"], "has no callable 'nothing_here'"),
+    (["run", "--shard", "3/2"], "shard I/N needs 1 <= I <= N"),
+    (["run", "--opt", "novalue"], "expected KEY=VALUE"),
+    (["run", "--concurrency", "threads"], "threads is not available yet"),
+    (["replay", "missing.jsonl"], "no such file 'missing.jsonl'"),
+    (["replay"], "give a history FILE or --seed N"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ([], "name a command"),
+])
+def test_bad_usage_is_one_line_and_exit_2(argv, message, tmp_path):
+    p = dst(*argv, cwd=ROOT if "tests.broken" in " ".join(argv) else tmp_path)
+    assert p.returncode == 2, p
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert message in lines[0]
+    assert "Traceback" not in p.stderr
+
+
+def test_replay_of_a_file_that_is_not_a_history(tmp_path):
+    bad = tmp_path / "x.jsonl"
+    bad.write_text("hello\n")
+    p = dst("replay", str(bad), cwd=tmp_path)
+    assert p.returncode == 2 and "x.jsonl:1: not JSON" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_run_passes_and_writes_reports(in_tmp, capsys):
+    assert run_cli("run", "--seeds", "5", "--scenario", "crash") == 0
+    (run_dir,) = list((in_tmp / "reports").iterdir())
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["verdict"] == "ok" and result["exit_code"] == 0
+    assert result["fault_counts"]["crash"] > 0
+    assert (run_dir / "history.jsonl").stat().st_size > 0
+    err = capsys.readouterr().err
+    assert "PASS" in err and "fault crash" in err
+
+
+def test_unfired_fault_class_exits_4_naming_it(in_tmp, capsys):
+    sc = in_tmp / "rare.toml"
+    sc.write_text('ops_per_seed = 20\n[ops]\nstore = 1\n[faults]\ncrash = 0.000001\nlatency = 0.5\n')
+    assert run_cli("run", "--scenario", str(sc), "--seeds", "2") == 4
+    err = capsys.readouterr().err
+    assert "fault class crash enabled but never fired in 2 seeds" in err
+
+
+def test_unknown_verdict_exits_3(in_tmp, capsys):
+    assert run_cli("run", "--backend", "tests.broken_backends:lost_write", "--seeds", "1",
+                   "--budget-steps", "1") == 3
+    assert "budget" in capsys.readouterr().err
+
+
+def test_violation_beats_unknown_and_unfired(in_tmp, capsys):
+    sc = in_tmp / "rare.toml"
+    sc.write_text('ops_per_seed = 60\n[ops]\nstore = 5\nget = 5\ncount = 1\n[faults]\ncrash = 0.000001\n')
+    assert run_cli("run", "--scenario", str(sc), "--seeds", "3",
+                   "--backend", "tests.broken_backends:lost_write") == 1
+
+
+def test_shards_are_disjoint_and_cover(in_tmp, capsys):
+    seen = []
+    for i in (1, 2, 3):
+        assert run_cli("run", "--seeds", "10", "--seed", "100", "--shard", f"{i}/3", "--ops", "30",
+                       "--quiet", "--report-dir", f"r{i}") in (0, 4)
+        (d,) = list((in_tmp / f"r{i}").iterdir())
+        seen.append(json.loads((d / "result.json").read_text())["seeds"])
+    flat = sorted(s for part in seen for s in part)
+    assert flat == list(range(100, 110))
+    assert all(set(a).isdisjoint(b) for a in seen for b in seen if a is not b)
+
+
+def test_junit_has_one_case_per_seed_and_the_replay(in_tmp, capsys):
+    junit = in_tmp / "out" / "junit.xml"
+    assert run_cli("run", "--backend", "tests.broken_backends:count_drift", "--seeds", "4",
+                   "--junit", str(junit), "--quiet") == 1
+    root = ET.parse(junit).getroot()
+    cases = root.findall("testcase")
+    assert len(cases) == 4 and root.get("tests") == "4"
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert failed and "dst replay --seed" in failed[0].find("failure").text
+
+
+def test_replay_by_seed_without_recording(in_tmp, capsys):
+    assert run_cli("replay", "--seed", "3", "--scenario", "crud") == 0
+    assert "no recording to compare" in capsys.readouterr().err
+
+
+def test_replay_detects_divergence(in_tmp, capsys):
+    assert run_cli("run", "--seeds", "1", "--scenario", "crud", "--quiet") == 0
+    (d,) = list((in_tmp / "reports").iterdir())
+    lines = (d / "history.jsonl").read_text().splitlines()
+    # Tamper with one event's time: the replay must say where it diverged.
+    idx = next(i for i, l in enumerate(lines) if '"index":7,' in l)
+    rec = json.loads(lines[idx])
+    rec["time"] += 1
+    lines[idx] = json.dumps(rec, separators=(",", ":"))
+    (d / "history.jsonl").write_text("\n".join(lines) + "\n")
+    assert run_cli("replay", str(d / "history.jsonl")) == 5
+    assert "diverged at op 7" in capsys.readouterr().err
+
+
+def test_readme_commands_are_what_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_cmd = [l for l in ci.splitlines() if l.startswith("python3 -m venv")][0]
+    assert test_cmd in readme
+    assert "pytest" in test_cmd
+    assert ".venv/bin/dst run" in readme
