@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(rep)
     rep.add_argument("file", nargs="?", help="a history.jsonl written by dst run")
     rep.add_argument("--seed", type=_seed, help="replay this seed of --scenario instead of a file")
+    bench = sub.add_parser("bench", help="harness benchmarks (checked ops/s on sim)")
+    bench.add_argument("--scenario", action="append", help="scenario(s) to time (default: default, crud)")
+    bench.add_argument("--seeds", type=_positive, default=200, help="seeds per scenario (default: 200)")
+    bench.add_argument("--quick", action="store_true", help="50 seeds per scenario")
+    bench.add_argument("--report-dir", default="reports")
     return top
 
 
@@ -129,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("dst: name a command: run, replay (see dst --help)")
+            raise UsageError("dst: name a command: run, replay, bench (see dst --help)")
+        if args.command == "bench":
+            return cmd_bench(args)
         if args.concurrency == "threads":
             raise UsageError("dst: --concurrency threads is not available yet; use --concurrency sim")
         if args.command == "run":
@@ -321,6 +328,16 @@ def _print_violation(console, r) -> None:
                       f"-> {op['output']!r}", markup=False, soft_wrap=True)
         console.print(f"  state there: {v['state']}", markup=False, soft_wrap=True)
     console.print(f"  why: {v['message']}", markup=False, soft_wrap=True)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dst.bench import run_bench
+    from rich.console import Console
+    console = Console(highlight=False, soft_wrap=True)
+    seeds = 50 if args.quick else args.seeds
+    _, path = run_bench(args.report_dir, args.scenario or ["default", "crud"], seeds, console)
+    console.print(f"wrote {path}", markup=False)
+    return EXIT_OK
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 
 from dst.errors import BackendError, InvalidInput
 from dst.history import VectorTable
-from dst.rng import Rng
+from dst.rng import PPM, Rng
 from dst.scenario import FAULT_CLASSES
 from dst.validate import batch_problem
 
@@ -42,18 +42,32 @@ class FaultPlan:
     def __init__(self, fault_ppm: dict[str, int], rng: Rng):
         self.ppm = {k: fault_ppm.get(k, 0) for k in FAULT_CLASSES}
         self.rng = rng
+        self._bands: list[tuple[str, int]] = []
+        edge = 0
+        for k in OP_FAULTS:
+            if self.ppm[k] > 0:
+                edge += self.ppm[k]
+                self._bands.append((k, edge))
+        self._total = edge
 
     def enabled(self) -> list[str]:
         return [k for k in FAULT_CLASSES if self.ppm[k] > 0]
 
     def op_fault(self, f: str) -> str | None:
-        """Which fault this op gets. Always draws the same number of times."""
-        hit = None
-        for k in OP_FAULTS:
-            fired = self.rng.chance(self.ppm[k])
-            if hit is None and fired and (k != "partial-write" or f == "store_batch"):
-                hit = k
-        return hit
+        """Which fault this op gets: one draw, each class a band of it.
+
+        The bands are exclusive (an op gets one fault at most), so each class
+        fires with exactly its rate; rates adding up past 1 are scaled down.
+        ``partial-write`` only applies to store_batch; other ops drawing its
+        band get no fault.
+        """
+        if self._total == 0:
+            return None
+        x = self.rng.below(max(self._total, PPM))
+        for k, hi in self._bands:
+            if x < hi:
+                return k if (k != "partial-write" or f == "store_batch") else None
+        return None
 
     def crash(self) -> bool:
         return self.rng.chance(self.ppm["crash"])

@@ -45,15 +45,19 @@ class Rng:
         """A named child, independent of how much this one has drawn."""
         return Rng(derive_seed(self.seed, name))
 
+    # _randbelow is what randrange uses after its argument checks: integer
+    # rejection sampling on getrandbits, no floats. Called directly because
+    # these draws are on the hot path of every simulated op.
+
     def below(self, n: int) -> int:
         """Uniform integer in [0, n)."""
         assert n > 0, n
-        return self._r.randrange(n)
+        return self._r._randbelow(n)
 
     def between(self, lo: int, hi: int) -> int:
         """Uniform integer in [lo, hi], both ends included."""
         assert lo <= hi, (lo, hi)
-        return self._r.randrange(lo, hi + 1)
+        return lo + self._r._randbelow(hi - lo + 1)
 
     def chance(self, ppm: int) -> bool:
         """True with probability ppm / 1e6."""
@@ -61,16 +65,16 @@ class Rng:
             return False
         if ppm >= PPM:
             return True
-        return self._r.randrange(PPM) < ppm
+        return self._r._randbelow(PPM) < ppm
 
     def choice(self, items: Sequence[T]) -> T:
-        return items[self._r.randrange(len(items))]
+        return items[self._r._randbelow(len(items))]
 
     def weighted(self, items: Sequence[T], weights: Sequence[int]) -> T:
         """Pick by integer weights (at least one positive)."""
         total = sum(weights)
         assert total > 0, weights
-        x = self._r.randrange(total)
+        x = self._r._randbelow(total)
         for item, w in zip(items, weights):
             if x < w:
                 return item

@@ -8,6 +8,7 @@ the same rules) stays in step with every backend.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable
 
 import numpy as np
@@ -27,28 +28,37 @@ def id_problem(id_: Any) -> str | None:
         return f"id has {len(id_)} characters, more than {ID_MAX_CHARS}"
     if "\x00" in id_:
         return "id contains a NUL character"
-    for ch in id_:
-        if "\ud800" <= ch <= "\udfff":
-            return f"id contains the lone surrogate U+{ord(ch):04X}"
+    if not id_.isascii():
+        m = _SURROGATE.search(id_)
+        if m:
+            return f"id contains the lone surrogate U+{ord(m.group()):04X}"
     return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def vector_problem(vector: Any, dim: int) -> str | None:
     """Why ``vector`` is not a valid ``dim``-vector, or None if it is."""
-    try:
-        with np.errstate(all="ignore"):
-            arr = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError):
-        return "vector is not an array of numbers"
+    if type(vector) is np.ndarray and vector.dtype == np.float32:
+        arr = vector  # the common case: no conversion
+    else:
+        try:
+            with np.errstate(all="ignore"):
+                arr = np.asarray(vector, dtype=np.float32)
+        except (TypeError, ValueError):
+            return "vector is not an array of numbers"
     if arr.ndim != 1:
         return f"vector must be one-dimensional, got shape {arr.shape}"
     if arr.shape[0] != dim:
         return f"vector has {arr.shape[0]} components, expected {dim}"
-    finite = np.isfinite(arr)
-    if not finite.all():
+    # A float64 sum of float32 values cannot overflow, and any inf or nan
+    # makes it non-finite: one pass tells whether every component is finite.
+    if not math.isfinite(arr.sum(dtype=np.float64)):
+        finite = np.isfinite(arr)
         i = int(np.argmin(finite))
         return f"vector component {i} is {float(arr[i])!r}, not finite"
-    if not np.any(arr):
+    if not arr.any():
         return "vector has zero norm"
     return None
 

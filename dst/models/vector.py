@@ -64,6 +64,7 @@ class VectorModel:
         self.exact = exact
         self._unit: np.ndarray | None = None
         self._scores: dict[int, list[float]] = {}
+        self._problems: dict[int, str | None] = {}
 
     # -- the model --------------------------------------------------------
     def init(self) -> VectorState:
@@ -237,14 +238,14 @@ class VectorModel:
                     continue
             elif f == "store":
                 inp = ("store", v.get("id"), v.get("vector"),
-                       id_problem(v.get("id")) or vector_problem(self._vec(v.get("vector")), self.dim))
+                       id_problem(v.get("id")) or self._vec_problem(v.get("vector")))
             elif f in ("delete", "get", "exists"):
                 inp = (f, v.get("id"), id_problem(v.get("id")))
             elif f == "count":
                 inp = ("count", None)
             elif f == "search":
                 inp = ("search", v.get("vector"), v.get("limit"),
-                       vector_problem(self._vec(v.get("vector")), self.dim) or limit_problem(v.get("limit")))
+                       self._vec_problem(v.get("vector")) or limit_problem(v.get("limit")))
             elif f == "maintenance":
                 inp = ("maintenance", None)
             else:
@@ -253,6 +254,14 @@ class VectorModel:
                 continue  # an unseen read constrains nothing
             ops.append(Operation(len(ops), p.process, inp[0], inp, out, p.call, ret, p.dispatch, p.index))
         return ops
+
+    def _vec_problem(self, ref: Any) -> str | None:
+        """vector_problem for a table ref, computed once per ref."""
+        if not isinstance(ref, int):
+            return vector_problem(self._vec(ref), self.dim)
+        if ref not in self._problems:
+            self._problems[ref] = vector_problem(self._vec(ref), self.dim)
+        return self._problems[ref]
 
     def _vec(self, ref: Any) -> Any:
         if isinstance(ref, int) and 0 <= ref < len(self.vectors):
