@@ -169,7 +169,7 @@ def _seed_list(args: argparse.Namespace) -> list[int]:
 def cmd_run(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
     from dst.reports import new_run_dir, write_json, write_junit
-    from dst.runner import run_seed
+    from dst.runner import run_seeds
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
     from dst.scenario import FAULT_CLASSES
     from rich.console import Console
@@ -178,8 +178,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Console(highlight=False, soft_wrap=True)
     scenario = _load_scenario(args)
     factory = resolve_backend(args.backend)
-    if args.jobs != 1:
-        raise UsageError("dst run: --jobs above 1 is not available yet")
     options = dict(args.opt)
     seeds = _seed_list(args)
     label = f"{scenario.name}-{_safe(args.backend)}-s{args.seed}"
@@ -198,15 +196,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = _progress(console)
     with progress:
         task = progress.add_task(f"{scenario.name} on {args.backend}", total=len(seeds))
-        for seed in seeds:
-            if deadline.expired():
-                stopped_early = True
-                break
-            result, history = run_seed(scenario, seed, args.backend, location=args.location,
-                                       options=options, token=token, factory=factory,
-                                       budget_steps=budget)
+        for result, history in run_seeds(scenario, seeds, args.backend, jobs=args.jobs,
+                                         deadline=deadline, location=args.location,
+                                         options=options, token=token, factory=factory,
+                                         budget_steps=budget):
+            seed = result.seed
             results.append(result)
-            last_history = history
+            if history is not None:
+                last_history = history
             for k, v in result.fired.items():
                 fired[k] += v
             enabled.update(result.enabled)
@@ -223,6 +220,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 stopped_early = True
                 break
     elapsed = wallclock.monotonic_s() - started
+    if len(results) < len(seeds) and not stopped_early:
+        stopped_early = True  # the time budget stopped new seeds
 
     shown = first_fail[1] if first_fail else last_history
     if shown is not None:

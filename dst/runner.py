@@ -173,3 +173,50 @@ def _scenario_raw(cfg: dict[str, Any]) -> dict[str, Any]:
                                        "latency_us_max", "timeout_us", "crash_delay_us_max",
                                        "recovery_us")},
     }
+
+
+def run_seeds(scenario: Scenario, seeds: list[int], backend: str, *, jobs: int = 1,
+              deadline: Any = None, **kw: Any):
+    """Yield ``(SeedResult, History | None)`` for each seed, in seed order.
+
+    With ``jobs > 1`` seeds run in local worker processes; results are the
+    same as in one process (each seed is independent and deterministic).
+    The history comes back for seeds that did not pass and for the last
+    seed; otherwise it is None in worker mode. Stops submitting new seeds
+    once ``deadline.expired()``.
+    """
+    if jobs <= 1:
+        for seed in seeds:
+            if deadline is not None and deadline.expired():
+                return
+            yield run_seed(scenario, seed, backend, **kw)
+        return
+    import concurrent.futures as cf
+    from collections import deque
+
+    kw.pop("factory", None)  # workers resolve the backend themselves
+    last = seeds[-1] if seeds else None
+    with cf.ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending: deque = deque()
+        it = iter(seeds)
+        try:
+            while True:
+                while len(pending) < 2 * jobs and not (deadline is not None and deadline.expired()):
+                    seed = next(it, None)
+                    if seed is None:
+                        break
+                    pending.append(pool.submit(_seed_worker, scenario, seed, backend, seed == last, kw))
+                if not pending:
+                    return
+                result, data = pending.popleft().result()
+                yield result, (History.from_bytes(data) if data is not None else None)
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def _seed_worker(scenario: Scenario, seed: int, backend: str, want_history: bool,
+                 kw: dict[str, Any]) -> tuple[SeedResult, bytes | None]:
+    result, history = run_seed(scenario, seed, backend, **kw)
+    keep = want_history or result.verdict != "ok"
+    return result, (history.to_bytes() if keep else None)

@@ -132,3 +132,28 @@ def test_readme_commands_are_what_ci_runs():
     assert test_cmd in readme
     assert "pytest" in test_cmd
     assert ".venv/bin/dst run" in readme
+
+
+def _result(d):
+    (run_dir,) = [p for p in d.iterdir()]
+    return json.loads((run_dir / "result.json").read_text()), run_dir
+
+
+def test_jobs_give_the_same_results_as_one_process(in_tmp, capsys):
+    argv = ["run", "--seeds", "24", "--backend", "tests.broken_backends:stale_get", "--quiet"]
+    assert run_cli(*argv, "--report-dir", "one") == 1
+    assert run_cli(*argv, "--jobs", "2", "--report-dir", "two") == 1
+    a, da = _result(in_tmp / "one")
+    b, db = _result(in_tmp / "two")
+    assert a["results"] == b["results"] and a["fault_counts"] == b["fault_counts"]
+    assert (da / "history.jsonl").read_bytes() == (db / "history.jsonl").read_bytes()
+    assert sorted(p.name for p in (da / "histories").iterdir()) == \
+        sorted(p.name for p in (db / "histories").iterdir())
+
+
+def test_time_budget_stops_cleanly_and_reports_what_ran(in_tmp, capsys):
+    code = run_cli("run", "--seeds", "100000", "--time-budget", "1", "--ops", "20")
+    assert code in (0, 4)
+    res, _ = _result(in_tmp / "reports")
+    assert res["stopped_early"] and 0 < len(res["results"]) < 100000
+    assert "time budget reached" in capsys.readouterr().err
