@@ -11,6 +11,7 @@ reopened with ``fresh=False`` finds exactly the acknowledged state.
 
 from __future__ import annotations
 
+import threading
 from typing import Iterable
 
 import numpy as np
@@ -19,8 +20,25 @@ from dst.backend import BackendConfig, SearchHit
 from dst.errors import BackendError
 from dst.validate import check_batch, check_id, check_limit, check_vector
 
-# (location, namespace) -> {id: float32 vector}. Only this module writes it.
-_REGISTRY: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+class _Store:
+    """One namespace's durable state, shared by every handle opened on it.
+
+    The lock makes each call atomic when several handles are used from
+    threads (threads mode); ``version`` tells handles their search matrix
+    is out of date after another handle wrote.
+    """
+
+    __slots__ = ("data", "version", "lock", "matrix")
+
+    def __init__(self) -> None:
+        self.data: dict[str, np.ndarray] = {}
+        self.version = 0
+        self.lock = threading.RLock()
+        self.matrix: tuple[int, list[str], np.ndarray] | None = None
+
+
+# (location, namespace) -> its store. Only this module writes it.
+_REGISTRY: dict[tuple[str, str], _Store] = {}
 
 
 class SimBackend:
@@ -36,44 +54,52 @@ class SimBackend:
         if config.fresh or self._key not in _REGISTRY:
             # Every namespace in the registry was made by this module, so a
             # fresh open may reset it.
-            _REGISTRY[self._key] = {}
-        self._data = _REGISTRY[self._key]
-        self._cache: tuple[list[str], np.ndarray] | None = None
+            _REGISTRY[self._key] = _Store()
+        self._store = _REGISTRY[self._key]
         self._closed = False
+
+    @property
+    def _data(self) -> dict[str, np.ndarray]:
+        return self._store.data
 
     # -- writes ---------------------------------------------------------
     def store(self, id: str, vector: np.ndarray) -> None:
         check_id(id)
         v = check_vector(vector, self.dim)
-        self._live()[id] = v
-        self._cache = None
+        st = self._live()
+        with st.lock:
+            st.data[id] = v
+            st.version += 1
 
     def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         checked = check_batch(items, self.dim)
-        data = self._live()
-        for id_, v in checked:
-            data[id_] = v
-        self._cache = None
+        st = self._live()
+        with st.lock:
+            for id_, v in checked:
+                st.data[id_] = v
+            st.version += 1
 
     def delete(self, id: str) -> bool:
         check_id(id)
-        existed = self._live().pop(id, None) is not None
-        if existed:
-            self._cache = None
+        st = self._live()
+        with st.lock:
+            existed = st.data.pop(id, None) is not None
+            if existed:
+                st.version += 1
         return existed
 
     # -- reads ----------------------------------------------------------
     def get(self, id: str) -> np.ndarray | None:
         check_id(id)
-        v = self._live().get(id)
+        v = self._live().data.get(id)
         return None if v is None else v.copy()
 
     def exists(self, id: str) -> bool:
         check_id(id)
-        return id in self._live()
+        return id in self._live().data
 
     def count(self) -> int:
-        return len(self._live())
+        return len(self._live().data)
 
     def search(self, query: np.ndarray, limit: int) -> list[SearchHit]:
         q = check_vector(query, self.dim).astype(np.float64)
@@ -89,7 +115,6 @@ class SimBackend:
 
     def close(self) -> None:
         self._closed = True
-        self._cache = None
 
     def drop(self) -> None:
         """Forget this namespace (the harness created it)."""
@@ -97,22 +122,24 @@ class SimBackend:
         self._closed = True
 
     # -- internals --------------------------------------------------------
-    def _live(self) -> dict[str, np.ndarray]:
+    def _live(self) -> _Store:
         if self._closed:
             raise BackendError("sim backend handle is closed")
-        return self._data
+        return self._store
 
     def _matrix(self) -> tuple[list[str], np.ndarray]:
-        if self._cache is None:
-            data = self._live()
-            ids = sorted(data)
-            if ids:
-                m = np.stack([data[i] for i in ids]).astype(np.float64)
-                m /= np.sqrt(np.einsum("ij,ij->i", m, m))[:, None]
-            else:
-                m = np.zeros((0, self.dim))
-            self._cache = (ids, m)
-        return self._cache
+        st = self._live()
+        with st.lock:
+            cached = st.matrix
+            if cached is None or cached[0] != st.version:
+                ids = sorted(st.data)
+                if ids:
+                    m = np.stack([st.data[i] for i in ids]).astype(np.float64)
+                    m /= np.sqrt(np.einsum("ij,ij->i", m, m))[:, None]
+                else:
+                    m = np.zeros((0, self.dim))
+                cached = st.matrix = (st.version, ids, m)
+        return cached[1], cached[2]
 
 
 def open_backend(config: BackendConfig) -> SimBackend:

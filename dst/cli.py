@@ -18,6 +18,8 @@ from dst import wallclock
 from dst.errors import DstError, UsageError
 from dst.history import History, HistoryFormatError, first_difference
 
+DEFAULT_BACKEND = "lance"  # the embedded default: LanceDB in a local folder
+
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_UNKNOWN, EXIT_UNFIRED, EXIT_DIVERGED = 0, 1, 2, 3, 4, 5
 
 
@@ -87,8 +89,8 @@ def _opt(text: str) -> tuple[str, Any]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="sim",
-                   help="sim, lance, pgvector, or package.module:factory (default: sim)")
+    p.add_argument("--backend", default=None,
+                   help=f"sim, lance, pgvector, or package.module:factory (default: {DEFAULT_BACKEND})")
     p.add_argument("--location", help="directory or DSN for the backend")
     p.add_argument("--opt", action="append", type=_opt, default=[], metavar="KEY=VALUE",
                    help="backend option (repeatable)")
@@ -137,8 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("dst: name a command: run, replay, bench (see dst --help)")
         if args.command == "bench":
             return cmd_bench(args)
-        if args.concurrency == "threads":
-            raise UsageError("dst: --concurrency threads is not available yet; use --concurrency sim")
         if args.command == "run":
             return cmd_run(args)
         return cmd_replay(args)
@@ -176,6 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
     out = Console(highlight=False, soft_wrap=True)
+    args.backend = args.backend or DEFAULT_BACKEND
     scenario = _load_scenario(args)
     factory = resolve_backend(args.backend)
     options = dict(args.opt)
@@ -199,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for result, history in run_seeds(scenario, seeds, args.backend, jobs=args.jobs,
                                          deadline=deadline, location=args.location,
                                          options=options, token=token, factory=factory,
-                                         budget_steps=budget):
+                                         budget_steps=budget, concurrency=args.concurrency):
             seed = result.seed
             results.append(result)
             if history is not None:
@@ -226,10 +227,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     shown = first_fail[1] if first_fail else last_history
     if shown is not None:
         shown.write(run_dir / "history.jsonl")
+    # ANN recall: a quality gate over the whole run, reported beside the
+    # verdict (one query may miss; the mean must reach the scenario's floor).
+    rec = [r.recall for r in results if r.recall is not None]
+    searches = sum(n for _, n in rec)
+    recall = None
+    if rec:
+        mean = sum(t for t, _ in rec) / searches if searches else None
+        recall = {"mean": mean, "searches": searches, "floor": scenario.recall_floor,
+                  "passed": mean is not None and mean >= scenario.recall_floor}
     violations = [r for r in results if r.verdict == "violation"]
     unknowns = [r for r in results if r.verdict == "unknown"]
     unfired = [k for k in FAULT_CLASSES if k in enabled and fired[k] == 0]
-    if violations:
+    recall_failed = recall is not None and recall["mean"] is not None and not recall["passed"]
+    if violations or recall_failed:
         code = EXIT_VIOLATION
     elif unknowns:
         code = EXIT_UNKNOWN
@@ -238,7 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         code = EXIT_OK
     replay_cmd = None
-    if first_fail is not None:
+    if first_fail is not None and args.concurrency != "threads":
         replay_cmd = f"dst replay {shlex.quote(str(run_dir / 'history.jsonl'))}"
         if args.location:
             replay_cmd += f" --location {shlex.quote(args.location)}"
@@ -247,9 +258,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         "run": run_dir.name, "scenario": scenario.name, "backend": args.backend,
         "options": options, "seeds": [s for s in seeds[:len(results)]],
         "seeds_requested": len(seeds), "stopped_early": stopped_early,
-        "verdict": "violation" if violations else "unknown" if unknowns else "ok",
+        "verdict": "violation" if violations or recall_failed else "unknown" if unknowns else "ok",
         "exit_code": code, "fault_counts": fired, "faults_enabled": sorted(enabled),
-        "faults_never_fired": unfired, "ops": total_ops, "recall": None,
+        "faults_never_fired": unfired, "ops": total_ops, "recall": recall,
         "timings": {"wall_s": round(elapsed, 3),
                     "run_s": round(sum(r.run_s for r in results), 3),
                     "check_s": round(sum(r.check_s for r in results), 3)},
@@ -268,13 +279,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_junit(args.junit, f"dst.{scenario.name}.{args.backend}", cases)
 
     _print_summary(console, summary, results, elapsed)
+    if recall is not None:
+        console.print(f"recall@k: {'n/a' if recall['mean'] is None else format(recall['mean'], '.4f')} "
+                      f"over {recall['searches']} searches (floor {recall['floor']})"
+                      + ("" if recall["passed"] or recall["mean"] is None else ": BELOW THE FLOOR"),
+                      markup=False)
     if stopped_early:
         why = "stopped at the first failing seed" if args.fail_fast and first_fail else "time budget reached"
         console.print(f"{why}: ran {len(results)} of {len(seeds)} seeds", markup=False)
     if first_fail is not None:
         r = first_fail[0]
         _print_violation(console, r)
-        out.print(f"replay: {replay_cmd}", markup=False, soft_wrap=True)
+        if replay_cmd:
+            out.print(f"replay: {replay_cmd}", markup=False, soft_wrap=True)
+        else:
+            out.print(f"threads mode is not replayable; the failing history is "
+                      f"{run_dir / 'history.jsonl'}", markup=False, soft_wrap=True)
     if unfired and not violations and not unknowns:
         console.print(f"fault class{'es' if len(unfired) > 1 else ''} {', '.join(unfired)} "
                       f"enabled but never fired in {len(results)} seeds: the run proves nothing "
@@ -311,8 +331,9 @@ def _print_summary(console, summary: dict[str, Any], results, elapsed: float) ->
         t.add_row(f"fault {k}{state}", str(v))
     t.add_row("seconds", f"{elapsed:.2f}")
     console.print(t)
-    word = {"ok": "[green]PASS[/]", "violation": "[red]VIOLATION[/]", "unknown": "[yellow]UNKNOWN[/]"}
-    console.print(f"result: {word[summary['verdict']]} (exit {summary['exit_code']})")
+    word = {0: "[green]PASS[/]", 1: "[red]VIOLATION[/]", 3: "[yellow]UNKNOWN[/]",
+            4: "[yellow]NOT PROVEN[/] (a fault class never fired)"}
+    console.print(f"result: {word[summary['exit_code']]} (exit {summary['exit_code']})")
 
 
 def _print_violation(console, r) -> None:
@@ -356,15 +377,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise UsageError(f"dst replay: no such file {args.file!r}")
         recorded = path.read_bytes()
         history = History.from_bytes(recorded, args.file)
+        if history.meta.get("concurrency") == "threads":
+            raise UsageError(f"dst replay: {args.file} is a threads-mode run; those are not "
+                             f"replayable (the interleaving was the operating system's)")
         try:
             scenario, seed, backend, options = replay_config(history)
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"dst replay: {args.file} lacks what a replay needs ({exc})") from None
-        if args.backend != "sim" and args.backend != backend:
+        if args.backend is not None:
             backend = args.backend  # an explicit --backend replays the case elsewhere
         options.update(dict(args.opt))
     elif args.seed is not None:
-        scenario, seed, backend, options = _load_scenario(args), args.seed, args.backend, dict(args.opt)
+        if args.concurrency == "threads":
+            raise UsageError("dst replay: threads-mode runs are not replayable")
+        scenario, seed = _load_scenario(args), args.seed
+        backend, options = args.backend or DEFAULT_BACKEND, dict(args.opt)
     else:
         raise UsageError("dst replay: give a history FILE or --seed N")
     factory = resolve_backend(backend)

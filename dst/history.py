@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -46,22 +47,26 @@ class HistoryFormatError(ValueError):
 class VectorTable:
     """Interned vectors: each distinct (dtype float32, shape) array once."""
 
-    __slots__ = ("vectors", "_index")
+    __slots__ = ("vectors", "_index", "_lock")
 
     def __init__(self) -> None:
         self.vectors: list[np.ndarray] = []
         self._index: dict[bytes, int] = {}
+        self._lock = threading.Lock()  # threads mode interns from many threads
 
     def ref(self, vector: Any) -> int:
         arr = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
         key = arr.shape[0].to_bytes(4, "little") + arr.tobytes()
         n = self._index.get(key)
         if n is None:
-            n = len(self.vectors)
-            arr = arr.copy()
-            arr.flags.writeable = False
-            self.vectors.append(arr)
-            self._index[key] = n
+            with self._lock:
+                n = self._index.get(key)
+                if n is None:
+                    n = len(self.vectors)
+                    arr = arr.copy()
+                    arr.flags.writeable = False
+                    self.vectors.append(arr)
+                    self._index[key] = n
         return n
 
     def __getitem__(self, n: int) -> np.ndarray:

@@ -36,12 +36,17 @@ class SeedResult:
     witness: bool = False
     run_s: float = 0.0
     check_s: float = 0.0
+    recall: tuple[float, int] | None = None   # ANN only: (sum of recall@k, searches)
+    recall_floor: float | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"seed": self.seed, "verdict": self.verdict, "ops": self.ops,
                 "fired": self.fired, "enabled": self.enabled, "crashes": self.crashes,
                 "violations": self.violations, "reason": self.reason,
-                "check_steps": self.steps, "witness": self.witness}
+                "check_steps": self.steps, "witness": self.witness,
+                "recall": None if self.recall is None else
+                {"mean": self.recall[0] / self.recall[1] if self.recall[1] else None,
+                 "searches": self.recall[1]}}
 
 
 def namespace_for(scenario: str, seed: int, token: str) -> str:
@@ -52,7 +57,7 @@ def namespace_for(scenario: str, seed: int, token: str) -> str:
 def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | None = None,
              options: dict[str, Any] | None = None, token: str = "run",
              factory: Callable | None = None, budget_steps: int = DEFAULT_BUDGET_STEPS,
-             drop_passing: bool = True) -> tuple[SeedResult, History]:
+             drop_passing: bool = True, concurrency: str = "sim") -> tuple[SeedResult, History]:
     options = dict(options or {})
     factory = factory or resolve_backend(backend)
     rng = Rng(seed)
@@ -62,12 +67,19 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
                            fresh=True, options=options)
     history = History()
     t0 = wallclock.monotonic_s()
-    sched = Scheduler(params, rng, factory, config, history)
+    if concurrency == "threads":
+        from dst.threads import THREAD_FAULTS, ThreadRunner
+        sched = ThreadRunner(params, rng, factory, config, history)
+        enabled_classes = THREAD_FAULTS
+    else:
+        sched = Scheduler(params, rng, factory, config, history)
+        enabled_classes = FAULT_CLASSES
     b = sched.backend
     exact = bool(getattr(b, "exact", True))
     atomic = bool(getattr(b, "atomic_batches", False))
     history.meta = {
         "scenario": scenario.name, "seed": seed, "backend": backend, "options": options,
+        "concurrency": concurrency,
         "dim": params.dim, "exact": exact, "atomic_batches": atomic,
         "score_eps": scenario.score_eps, "params": params.to_dict(),
         "scenario_config": scenario.to_dict(),
@@ -78,9 +90,10 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     t2 = wallclock.monotonic_s()
     result.seed = seed
     result.fired = run.fired
-    result.enabled = [k for k in FAULT_CLASSES if params.fault_ppm.get(k, 0) > 0]
+    result.enabled = [k for k in enabled_classes if params.fault_ppm.get(k, 0) > 0]
     result.crashes = run.crashes
     result.run_s, result.check_s = t1 - t0, t2 - t1
+    result.recall_floor = scenario.recall_floor
     if drop_passing and result.verdict == "ok":
         drop = getattr(sched.backend, "drop", None)
         if callable(drop):
@@ -96,16 +109,46 @@ def check_history(history: History, budget_steps: int = DEFAULT_BUDGET_STEPS,
                         exact=bool(m.get("exact", True)))
     pairs = pair(history.events)
     ops = model.operations(pairs, bool(m.get("atomic_batches", False)))
-    res = check(model, ops, budget_steps=budget_steps, explain=model.explain)
+    # Threads mode records no dispatch order, so there is no witness to try.
+    witness = m.get("concurrency", "sim") != "threads"
+    res = check(model, ops, budget_steps=budget_steps, explain=model.explain, use_witness=witness)
     violations: list[dict[str, Any]] = []
     if res.verdict == "violation":
         violations.append(describe_failure(model, res, history))
     for f in findings or []:
         violations.append({"kind": "invariant", **f})
     verdict = worst(res.verdict, "violation" if violations else "ok")
+    recall = None
+    if not model.exact and res.verdict == "ok" and res.witness:
+        recall = ann_recall(model, ops)
     return SeedResult(seed=int(m.get("seed", 0)), verdict=verdict, ops=len(pairs),
                       fired={}, enabled=[], violations=violations, reason=res.reason,
-                      steps=res.steps, witness=res.witness)
+                      steps=res.steps, witness=res.witness, recall=recall)
+
+
+def ann_recall(model: VectorModel, ops: list) -> tuple[float, int]:
+    """Recall@k of every answered search, against the exact answer in the
+    state the witness order linearized it in.
+
+    A hit counts as correct when its true score reaches the k-th best true
+    score less ``score_eps`` (tied candidates are interchangeable). Only
+    called when the witness order proved the history linearizable, so the
+    states along it are a valid linearization.
+    """
+    order = sorted((op for op in ops if op.dispatch is not None), key=lambda op: (op.dispatch, op.id))
+    state = model.init()
+    total, n = 0.0, 0
+    for op in order:
+        if op.f == "search" and op.input[-1] is None and isinstance(op.output, tuple) and op.output:
+            sc = model.true_scores(op.input[1])
+            best = sorted((sc[r] for r in state.items.values()), reverse=True)
+            k = len(op.output)
+            bar = best[k - 1] - model.eps
+            total += sum(1 for hid, _ in op.output
+                         if hid in state.items and sc[state.items[hid]] >= bar) / k
+            n += 1
+        _, state = model.step(state, op.input, op.output)
+    return total, n
 
 
 def describe_failure(model: VectorModel, res: CheckResult, history: History) -> dict[str, Any]:

@@ -302,7 +302,12 @@ class Scheduler:
                 self.findings.append({"when": when, "kind": "count",
                                       "message": f"count() is {count.output} but exists() is true "
                                                  f"for {len(live_exists)} ids"})
-            if sorted(found) != sorted(live_exists):
+            dups = sorted({i for i in found if found.count(i) > 1})
+            if dups:
+                self.findings.append({"when": when, "kind": "search",
+                                      "message": f"an exhaustive search returned id {dups[0]!r} "
+                                                 f"more than once ({len(dups)} ids duplicated)"})
+            elif sorted(found) != sorted(live_exists):
                 missing = sorted(live_exists - set(found))[:5]
                 extra = sorted(set(found) - live_exists)[:5]
                 self.findings.append({"when": when, "kind": "search",

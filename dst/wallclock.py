@@ -14,6 +14,11 @@ def monotonic_s() -> float:
     return time.perf_counter()
 
 
+def monotonic_us() -> int:
+    """Integer microseconds of a monotonic clock (threads-mode histories)."""
+    return time.perf_counter_ns() // 1000
+
+
 def stamp() -> str:
     """A UTC timestamp for naming report folders."""
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

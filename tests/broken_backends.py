@@ -126,7 +126,8 @@ class LostOnReopen(SimBackend):
         super().__init__(config)
         last = _LAST_WRITE.get(self._key)
         if not config.fresh and last is not None:
-            self._data.pop(last, None)
+            if self._data.pop(last, None) is not None:
+                self._store.version += 1
         _LAST_WRITE.pop(self._key, None)
 
     def store(self, id, vector):
@@ -203,8 +204,9 @@ class AcceptsZeroVector(SimBackend):
         arr = np.asarray(vector, dtype=np.float32)
         if arr.shape == (self.dim,) and not np.any(arr):
             check_id(id)
-            self._live()[id] = arr.copy()
-            self._cache = None
+            st = self._live()
+            st.data[id] = arr.copy()
+            st.version += 1
             return
         super().store(id, vector)
 

@@ -28,7 +28,8 @@ def dst(*argv, cwd):
     (["run", "--backend", "tests.broken_backends:nothing_here"], "has no callable 'nothing_here'"),
     (["run", "--shard", "3/2"], "shard I/N needs 1 <= I <= N"),
     (["run", "--opt", "novalue"], "expected KEY=VALUE"),
-    (["run", "--concurrency", "threads"], "threads is not available yet"),
+    (["replay", "--seed", "1", "--concurrency", "threads"], "threads-mode runs are not replayable"),
+    (["run", "--concurrency", "fibers"], "invalid choice: 'fibers'"),
     (["replay", "missing.jsonl"], "no such file 'missing.jsonl'"),
     (["replay"], "give a history FILE or --seed N"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -52,7 +53,7 @@ def test_replay_of_a_file_that_is_not_a_history(tmp_path):
 
 
 def test_run_passes_and_writes_reports(in_tmp, capsys):
-    assert run_cli("run", "--seeds", "5", "--scenario", "crash") == 0
+    assert run_cli("run", "--backend", "sim", "--seeds", "5", "--scenario", "crash") == 0
     (run_dir,) = list((in_tmp / "reports").iterdir())
     result = json.loads((run_dir / "result.json").read_text())
     assert result["verdict"] == "ok" and result["exit_code"] == 0
@@ -65,7 +66,7 @@ def test_run_passes_and_writes_reports(in_tmp, capsys):
 def test_unfired_fault_class_exits_4_naming_it(in_tmp, capsys):
     sc = in_tmp / "rare.toml"
     sc.write_text('ops_per_seed = 20\n[ops]\nstore = 1\n[faults]\ncrash = 0.000001\nlatency = 0.5\n')
-    assert run_cli("run", "--scenario", str(sc), "--seeds", "2") == 4
+    assert run_cli("run", "--backend", "sim", "--scenario", str(sc), "--seeds", "2") == 4
     err = capsys.readouterr().err
     assert "fault class crash enabled but never fired in 2 seeds" in err
 
@@ -86,7 +87,7 @@ def test_violation_beats_unknown_and_unfired(in_tmp, capsys):
 def test_shards_are_disjoint_and_cover(in_tmp, capsys):
     seen = []
     for i in (1, 2, 3):
-        assert run_cli("run", "--seeds", "10", "--seed", "100", "--shard", f"{i}/3", "--ops", "30",
+        assert run_cli("run", "--backend", "sim", "--seeds", "10", "--seed", "100", "--shard", f"{i}/3", "--ops", "30",
                        "--quiet", "--report-dir", f"r{i}") in (0, 4)
         (d,) = list((in_tmp / f"r{i}").iterdir())
         seen.append(json.loads((d / "result.json").read_text())["seeds"])
@@ -107,12 +108,12 @@ def test_junit_has_one_case_per_seed_and_the_replay(in_tmp, capsys):
 
 
 def test_replay_by_seed_without_recording(in_tmp, capsys):
-    assert run_cli("replay", "--seed", "3", "--scenario", "crud") == 0
+    assert run_cli("replay", "--backend", "sim", "--seed", "3", "--scenario", "crud") == 0
     assert "no recording to compare" in capsys.readouterr().err
 
 
 def test_replay_detects_divergence(in_tmp, capsys):
-    assert run_cli("run", "--seeds", "1", "--scenario", "crud", "--quiet") == 0
+    assert run_cli("run", "--backend", "sim", "--seeds", "1", "--scenario", "crud", "--quiet") == 0
     (d,) = list((in_tmp / "reports").iterdir())
     lines = (d / "history.jsonl").read_text().splitlines()
     # Tamper with one event's time: the replay must say where it diverged.
@@ -123,6 +124,13 @@ def test_replay_detects_divergence(in_tmp, capsys):
     (d / "history.jsonl").write_text("\n".join(lines) + "\n")
     assert run_cli("replay", str(d / "history.jsonl")) == 5
     assert "diverged at op 7" in capsys.readouterr().err
+
+
+def test_lance_is_the_default_backend(in_tmp, capsys):
+    assert run_cli("run", "--seeds", "1", "--ops", "30", "--scenario", "crud",
+                   "--location", str(in_tmp / "db"), "--quiet") in (0, 4)
+    res, _ = _result(in_tmp / "reports")
+    assert res["backend"] == "lance"
 
 
 def test_readme_commands_are_what_ci_runs():
@@ -152,7 +160,7 @@ def test_jobs_give_the_same_results_as_one_process(in_tmp, capsys):
 
 
 def test_time_budget_stops_cleanly_and_reports_what_ran(in_tmp, capsys):
-    code = run_cli("run", "--seeds", "100000", "--time-budget", "1", "--ops", "20")
+    code = run_cli("run", "--backend", "sim", "--seeds", "100000", "--time-budget", "1", "--ops", "20")
     assert code in (0, 4)
     res, _ = _result(in_tmp / "reports")
     assert res["stopped_early"] and 0 < len(res["results"]) < 100000
