@@ -101,9 +101,10 @@ class Boundary:
         self.table = table
         self.rng = rng
 
-    def call(self, backend: Any, f: str, value: dict[str, Any], fault: str | None) -> Outcome:
+    def call(self, backend: Any, f: str, value: dict[str, Any], fault: str | None,
+             keep: list[bool] | None = None) -> Outcome:
         if fault == "partial-write":
-            return self._partial(backend, value)
+            return self._partial(backend, value, keep)
         try:
             out = self._invoke(backend, f, value)
         except BaseException as exc:  # noqa: BLE001 - classified, never escapes
@@ -152,16 +153,19 @@ class Boundary:
             return None
         raise AssertionError(f"unknown op {f!r}")
 
-    def _partial(self, backend: Any, value: dict[str, Any]) -> Outcome:
+    def _partial(self, backend: Any, value: dict[str, Any], mask: list[bool] | None) -> Outcome:
+        """Apply a subset of the batch (``mask``, or drawn here), then fail."""
         items = value["items"]
         dim = getattr(backend, "dim", 0)
         if batch_problem([(i, self.table[v]) for i, v in items], dim):
             # An invalid batch must change nothing; let it be refused whole.
             return self.call(backend, "store_batch", value, None)
+        if mask is None or len(mask) != len(items):
+            mask = [self.rng.below(2) == 0 for _ in items]
         if getattr(backend, "atomic_batches", False):
-            keep = items if self.rng.below(2) == 0 else []
+            keep = items if mask and mask[0] else []   # all or nothing
         else:
-            keep = [it for it in items if self.rng.below(2) == 0]
+            keep = [it for it, k in zip(items, mask) if k]
         if keep:
             sub = self.call(backend, "store_batch", {"items": keep}, None)
             if sub.type != "ok":

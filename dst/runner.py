@@ -8,7 +8,7 @@ for the timings it reports, never for anything in the history.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from dst import wallclock
@@ -19,6 +19,7 @@ from dst.history import History, pair
 from dst.models.vector import VectorModel
 from dst.rng import Rng
 from dst.scenario import FAULT_CLASSES, Scenario, parse
+from dst.schedule import RandomDecider, Schedule, ScriptedDecider
 from dst.scheduler import Scheduler
 
 
@@ -38,6 +39,7 @@ class SeedResult:
     check_s: float = 0.0
     recall: tuple[float, int] | None = None   # ANN only: (sum of recall@k, searches)
     recall_floor: float | None = None
+    schedule: Any = None                     # the explicit Schedule, when recorded
 
     def summary(self) -> dict[str, Any]:
         return {"seed": self.seed, "verdict": self.verdict, "ops": self.ops,
@@ -57,22 +59,35 @@ def namespace_for(scenario: str, seed: int, token: str) -> str:
 def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | None = None,
              options: dict[str, Any] | None = None, token: str = "run",
              factory: Callable | None = None, budget_steps: int = DEFAULT_BUDGET_STEPS,
-             drop_passing: bool = True, concurrency: str = "sim") -> tuple[SeedResult, History]:
+             drop_passing: bool = True, concurrency: str = "sim",
+             schedule: "Schedule | None" = None, record: bool = False) -> tuple[SeedResult, History]:
+    """Run one seed (or, with ``schedule``, one explicit case) and check it.
+
+    ``record=True`` keeps the drawn plans: ``result.schedule`` is then the
+    explicit Schedule that replays this run.
+    """
     options = dict(options or {})
     factory = factory or resolve_backend(backend)
     rng = Rng(seed)
     params = scenario.for_seed(rng.fork("swarm"))
+    if schedule is not None:
+        params = replace(params, dim=schedule.dim)
     config = BackendConfig(dim=params.dim, location=location,
                            namespace=namespace_for(scenario.name, seed, token),
                            fresh=True, options=options)
     history = History()
     t0 = wallclock.monotonic_s()
+    if schedule is not None:
+        history.table = schedule.table()
+        decider: Any = ScriptedDecider(schedule)
+    else:
+        decider = RandomDecider(params, rng, history.table, record=record)
     if concurrency == "threads":
         from dst.threads import THREAD_FAULTS, ThreadRunner
-        sched = ThreadRunner(params, rng, factory, config, history)
+        sched = ThreadRunner(params, decider, factory, config, history, rng)
         enabled_classes = THREAD_FAULTS
     else:
-        sched = Scheduler(params, rng, factory, config, history)
+        sched = Scheduler(params, decider, factory, config, history, rng.fork("partial"))
         enabled_classes = FAULT_CLASSES
     b = sched.backend
     exact = bool(getattr(b, "exact", True))
@@ -94,6 +109,8 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     result.crashes = run.crashes
     result.run_s, result.check_s = t1 - t0, t2 - t1
     result.recall_floor = scenario.recall_floor
+    if record and schedule is None and concurrency != "threads":
+        result.schedule = decider.schedule(history.table)
     if drop_passing and result.verdict == "ok":
         drop = getattr(sched.backend, "drop", None)
         if callable(drop):

@@ -25,11 +25,11 @@ from typing import Any, Callable
 
 from dst.backend import BackendConfig
 from dst.clock import VirtualClock
-from dst.faults import Boundary, FaultPlan, Outcome, error_value
+from dst.faults import Boundary, Outcome
 from dst.history import History
 from dst.rng import Rng
 from dst.scenario import FAULT_CLASSES, SeedParams
-from dst.workload import OpSpec, Workload
+from dst.workload import OpSpec
 
 # Bound on events per seed: a run that needs more is a harness bug, not a
 # long workload (each op schedules at most four events).
@@ -48,6 +48,7 @@ class _Op:
     outcome: Outcome | None = None
     completion: dict | None = None   # the history event that closed it
     applied: Any = None
+    plan: Any = None                 # its OpPlan
 
 
 @dataclass
@@ -59,31 +60,29 @@ class SeedRun:
 
 
 class Scheduler:
-    def __init__(self, params: SeedParams, rng: Rng, factory: Callable[[BackendConfig], Any],
-                 config: BackendConfig, history: History):
+    def __init__(self, params: SeedParams, decider: Any, factory: Callable[[BackendConfig], Any],
+                 config: BackendConfig, history: History, boundary_rng: Rng):
         self.p = params
         self.s = params.scenario
+        self.decider = decider
         self.factory = factory
         self.config = config
         self.history = history
         self.clock = VirtualClock()
-        self.workload = Workload(params, rng.fork("workload"), history.table)
-        self.faults = FaultPlan(params.fault_ppm, rng.fork("faults"))
-        self.timing = rng.fork("timing")
-        self.boundary = Boundary(history.table, rng.fork("partial"))
-        self.client_rngs = [rng.fork(f"client-{c}") for c in range(self.s.clients)]
+        self.boundary = Boundary(history.table, boundary_rng)
+        self.clients = decider.clients
         self.fired = {k: 0 for k in FAULT_CLASSES}
         self.findings: list[dict[str, Any]] = []
         self._queue: list[tuple[int, int, str, Any]] = []
         self._seq = 0
         self._dispatch_seq = 0
-        self._invoked = 0
-        self._next_process = self.s.clients
-        self._process = list(range(self.s.clients))  # client -> current process id
+        self._next_process = self.clients
+        self._process = list(range(self.clients))   # client -> current process id
         self._open: dict[int, _Op] = {}      # client -> its open op
         self._inflight: list[_Op] = []        # ops whose dispatch may still come
         self._crash_pending = False
         self._crashes = 0
+        self._restart_think: dict[int, int] = {}
         self.backend = factory(config)
         self.has_maintenance = callable(getattr(self.backend, "maintenance", None))
 
@@ -92,15 +91,13 @@ class Scheduler:
         heapq.heappush(self._queue, (t, self._seq, kind, payload))
         self._seq += 1
 
-    def _delay(self, hi: int) -> int:
-        return self.timing.between(0, hi) if hi > 0 else 0
-
     # -- the run ------------------------------------------------------------
     def run(self) -> SeedRun:
-        self._load_phase()
-        for c in range(self.s.clients):
-            self._at(self.clock.now_us + self._delay(self.s.think_us_max), "invoke", c)
-        budget = EVENTS_PER_OP_MAX * (self.s.ops + self.s.clients + 8)
+        for op in self.decider.load_ops(self.has_maintenance):
+            self._sync_op("load", op["f"], op["value"])
+        for c in range(self.clients):
+            self._at(self.clock.now_us + self.decider.first_think(c), "invoke", c)
+        budget = EVENTS_PER_OP_MAX * (self.s.ops + sum(self._plans_hint()) + self.clients + 8)
         steps = 0
         while self._queue:
             steps += 1
@@ -117,21 +114,9 @@ class Scheduler:
                 self.findings.append({"kind": "close", "message": f"close() raised {exc!r}"})
         return SeedRun(self.history, self.fired, self.findings, self._crashes)
 
-    def _load_phase(self) -> None:
-        n = self.s.load_items
-        if n <= 0:
-            return
-        w, rng = self.workload, self.client_rngs[0].fork("load")
-        ids = list(w.ids)
-        # Load uses the whole universe first, then numbered extras.
-        for i in range(len(ids), n):
-            ids.append(f"load{i}")
-        ids = ids[:n]
-        for start in range(0, n, self.s.load_batch):
-            items = [[i, w.pick_vector(rng)] for i in ids[start:start + self.s.load_batch]]
-            self._sync_op("load", "store_batch", {"items": items})
-        if self.has_maintenance:
-            self._sync_op("load", "maintenance", {"kind": "index"})
+    def _plans_hint(self) -> list[int]:
+        sched = getattr(self.decider, "sched", None)
+        return [len(c) for c in sched.clients] if sched is not None else [0]
 
     def _sync_op(self, process: Any, f: str, value: dict[str, Any]) -> Outcome:
         """An op at quiescence: invoke, dispatch and complete, no faults."""
@@ -147,31 +132,25 @@ class Scheduler:
 
     # -- events -------------------------------------------------------------
     def _on_invoke(self, client: int) -> None:
-        if self._invoked >= self.s.ops:
+        plan = self.decider.plan(client, self.has_maintenance)
+        if plan is None:
             return
-        self._invoked += 1
-        rng = self.client_rngs[client]
-        spec = self.workload.next_op(rng, self.has_maintenance)
-        fault = self.faults.op_fault(spec.f)
         now = self.clock.now_us
         process = self._process[client]
-        op = _Op(client, process, spec, fault, now)
+        op = _Op(client, process, OpSpec(plan.f, plan.value), plan.fault, now, plan=plan)
         self._open[client] = op
-        self.history.add(now, process, "invoke", spec.f, spec.value)
-        if self.faults.crash() and not self._crash_pending:
+        self.history.add(now, process, "invoke", plan.f, plan.value)
+        if plan.crash_us is not None and not self._crash_pending:
             self._crash_pending = True
-            self._at(now + self._delay(self.s.crash_delay_us_max), "crash", None)
-        d1 = self._delay(self.s.dispatch_us_max)
-        if fault == "latency":
-            d1 += self.timing.between(1, self.s.latency_us_max)
-            self._nemesis("latency", {"process": process, "delay_us": d1})
-        if fault == "timeout":
+            self._at(now + plan.crash_us, "crash", None)
+        if plan.fault == "latency":
+            self._nemesis("latency", {"process": process, "delay_us": plan.d1})
+        if plan.fault == "timeout":
             self._at(now + self.s.timeout_us, "giveup", op)
-            if self.timing.below(3) == 0:
+            if plan.never:
                 return  # never dispatched
-            d1 = self.timing.between(self.s.timeout_us // 2, 3 * self.s.timeout_us)
         self._inflight.append(op)
-        self._at(now + d1, "dispatch", op)
+        self._at(now + plan.d1, "dispatch", op)
 
     def _on_dispatch(self, op: _Op) -> None:
         if op.state not in ("invoked", "abandoned"):
@@ -181,11 +160,11 @@ class Scheduler:
             self._nemesis("error", {"process": op.process})
             op.outcome = Outcome("fail", {"error": "InjectedError", "message": "injected before dispatch"})
             op.state = "dispatched"
-            self._at(self.clock.now_us + self._delay(self.s.complete_us_max), "complete", op)
+            self._at(self.clock.now_us + op.plan.d2, "complete", op)
             return
         op.dispatch = self._dispatch_seq
         self._dispatch_seq += 1
-        out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault)
+        out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
         if op.fault == "lost-ack":
             self._nemesis("lost-ack", {"process": op.process, "dispatch": op.dispatch})
         if op.fault == "partial-write" and out.applied is not None:
@@ -198,10 +177,7 @@ class Scheduler:
             return
         op.outcome = out
         op.state = "dispatched"
-        d2 = 1 + self._delay(self.s.complete_us_max)
-        if op.fault == "latency":
-            d2 += self.timing.between(0, self.s.latency_us_max)
-        self._at(self.clock.now_us + d2, "complete", op)
+        self._at(self.clock.now_us + op.plan.d2, "complete", op)
 
     def _on_complete(self, op: _Op) -> None:
         if op.state != "dispatched":
@@ -228,7 +204,7 @@ class Scheduler:
             del self._open[op.client]
         if type_ == "info":
             self._fresh_process(op.client)
-        self._at(self.clock.now_us + self._delay(self.s.think_us_max), "invoke", op.client)
+        self._at(self.clock.now_us + op.plan.think_us, "invoke", op.client)
 
     def _fresh_process(self, client: int) -> None:
         """After an info op the client goes on as a new process (Jepsen)."""
@@ -257,6 +233,7 @@ class Scheduler:
             else:
                 continue
             op.state = "cancelled"
+            self._restart_think[client] = op.plan.think_us
             op.completion = self.history.add(now, op.process, type_, op.spec.f, err, **extra)
             if type_ == "info":
                 self._fresh_process(op.client)
@@ -275,16 +252,17 @@ class Scheduler:
         # Every pending event belonged to the old handle or to a moment
         # before recovery; each client starts again after the probe.
         self._queue.clear()
-        for c in range(self.s.clients):
-            self._at(self.clock.now_us + self._delay(self.s.think_us_max), "invoke", c)
+        for c in range(self.clients):
+            self._at(self.clock.now_us + self._restart_think.get(c, 0), "invoke", c)
+        self._restart_think.clear()
 
     # -- quiescent probe ------------------------------------------------------
     def _probe(self, when: str) -> None:
-        w = self.workload
+        d = self.decider
         p = "probe"
         count = self._sync_op(p, "count", {})
         live_exists, live_get = set(), set()
-        for i in w.ids:
+        for i in d.ids:
             e = self._sync_op(p, "exists", {"id": i})
             g = self._sync_op(p, "get", {"id": i})
             if e.output is True:
@@ -295,7 +273,7 @@ class Scheduler:
                 self.findings.append({"when": when, "kind": "exists-get",
                                       "message": f"exists({i!r}) is {e.output} but get returned "
                                                  f"{'a vector' if isinstance(g.output, int) else g.output}"})
-        s = self._sync_op(p, "search", {"vector": w.pool[0], "limit": len(w.ids) + 1})
+        s = self._sync_op(p, "search", {"vector": d.probe_query, "limit": len(d.ids) + 1})
         if count.type == s.type == "ok" and isinstance(count.output, int) and isinstance(s.output, list):
             found = [h[0] for h in s.output]
             if count.output != len(live_exists):

@@ -36,10 +36,15 @@ JOIN_TIMEOUT_S = 600  # a client stuck this long in one backend call is a hung b
 class ThreadRunner(Scheduler):
     """The scheduler's setup, load phase and probes; real threads between."""
 
-    def __init__(self, params: SeedParams, rng: Rng, factory: Callable[[BackendConfig], Any],
-                 config: BackendConfig, history: History):
-        super().__init__(params, rng, factory, config, history)   # opens the primary handle
+    def __init__(self, params: SeedParams, decider: Any, factory: Callable[[BackendConfig], Any],
+                 config: BackendConfig, history: History, rng: Rng):
+        if not hasattr(decider, "workload"):
+            raise ValueError("threads mode draws its own ops; it cannot replay a schedule")
+        # The scheduler's setup: the primary handle, the boundary, counters.
+        super().__init__(params, decider, factory, config, history, rng.fork("partial"))
         self.rng = rng
+        self.workload = decider.workload
+        self.client_rngs = decider.client_rngs
         self.fault_ppm = {k: (v if k in THREAD_FAULTS else 0) for k, v in params.fault_ppm.items()}
         self._lock = threading.Lock()
         self._t0 = wallclock.monotonic_us()
@@ -62,7 +67,8 @@ class ThreadRunner(Scheduler):
             self.history.add(self._now(), process, type_, f, value)
 
     def run(self) -> SeedRun:
-        self._load_phase()
+        for op in self.decider.load_ops(self.has_maintenance):
+            self._sync_op("load", op["f"], op["value"])
         handles = [self.factory(replace(self.config, fresh=False)) for _ in range(self.s.clients)]
         threads = [threading.Thread(target=self._client, args=(c, handles[c]), daemon=True,
                                     name=f"dst-client-{c}") for c in range(self.s.clients)]

@@ -166,9 +166,11 @@ def test_ann_index_passes_with_recall_and_unrefined_scores_are_caught(in_tmp, ca
     assert run_cli(*base, "--report-dir", "refined") == 0
     res = _result(in_tmp / "refined")
     assert res["recall"]["searches"] > 0 and res["recall"]["mean"] >= res["recall"]["floor"]
-    assert run_cli(*base, "--opt", "refine_factor=0", "--report-dir", "raw") == 1
+    raw = [a for a in base if a not in ("--seeds", "1", "--ops", "80")]
+    assert run_cli(*raw, "--seeds", "8", "--fail-fast", "--opt", "refine_factor=0",
+                   "--report-dir", "raw") == 1
     res = _result(in_tmp / "raw")
-    msg = res["results"][0]["violations"][0]["message"]
+    msg = [r for r in res["results"] if r["violations"]][0]["violations"][0]["message"]
     assert "true cosine" in msg
 
 

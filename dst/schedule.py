@@ -1,0 +1,211 @@
+"""Explicit schedules: every decision of a run, as data.
+
+The scheduler asks a *decider* for each operation's plan: what to invoke,
+which fault, the delays, whether a crash follows. ``RandomDecider`` draws
+plans from the seed's RNG children; ``Schedule`` records them, and a
+``Schedule`` replays them exactly (``ScriptedDecider``). That is what
+``dst shrink`` reduces and what ``seeds/*.json`` store: a case that no
+longer depends on the RNG, so dropping an op does not reshuffle the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dst.faults import FaultPlan
+from dst.history import VectorTable
+from dst.rng import Rng
+from dst.scenario import SeedParams
+from dst.workload import Workload
+
+CASE_FORMAT = "vector-dst/case"
+CASE_VERSION = 1
+
+
+@dataclass
+class OpPlan:
+    f: str
+    value: dict[str, Any]
+    think_us: int = 0              # after this op completes, before the client's next
+    fault: str | None = None
+    d1: int = 0                    # invoke -> dispatch (latency and timeouts included)
+    d2: int = 1                    # dispatch -> complete
+    never: bool = False            # a timeout whose dispatch never happens
+    crash_us: int | None = None    # a crash this long after the invoke
+    keep: list[bool] | None = None  # partial write: which batch items apply
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: v for k, v in d.items() if v not in (None, False) or k in ("f", "value")}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "OpPlan":
+        return cls(**d)
+
+
+@dataclass
+class Schedule:
+    """A whole case: universe, vectors, load phase and each client's plans."""
+
+    dim: int
+    ids: list[str]
+    probe_query: int
+    vectors: list[np.ndarray]
+    load: list[dict[str, Any]] = field(default_factory=list)     # (f, value) of load ops
+    clients: list[list[OpPlan]] = field(default_factory=list)
+    start_us: list[int] = field(default_factory=list)            # each client's first invoke
+
+    def n_ops(self) -> int:
+        return sum(len(c) for c in self.clients)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim, "ids": list(self.ids), "probe_query": self.probe_query,
+            "vectors": [{"dim": int(v.shape[0]),
+                         "data": base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")}
+                        for v in self.vectors],
+            "load": self.load,
+            "clients": [[p.to_dict() for p in plans] for plans in self.clients],
+            "start_us": list(self.start_us),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Schedule":
+        vecs = [np.frombuffer(base64.b64decode(v["data"]), dtype="<f4").astype(np.float32)
+                for v in d["vectors"]]
+        return cls(dim=int(d["dim"]), ids=list(d["ids"]), probe_query=int(d["probe_query"]),
+                   vectors=vecs, load=list(d.get("load", [])),
+                   clients=[[OpPlan.from_dict(p) for p in plans] for plans in d["clients"]],
+                   start_us=[int(x) for x in d.get("start_us", [])])
+
+    def table(self) -> VectorTable:
+        """A vector table holding this schedule's vectors at their numbers."""
+        t = VectorTable()
+        for v in self.vectors:
+            t.ref(v)
+        if len(t) != len(self.vectors):
+            raise ValueError("a case's vector table repeats a vector")
+        return t
+
+
+class RandomDecider:
+    """Draws plans from the seed: the normal way a run is made."""
+
+    def __init__(self, params: SeedParams, rng: Rng, table: VectorTable, record: bool = False):
+        self.p = params
+        self.s = params.scenario
+        self.workload = Workload(params, rng.fork("workload"), table)
+        self.faults = FaultPlan(params.fault_ppm, rng.fork("faults"))
+        self.timing = rng.fork("timing")
+        self.partial = rng.fork("partial")
+        self.client_rngs = [rng.fork(f"client-{c}") for c in range(self.s.clients)]
+        self.clients = self.s.clients
+        self.ids = self.workload.ids
+        self.probe_query = self.workload.pool[0]
+        self._left = self.s.ops
+        self.recorded: list[list[OpPlan]] | None = [[] for _ in range(self.clients)] if record else None
+        self.recorded_load: list[dict[str, Any]] = []
+        self.recorded_start: list[int] = [0] * self.clients
+
+    def _delay(self, hi: int) -> int:
+        return self.timing.between(0, hi) if hi > 0 else 0
+
+    def load_ops(self, has_maintenance: bool) -> list[dict[str, Any]]:
+        n = self.s.load_items
+        ops: list[dict[str, Any]] = []
+        if n > 0:
+            w, rng = self.workload, self.client_rngs[0].fork("load")
+            ids = list(w.ids)
+            for i in range(len(ids), n):   # the universe first, then numbered extras
+                ids.append(f"load{i}")
+            ids = ids[:n]
+            if len(ids) > len(self.ids):
+                self.ids = ids            # probe every id the load wrote
+            for start in range(0, n, self.s.load_batch):
+                items = [[i, w.pick_vector(rng)] for i in ids[start:start + self.s.load_batch]]
+                ops.append({"f": "store_batch", "value": {"items": items}})
+            if has_maintenance:
+                ops.append({"f": "maintenance", "value": {"kind": "index"}})
+        self.recorded_load = ops
+        return ops
+
+    def first_think(self, client: int) -> int:
+        t = self._delay(self.s.think_us_max)
+        self.recorded_start[client] = t
+        return t
+
+    def plan(self, client: int, has_maintenance: bool) -> OpPlan | None:
+        if self._left <= 0:
+            return None
+        self._left -= 1
+        s = self.s
+        spec = self.workload.next_op(self.client_rngs[client], has_maintenance)
+        fault = self.faults.op_fault(spec.f)
+        p = OpPlan(spec.f, spec.value, fault=fault)
+        if self.faults.crash():
+            p.crash_us = self._delay(s.crash_delay_us_max)
+        p.d1 = self._delay(s.dispatch_us_max)
+        if fault == "latency":
+            p.d1 += self.timing.between(1, s.latency_us_max)
+        if fault == "timeout":
+            if self.timing.below(3) == 0:
+                p.never = True
+            else:
+                p.d1 = self.timing.between(s.timeout_us // 2, 3 * s.timeout_us)
+        p.d2 = 1 + self._delay(s.complete_us_max)
+        if fault == "latency":
+            p.d2 += self.timing.between(0, s.latency_us_max)
+        if fault == "partial-write":
+            n = len(spec.value.get("items", []))
+            p.keep = [self.partial.below(2) == 0 for _ in range(n)]
+        p.think_us = self._delay(s.think_us_max)   # after this op, before the client's next
+        if self.recorded is not None:
+            self.recorded[client].append(p)
+        return p
+
+    def schedule(self, table: VectorTable) -> Schedule:
+        """What was drawn, as an explicit schedule (needs record=True)."""
+        assert self.recorded is not None
+        return Schedule(dim=self.p.dim, ids=list(self.ids), probe_query=self.probe_query,
+                        vectors=list(table.vectors[:_refs_needed(self, table)]),
+                        load=self.recorded_load, clients=self.recorded,
+                        start_us=list(self.recorded_start))
+
+
+def _refs_needed(d: RandomDecider, table: VectorTable) -> int:
+    """Vectors the schedule's inputs refer to: all interned before outputs.
+
+    Inputs are drawn at invoke time, but get outputs intern vectors too;
+    keeping the whole table is simplest and keeps the numbers stable.
+    """
+    return len(table)
+
+
+class ScriptedDecider:
+    """Replays a Schedule exactly."""
+
+    def __init__(self, schedule: Schedule):
+        self.sched = schedule
+        self.clients = len(schedule.clients)
+        self.ids = schedule.ids
+        self.probe_query = schedule.probe_query
+        self._next = [0] * self.clients
+
+    def load_ops(self, has_maintenance: bool) -> list[dict[str, Any]]:
+        return [op for op in self.sched.load if op["f"] != "maintenance" or has_maintenance]
+
+    def first_think(self, client: int) -> int:
+        st = self.sched.start_us
+        return st[client] if client < len(st) else 0
+
+    def plan(self, client: int, has_maintenance: bool) -> OpPlan | None:
+        plans = self.sched.clients[client]
+        i = self._next[client]
+        if i >= len(plans):
+            return None
+        self._next[client] = i + 1
+        return plans[i]
