@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from dst import wallclock
+from dst.check_cmd import add_check_parser, cmd_check
 from dst.errors import DstError, UsageError
 from dst.history import History, HistoryFormatError, first_difference
 
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(rep)
     rep.add_argument("file", nargs="?", help="a history.jsonl written by dst run")
     rep.add_argument("--seed", type=_seed, help="replay this seed of --scenario instead of a file")
+    add_check_parser(sub)
+
     bench = sub.add_parser("bench", help="harness benchmarks (checked ops/s on sim)")
     bench.add_argument("--scenario", action="append", help="scenario(s) to time (default: default, crud)")
     bench.add_argument("--seeds", type=_positive, default=200, help="seeds per scenario (default: 200)")
@@ -136,9 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("dst: name a command: run, replay, bench (see dst --help)")
+            raise UsageError("dst: name a command: run, replay, check, bench (see dst --help)")
         if args.command == "bench":
             return cmd_bench(args)
+        if args.command == "check":
+            return cmd_check(args)
         if args.command == "run":
             return cmd_run(args)
         return cmd_replay(args)

@@ -17,13 +17,19 @@ remember every (set of linearized ops, model state) already explored.
   become unknown) is searched first: linearizability is prefix-closed, so a
   violation there is a violation of the whole, found in a smaller space.
 * P-compositionality: when the model partitions the ops (e.g. by key), each
-  part is checked alone.
+  part is checked alone, and the parts take turns: a part's search hands
+  over to the next one every ``SLICE_BACKTRACKS`` backtracks. One
+  intractable part that would pass therefore cannot hide an easy part that
+  fails; the first violation found ends the check. The turns are counted
+  in backtracks, never in time, so the verdict and the steps it took are
+  the same on every machine.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Generator, Protocol, Sequence
 
 
 class _Unknown:
@@ -38,6 +44,12 @@ INF = float("inf")
 
 DEFAULT_BUDGET_STEPS = 5_000_000
 
+# A part's search gives the turn to the next part after this many
+# backtracks. Small enough that an easy failing part among intractable
+# passing ones is reached within a few thousand backtracks of each; large
+# enough that switching (a generator resume) costs nothing measurable.
+SLICE_BACKTRACKS = 256
+
 
 @dataclass(slots=True)
 class Operation:
@@ -51,15 +63,32 @@ class Operation:
     call: float
     ret: float
     dispatch: int | None = None
-    index: int | None = None     # history index of the invoke event
+    index: int | None = None     # history index of the invoke event (a line, for EDN)
 
 
 class Model(Protocol):
     """A pure sequential specification (Porcupine's Model, knossos's step).
 
-    ``step`` never mutates ``state``; it returns ``(ok, next_state)``. States
-    must be hashable and comparable (the memo key); make ``__hash__`` cheap.
-    ``output`` is ``UNKNOWN`` for an op whose result was never seen.
+    Required:
+
+    * ``name``: what the CLI calls it.
+    * ``init() -> state``: the state before any op.
+    * ``step(state, input, output) -> (ok, next_state)``: never mutates
+      ``state``. ``ok`` is False when ``output`` is impossible for ``input``
+      in ``state`` (inconsistency is a returned value, not an exception).
+      ``output`` is ``UNKNOWN`` for an op whose result was never seen; such
+      an op must be accepted whenever it could have happened. States must be
+      hashable and comparable (the memo key); make ``__hash__`` cheap.
+
+    Optional, found with ``getattr``:
+
+    * ``partition(ops) -> list[list[Operation]]``: split the history into
+      parts that are linearizable independently (P-compositionality, e.g.
+      one part per key). Parts come in a deterministic order; every op is
+      in exactly one part.
+    * ``describe_partition(ops) -> str``: names a part ("key 'x'").
+    * ``describe(state) -> str``: a short human-readable state.
+    * ``explain(state, op) -> str``: why ``op`` cannot go next in ``state``.
     """
 
     name: str
@@ -83,6 +112,10 @@ class Failure:
     witness_op: Operation | None = None
     witness_explanation: str | None = None
     witness_state: Any = None
+    # The part of a partitioned history this failure is in (0 when whole).
+    partition: int = 0
+    partition_label: str | None = None
+    partition_ops: int = 0
 
 
 @dataclass
@@ -91,60 +124,140 @@ class CheckResult:
     steps: int = 0
     witness: bool = False               # ok proved by the witness order alone
     partitions: int = 1
-    failure: Failure | None = None
+    failure: Failure | None = None      # the first violation found
     reason: str = ""
+    # details["partitions"]: per part {index, label, ops, verdict, steps,
+    # witness}; verdict is "undecided" for a part the check never finished.
     details: dict[str, Any] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)   # every violation found
+
+
+class _Meter:
+    """The step budget shared by all parts of one check."""
+
+    __slots__ = ("budget", "left")
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.left = budget
+
+
+class _Part:
+    __slots__ = ("index", "ops", "label", "steps", "result", "gen")
+
+    def __init__(self, index: int, ops: list[Operation], label: str | None):
+        self.index = index
+        self.ops = ops
+        self.label = label
+        self.steps = 0
+        self.result: CheckResult | None = None
+        self.gen: Generator[None, None, CheckResult] | None = None
 
 
 def check(model: Model, ops: Sequence[Operation], budget_steps: int = DEFAULT_BUDGET_STEPS,
           use_witness: bool = True,
-          explain: Callable[[Any, Operation], str] | None = None) -> CheckResult:
-    """Is ``ops`` linearizable with respect to ``model``?"""
-    parts = None
-    partition = getattr(model, "partition", None)
-    if partition is not None:
-        parts = partition(ops)
-    if not parts:
-        parts = [list(ops)]
-    total_steps = 0
-    verdict = CheckResult("ok", partitions=len(parts), witness=True)
-    for part in parts:
-        remaining = max(budget_steps - total_steps, 0)
-        r = _check_one(model, part, remaining, use_witness, explain)
-        total_steps += r.steps
-        if r.verdict == "violation":
-            r.partitions, r.steps = len(parts), total_steps
-            return r
-        if r.verdict == "unknown":
-            verdict = r
-        elif verdict.verdict == "ok":
-            verdict.witness = verdict.witness and r.witness
-    verdict.steps = total_steps
-    verdict.partitions = len(parts)
-    return verdict
+          explain: Callable[[Any, Operation], str] | None = None,
+          partition: bool = True, all_failures: bool = False) -> CheckResult:
+    """Is ``ops`` linearizable with respect to ``model``?
+
+    ``explain`` defaults to the model's own ``explain`` when it has one.
+    ``partition=False`` checks the history whole even when the model could
+    split it. ``all_failures=True`` keeps checking the other parts after a
+    violation (within the same budget), to report every failing part.
+    """
+    if budget_steps < 0:
+        raise ValueError(f"budget_steps must be >= 0, got {budget_steps}")
+    if explain is None:
+        explain = getattr(model, "explain", None)
+    parts_ops: list[list[Operation]] | None = None
+    split = getattr(model, "partition", None) if partition else None
+    if split is not None:
+        parts_ops = [list(p) for p in split(ops)]
+        if sum(len(p) for p in parts_ops) != len(ops):
+            raise ValueError(f"model {model.name!r}: partition() lost or duplicated ops")
+    if not parts_ops:
+        parts_ops = [list(ops)]
+    name_part = getattr(model, "describe_partition", None)
+    many = len(parts_ops) > 1
+    parts = [_Part(n, p, name_part(p) if (many and name_part is not None and p) else None)
+             for n, p in enumerate(parts_ops)]
+    meter = _Meter(budget_steps)
+    for p in parts:
+        p.gen = _part_search(model, p, meter, use_witness, explain)
+
+    # Round robin: each part runs until it ends or has backtracked
+    # SLICE_BACKTRACKS times, then waits for its next turn.
+    queue = deque(parts)
+    failures: list[Failure] = []
+    stopped: CheckResult | None = None          # the part that ran out of budget
+    while queue:
+        p = queue.popleft()
+        try:
+            next(p.gen)
+        except StopIteration as stop:
+            r: CheckResult = stop.value
+            p.result = r
+            if r.verdict == "violation":
+                fl = r.failure
+                fl.partition, fl.partition_label, fl.partition_ops = p.index, p.label, len(p.ops)
+                failures.append(fl)
+                if not all_failures:
+                    break
+            elif r.verdict == "unknown":
+                stopped = r
+                break
+            continue
+        queue.append(p)
+    for p in parts:       # free the suspended searches (and their memos)
+        if p.result is None:
+            p.gen.close()
+
+    total = sum(p.steps for p in parts)
+    details = {"partitions": [
+        {"index": p.index, "label": p.label, "ops": len(p.ops),
+         "verdict": p.result.verdict if p.result is not None else "undecided",
+         "steps": p.steps, "witness": bool(p.result is not None and p.result.witness)}
+        for p in parts]}
+    if failures:
+        return CheckResult("violation", steps=total, partitions=len(parts), failure=failures[0],
+                           failures=failures, details=details)
+    if stopped is not None:
+        decided = sum(1 for p in parts if p.result is not None and p.result.verdict == "ok")
+        reason = stopped.reason
+        if many:
+            reason += f"; {decided} of {len(parts)} parts decided (all linearizable)"
+        return CheckResult("unknown", steps=total, partitions=len(parts), reason=reason,
+                           details=details)
+    return CheckResult("ok", steps=total, partitions=len(parts), details=details,
+                       witness=all(p.result.witness for p in parts))
 
 
-def _check_one(model: Model, ops: list[Operation], budget: int, use_witness: bool,
-               explain: Callable[[Any, Operation], str] | None) -> CheckResult:
+def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
+                 explain: Callable[[Any, Operation], str] | None
+                 ) -> Generator[None, None, CheckResult]:
+    """One part: witness, then the cut history, then the full search."""
+    ops = part.ops
     if not ops:
         return CheckResult("ok", witness=True)
     if not use_witness:
-        return _search(model, ops, budget, explain)
-    ok, steps, fail_at, fail_state = _witness(model, ops)
+        r = yield from _search(model, ops, meter, part, explain)
+        r.steps = part.steps
+        return r
+    ok, steps, fail_at, fail_state = _witness(model, ops, max(meter.left, 0))
+    part.steps += steps
+    meter.left -= steps
     if ok:
-        return CheckResult("ok", steps=steps, witness=True)
+        return CheckResult("ok", steps=part.steps, witness=True)
     r = None
     if fail_at is not None and fail_at.ret != INF:
         cut = _cut(ops, fail_at.ret)
         if len(cut) < len(ops):
-            r = _search(model, cut, budget - steps, explain)
-            r.steps += steps
-            steps = r.steps
+            r = yield from _search(model, cut, meter, part, explain)
             if r.verdict != "violation":
-                r = None
+                r = None   # ok: the cut proves nothing; unknown: the full search says so too
     if r is None:
-        r = _search(model, ops, budget - steps, explain)
-        r.steps += steps
+        r = yield from _search(model, ops, meter, part, explain)
+    r.steps = part.steps
     if r.failure is not None and fail_at is not None:
         r.failure.witness_op = fail_at
         r.failure.witness_state = fail_state
@@ -152,8 +265,13 @@ def _check_one(model: Model, ops: list[Operation], budget: int, use_witness: boo
     return r
 
 
-def _witness(model: Model, ops: list[Operation]) -> tuple[bool, int, Operation | None, Any]:
-    """Step the ops in dispatch order. Proves ok, or says where it broke."""
+def _witness(model: Model, ops: list[Operation], cap: int
+             ) -> tuple[bool, int, Operation | None, Any]:
+    """Step the ops in dispatch order. Proves ok, or says where it broke.
+
+    At most ``cap`` steps (the budget left): a witness cut short proves
+    nothing, and the search after it finds the budget spent.
+    """
     order = [op for op in ops if op.dispatch is not None]
     rest = [op for op in ops if op.dispatch is None]
     if any(op.ret != INF for op in rest):
@@ -166,6 +284,8 @@ def _witness(model: Model, ops: list[Operation]) -> tuple[bool, int, Operation |
         if suffix_min < op.call:
             return False, 0, None, None
         suffix_min = min(suffix_min, op.ret)
+    if len(ops) > cap:
+        return False, 0, None, None
     state = model.init()
     steps = 0
     for op in order:
@@ -175,6 +295,7 @@ def _witness(model: Model, ops: list[Operation]) -> tuple[bool, int, Operation |
             return False, steps, op, state
         state = nxt
     for op in rest:  # unknown outcome, never dispatched: taking effect last
+        steps += 1
         ok, nxt = model.step(state, op.input, op.output)
         if not ok:
             return False, steps, op, state
@@ -196,11 +317,12 @@ def _cut(ops: list[Operation], t: float) -> list[Operation]:
 
 
 class _Entry:
-    __slots__ = ("op", "is_call", "match", "prev", "next")
+    __slots__ = ("op", "is_call", "bit", "match", "prev", "next")
 
-    def __init__(self, op: Operation | None, is_call: bool):
+    def __init__(self, op: Operation | None, is_call: bool, bit: int):
         self.op = op
         self.is_call = is_call
+        self.bit = bit              # this op's bit in the linearized set
         self.match: _Entry | None = None
         self.prev: _Entry | None = None
         self.next: _Entry | None = None
@@ -208,15 +330,15 @@ class _Entry:
 
 def _build(ops: list[Operation]) -> _Entry:
     keyed = []
-    for op in ops:
-        call, ret = _Entry(op, True), _Entry(op, False)
+    for n, op in enumerate(ops):
+        call, ret = _Entry(op, True, 1 << n), _Entry(op, False, 1 << n)
         call.match = ret
         # Calls sort before returns at equal times: intervals are closed,
         # so ops touching at one instant are concurrent.
-        keyed.append(((op.call, 0, op.id), call))
-        keyed.append(((op.ret, 1, op.id), ret))
+        keyed.append(((op.call, 0, n), call))
+        keyed.append(((op.ret, 1, n), ret))
     keyed.sort(key=lambda x: x[0])
-    head = _Entry(None, False)
+    head = _Entry(None, False, 0)
     prev = head
     for _, e in keyed:
         prev.next = e
@@ -245,58 +367,84 @@ def _unlift(e: _Entry) -> None:
         e.next.prev = e
 
 
-def _search(model: Model, ops: list[Operation], budget: int,
-            explain: Callable[[Any, Operation], str] | None) -> CheckResult:
+def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
+            explain: Callable[[Any, Operation], str] | None
+            ) -> Generator[None, None, CheckResult]:
+    """The full search over ``ops``; yields every SLICE_BACKTRACKS backtracks.
+
+    Steps are charged to ``meter`` (shared by all parts) and ``part``
+    whenever the search yields or ends.
+    """
     ops = sorted(ops, key=lambda op: (op.call, op.id))
-    # Renumber locally so the linearized set is a compact bitset.
-    local = {id(op): n for n, op in enumerate(ops)}
     head = _build(ops)
     state = model.init()
     linearized = 0
     memo: set[tuple[int, Any]] = set()
     stack: list[tuple[_Entry, Any]] = []
+    # The longest linearizable prefix (the witness of a violation). It is
+    # copied only when the search backs out of a new deepest point, not on
+    # every push: copying on the way down is quadratic in a long history.
+    deepest = 0
     best: list[Operation] = []
     best_state, best_bits = state, 0
     step = model.step
-    steps = 0
+    left = meter.left           # steps this turn may take
+    used = 0                    # steps taken this turn, not yet charged
+    backtracks = 0
     entry = head.next
     while head.next is not None:
-        if steps >= budget:
-            return CheckResult("unknown", steps=steps,
-                               reason=f"search budget of {budget} steps exhausted "
-                                      f"({len(best)} of {len(ops)} ops linearized at most)")
-        steps += 1
+        if used >= left:
+            meter.left -= used
+            part.steps += used
+            return CheckResult("unknown", steps=part.steps,
+                               reason=f"search budget of {meter.budget} steps exhausted "
+                                      f"({deepest} of {len(ops)} ops linearized at most)")
+        used += 1
         if entry.is_call:
             op = entry.op
             ok, new_state = step(state, op.input, op.output)
             if ok:
-                bits = linearized | (1 << local[id(op)])
+                bits = linearized | entry.bit
                 key = (bits, new_state)
                 if key not in memo:
                     memo.add(key)
                     stack.append((entry, state))
                     state, linearized = new_state, bits
                     _lift(entry)
-                    if len(stack) > len(best):
-                        best = [e.op for e, _ in stack]
-                        best_state, best_bits = state, bits
+                    if len(stack) > deepest:
+                        deepest = len(stack)
                     entry = head.next
                     continue
             entry = entry.next
         else:
             if not stack:
-                return _violation(model, ops, local, best, best_state, best_bits, steps, explain)
+                meter.left -= used
+                part.steps += used
+                return _violation(ops, best, best_state, best_bits, part.steps, explain)
+            if len(stack) > len(best):
+                best = [e.op for e, _ in stack]
+                best_state, best_bits = state, linearized
+            backtracks += 1
+            if backtracks >= SLICE_BACKTRACKS:
+                backtracks = 0
+                meter.left -= used
+                part.steps += used
+                used = 0
+                yield
+                left = meter.left
             entry, state = stack.pop()
-            linearized &= ~(1 << local[id(entry.op)])
+            linearized &= ~entry.bit
             _unlift(entry)
             entry = entry.next
-    return CheckResult("ok", steps=steps)
+    meter.left -= used
+    part.steps += used
+    return CheckResult("ok", steps=part.steps)
 
 
-def _violation(model: Model, ops: list[Operation], local: dict[int, int], best: list[Operation],
-               state: Any, bits: int, steps: int,
+def _violation(ops: list[Operation], best: list[Operation], state: Any, bits: int, steps: int,
                explain: Callable[[Any, Operation], str] | None) -> CheckResult:
-    pending = [op for op in ops if not bits >> local[id(op)] & 1]
+    # ops are in the search's local order: op n has bit 1 << n.
+    pending = [op for n, op in enumerate(ops) if not bits >> n & 1]
     first_ret = min(op.ret for op in pending)
     unplaced = [op for op in pending if op.call <= first_ret]
     # The op that had to be linearized next: the first to return.
