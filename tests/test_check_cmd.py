@@ -259,8 +259,7 @@ def _prog(argv, cwd):
 
 @pytest.mark.parametrize("how", ["module", "dst"])
 def test_exit_codes_as_a_program(how, tmp_path):
-    if how == "dst" and not _cli_has_check():
-        pytest.skip("dst check is not wired into dst/cli.py yet")
+    assert _cli_has_check(), "dst check must be a dst subcommand"
     prefix = [PYTHON, "-m", "dst.check_cmd"] if how == "module" else [DST, "check"]
     bad = tmp_path / "bad.edn"
     bad.write_text("{:process 0, :type :invoke, :f :read\n")
