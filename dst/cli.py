@@ -125,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seed", type=_seed, help="replay this seed of --scenario instead of a file")
     add_check_parser(sub)
 
+    shr = sub.add_parser("shrink", help="minimize a failing case into seeds/")
+    _common(shr)
+    shr.add_argument("file", nargs="?", help="a history.jsonl from dst run, or a seeds/*.json case")
+    shr.add_argument("--seed", type=_seed, help="shrink this seed of --scenario instead of a file")
+    shr.add_argument("--time-budget", type=_seconds, default=60.0,
+                     help="seconds to spend shrinking (default: 60)")
+    shr.add_argument("--out", help="where to write the case (default: seeds/<name>.json)")
+    shr.add_argument("--name", help="the case's name (default: backend-scenario-seed-kind)")
+    shr.add_argument("--note", default="", help="a sentence stored with the case")
+
+    con = sub.add_parser("conform", help="the same cases on several backends, side by side")
+    _common(con)
+    con.add_argument("--backends", required=True, help="comma-separated, e.g. sim,lance,pgvector")
+    con.add_argument("--seeds", type=_positive, default=20)
+    con.add_argument("--seed", type=_seed, default=0)
+    con.add_argument("--shrink", action="store_true", help="shrink the first disagreement into seeds/")
+
     bench = sub.add_parser("bench", help="harness benchmarks (checked ops/s on sim)")
     bench.add_argument("--scenario", action="append", help="scenario(s) to time (default: default, crud)")
     bench.add_argument("--seeds", type=_positive, default=200, help="seeds per scenario (default: 200)")
@@ -144,6 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench(args)
         if args.command == "check":
             return cmd_check(args)
+        if args.command == "shrink":
+            return cmd_shrink(args)
+        if args.command == "conform":
+            from dst.conform import cmd_conform
+            return cmd_conform(args)
         if args.command == "run":
             return cmd_run(args)
         return cmd_replay(args)
@@ -365,6 +387,121 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _replay_case(args: argparse.Namespace, console) -> int:
+    """Replay a seeds/*.json case and compare with its expected verdict."""
+    from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.reports import new_run_dir, write_json
+    from dst.runner import run_case
+    from dst.shrink import read_case, violation_kind
+    if not Path(args.file).is_file():
+        raise UsageError(f"dst replay: no such file {args.file!r}")
+    case = read_case(args.file)
+    backend = args.backend or case["backend"]
+    run_dir = new_run_dir(args.report_dir, f"replay-{_safe(case.get('name', 'case'))}")
+    result, history = run_case(case, backend=backend, location=args.location, options=dict(args.opt),
+                               token=run_dir.name.replace("-", "_")[-24:],
+                               budget_steps=args.budget_steps or DEFAULT_BUDGET_STEPS)
+    history.write(run_dir / "history.jsonl")
+    kind = violation_kind(result)
+    exp = case.get("expected") or {}
+    same = result.verdict == exp.get("verdict") and kind == exp.get("kind")
+    write_json(run_dir / "result.json", {"replay_of": args.file, "case": case.get("name"),
+                                         "backend": backend, "kind": kind, "expected": exp,
+                                         "as_expected": same, **result.summary()})
+    console.print(f"case {case.get('name')} ({case.get('ops')} ops) on {backend}: verdict "
+                  f"{result.verdict}{' (' + kind + ')' if kind else ''}; expected {exp.get('verdict')}"
+                  f"{' (' + exp['kind'] + ')' if exp.get('kind') else ''}: "
+                  f"{'as expected' if same else 'DIFFERENT'}", markup=False)
+    if result.verdict != "ok":
+        _print_violation(console, result)
+    console.print(f"report: {run_dir}", markup=False)
+    if result.verdict == "violation":
+        return EXIT_VIOLATION
+    if result.verdict == "unknown":
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+def cmd_shrink(args: argparse.Namespace) -> int:
+    from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.runner import replay_config, run_case, run_seed
+    from dst.schedule import Schedule
+    from dst.shrink import Shrinker, case_dict, kinds_of, listing, read_case, slug, violation_kind, write_case
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True)
+    budget = args.budget_steps or DEFAULT_BUDGET_STEPS
+    options = dict(args.opt)
+    if args.file and args.seed is not None:
+        raise UsageError("dst shrink: give a FILE or --seed N, not both")
+    if args.file and args.file.endswith(".json"):
+        case = read_case(args.file)
+        from dst.runner import _scenario_raw
+        from dst.scenario import parse
+        scenario = parse(_scenario_raw(case["scenario_config"]), default_name=case["scenario"])
+        seed, backend = int(case["seed"]), args.backend or case["backend"]
+        options = {**(case.get("options") or {}), **options}
+        schedule = Schedule.from_dict(case["schedule"])
+        result, _ = run_case(case, backend=backend, location=args.location, options=options,
+                             budget_steps=budget)
+    else:
+        if args.file:
+            if not Path(args.file).is_file():
+                raise UsageError(f"dst shrink: no such file {args.file!r}")
+            history = History.read(args.file)
+            if history.meta.get("concurrency") == "threads":
+                raise UsageError("dst shrink: threads-mode runs are not replayable, so not shrinkable")
+            scenario, seed, backend, rec_options = replay_config(history)
+            backend = args.backend or backend
+            options = {**rec_options, **options}
+        elif args.seed is not None:
+            scenario, seed, backend = _load_scenario(args), args.seed, args.backend or DEFAULT_BACKEND
+        else:
+            raise UsageError("dst shrink: give a history FILE, a seeds/*.json case, or --seed N")
+        result, _ = run_seed(scenario, seed, backend, location=args.location, options=options,
+                             budget_steps=budget, record=True)
+        schedule = result.schedule
+    kind = violation_kind(result)
+    if kind is None:
+        raise UsageError(f"dst shrink: seed {seed} of {scenario.name} on {backend} gives "
+                         f"{result.verdict}, not a violation: nothing to shrink")
+    n0 = schedule.n_ops()
+    console.print(f"shrinking seed {seed} ({scenario.name} on {backend}): {n0} ops, {kind}", markup=False)
+    t0 = wallclock.monotonic_s()
+
+    def still_fails(cand: Schedule) -> bool:
+        r, _ = run_seed(scenario, seed, backend, location=args.location, options=options,
+                        budget_steps=budget, schedule=cand)
+        return kind in kinds_of(r)
+
+    progress = _progress(console)
+    with progress:
+        task = progress.add_task(f"shrinking ({kind})", total=None)
+        shrinker = Shrinker(still_fails, budget_s=args.time_budget,
+                            progress=lambda stage, n: progress.update(
+                                task, description=f"shrinking: {stage}, {n} ops"))
+        small = shrinker.shrink(schedule)
+    took = wallclock.monotonic_s() - t0
+    final, _ = run_seed(scenario, seed, backend, location=args.location, options=options,
+                        budget_steps=budget, schedule=small)
+    final_kind = violation_kind(final)
+    name = args.name or slug(f"{backend.split(':')[-1]}-{scenario.name}-s{seed}-{kind}")
+    path = Path(args.out) if args.out else Path("seeds") / f"{name}.json"
+    case = case_dict(name=name, scenario=scenario, seed=seed, backend=backend, options=options,
+                     schedule=small, expected_verdict=final.verdict, expected_kind=final_kind,
+                     note=args.note)
+    write_case(path, case)
+    console.print(f"shrunk {n0} -> {small.n_ops()} ops in {took:.1f} s ({shrinker.trials} trials)"
+                  + ("" if not shrinker.out_of_budget() else "; stopped by the budget"), markup=False)
+    for line in listing(small):
+        out.print(line, markup=False)
+    if final.violations:
+        out.print(f"violation: {final.violations[0].get('message', '')}", markup=False)
+    out.print(f"wrote {path}; replay: dst replay {shlex.quote(str(path))}", markup=False)
+    return EXIT_VIOLATION if final.verdict == "violation" else EXIT_OK
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
@@ -376,6 +513,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     recorded: bytes | None = None
     if args.file and args.seed is not None:
         raise UsageError("dst replay: give a FILE or --seed N, not both")
+    if args.file and args.file.endswith(".json"):
+        return _replay_case(args, console)
     if args.file:
         path = Path(args.file)
         if not path.is_file():

@@ -133,7 +133,8 @@ def check_history(history: History, budget_steps: int = DEFAULT_BUDGET_STEPS,
     if res.verdict == "violation":
         violations.append(describe_failure(model, res, history))
     for f in findings or []:
-        violations.append({"kind": "invariant", **f})
+        violations.append({"kind": "invariant", "check": f.get("kind"), "when": f.get("when"),
+                           "message": f.get("message", "")})
     verdict = worst(res.verdict, "violation" if violations else "ok")
     recall = None
     if not model.exact and res.verdict == "ok" and res.witness:
@@ -280,3 +281,16 @@ def _seed_worker(scenario: Scenario, seed: int, backend: str, want_history: bool
     result, history = run_seed(scenario, seed, backend, **kw)
     keep = want_history or result.verdict != "ok"
     return result, (history.to_bytes() if keep else None)
+
+
+def run_case(case: dict[str, Any], *, backend: str | None = None, location: str | None = None,
+             options: dict[str, Any] | None = None, token: str = "case",
+             budget_steps: int = DEFAULT_BUDGET_STEPS) -> tuple[SeedResult, History]:
+    """Run a recorded case (a seeds/*.json file's content) and check it."""
+    scenario = parse(_scenario_raw(case["scenario_config"]), default_name=case["scenario"],
+                     source="<recorded scenario>")
+    opts = dict(case.get("options") or {})
+    opts.update(options or {})
+    return run_seed(scenario, int(case["seed"]), backend or case["backend"], location=location,
+                    options=opts, token=token, budget_steps=budget_steps,
+                    schedule=Schedule.from_dict(case["schedule"]))

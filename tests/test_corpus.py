@@ -1,0 +1,34 @@
+"""The regression corpus: every file in seeds/ replays to its recorded verdict."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dst.conform import compare_histories
+from dst.runner import run_case
+from dst.shrink import read_case, violation_kind
+
+SEEDS = sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.json"))
+
+
+def test_the_corpus_is_not_empty():
+    assert len(SEEDS) >= 10
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.stem)
+def test_case_replays_to_its_expected_verdict(path, tmp_path):
+    case = read_case(path)
+    exp = case["expected"]
+    if "conform" in case:
+        ref, other = case["conform"]
+        _, ha = run_case(case, backend=ref, location=str(tmp_path / "a"))
+        _, hb = run_case(case, backend=other, location=str(tmp_path / "b"))
+        ann = not (ha.meta.get("exact", True) and hb.meta.get("exact", True))
+        _, diffs = compare_histories(ha, hb, ha.meta["score_eps"], ann)
+        assert exp["verdict"] == "disagreement"
+        assert any(f"conform:{d['f']}" == exp["kind"] for d in diffs), diffs
+        return
+    result, _ = run_case(case, location=str(tmp_path))
+    assert result.verdict == exp["verdict"], result.violations
+    assert violation_kind(result) == exp["kind"]
