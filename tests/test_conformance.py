@@ -35,12 +35,44 @@ def _lance_maker(tmp_path):
     return make
 
 
-MAKERS = {"sim": _sim_maker, "lance": _lance_maker}
+def _pgvector_maker(tmp_path):
+    import os
+    import re
+
+    from backends.pgvector import open_backend
+    from dst import pg_embedded
+    from tests.conftest import ROOT
+
+    dsn = os.environ.get(pg_embedded.DSN_ENV) or pg_embedded.ensure_server(ROOT / ".dst" / "pgdata").dsn()
+    # Namespaces unique to this process and test folder, so two runs sharing
+    # a server never meet; each test drops what it made when done.
+    tag = re.sub(r"[^a-z0-9]", "", tmp_path.name.lower())[-20:]
+
+    made: dict[str, int] = {}
+
+    def make(ns, fresh=True, dim=DIM, **options):
+        name = f"c{os.getpid()}_{tag}_{ns}"
+        made[name] = dim
+        return open_backend(BackendConfig(dim=dim, location=dsn, namespace=name,
+                                          fresh=fresh, options=options))
+
+    def cleanup():
+        for name, dim in made.items():
+            open_backend(BackendConfig(dim=dim, location=dsn, namespace=name, fresh=True)).drop()
+    make.cleanup = cleanup
+    return make
+
+
+MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker}
 
 
 @pytest.fixture(params=sorted(MAKERS))
 def maker(request, tmp_path):
-    return MAKERS[request.param](tmp_path)
+    make = MAKERS[request.param](tmp_path)
+    yield make
+    cleanup = getattr(make, "cleanup", None)
+    if cleanup is not None:
+        cleanup()
 
 
 def v(*xs):

@@ -1,0 +1,705 @@
+"""The pgvector backend: PostgreSQL with the pgvector extension, via psycopg 3.
+
+Where it connects: ``dst.pg_embedded.resolve(config.location)``, that is
+the DSN in ``location``, else ``DST_PG_DSN``, else an embedded server in
+``./.dst/pgdata`` (see docs/postgres.md).
+
+One table per namespace, ``id text COLLATE "C" PRIMARY KEY, embedding
+vector(dim) NOT NULL``, in the connection's current schema (or the
+``schema`` option). The byte order of "C" on UTF-8 is code point order,
+the order of Python's ``str``, so ties come out ordered as in the sim
+backend. Every table this module creates is recorded, with its oid, in a
+registry table ``dst_owned`` of the same schema; a table of that name that
+is not recorded (or whose oid changed: dropped and made again by someone
+else) is never used, emptied or dropped.
+
+Semantics are the sim backend's (DESIGN): the input is checked with
+``dst.validate`` first, so PostgreSQL never sees a bad id or vector, and
+``InvalidInput`` changes nothing. Every driver error becomes a
+``BackendError``: ``NotApplied`` when the statement certainly had no
+effect (it was never sent, or the server answered ERROR, which rolls its
+transaction back), a plain ``BackendError`` (outcome unknown) when the
+connection broke under it. The next call reconnects by itself.
+
+Search scores are ``1 - (embedding <=> q)``: pgvector's cosine distance,
+computed by the server from the stored float4 values (float accumulation,
+double division; within 1e-6 of the float64 cosine for ordinary vectors).
+
+Options (``--opt KEY=VALUE``):
+
+=================  ===========================================================
+index              ``none`` (default: exact), ``hnsw`` or ``ivfflat``
+m, ef_construction HNSW build parameters (pgvector defaults 16, 64)
+ef_search          HNSW search breadth (default 40; raised to ``limit``)
+lists, probes      IVFFlat lists (default rows/1000, at least 1) and probes
+                   (default ceil(sqrt(lists)))
+schema             schema for the tables (default: the current schema)
+crash              how the crash-server nemesis crashes: ``kill`` (SIGKILL
+                   to the postmaster, default) or ``immediate``
+=================  ===========================================================
+
+With an index, ``exact`` is False. The index is built by
+``maintenance("index")`` (the harness calls it after its bulk load:
+building once is far cheaper than inserting into an HNSW graph); until
+then search is exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import select
+import threading
+from typing import Any, Callable, Iterable
+
+import numpy as np
+# The pgvector extra; without it resolve_backend names the missing package.
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import errors as pg_errors
+from psycopg import pq, sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from dst import pg_embedded
+from dst.backend import BackendConfig, SearchHit
+from dst.errors import BackendError, InvalidInput, NotApplied, UsageError
+from dst.validate import check_batch, check_id, check_limit, check_vector, id_problem
+
+REGISTRY = "dst_owned"
+STAGING = "dst_staging"           # per-session temporary table for COPY
+MIN_PGVECTOR = (0, 5, 0)          # HNSW arrived in 0.5.0
+VECTOR_MAX_DIM = 16000            # pgvector's limit for the vector type
+INDEX_MAX_DIM = 2000              # pgvector's limit for hnsw and ivfflat on vector
+HNSW_EF_SEARCH_MAX = 1000         # pgvector's bound on hnsw.ef_search
+IDENT_MAX_BYTES = 63              # PostgreSQL truncates longer identifiers silently
+CONNECT_ATTEMPTS = 3              # a restarting server refuses for a moment
+CONNECT_PAUSE_S = 0.1
+CONNECT_TIMEOUT_S = 10
+TERMINATE_WAIT_MS = 5000          # pg_terminate_backend waits this long for the exit
+# One advisory lock for this module's DDL in a database: opens, drops and
+# index builds of the same namespace from several handles never interleave.
+DDL_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"vector-dst ddl", digest_size=8).digest(),
+                              "big", signed=True)
+
+OPTION_DEFAULTS: dict[str, Any] = {
+    "index": "none", "m": 16, "ef_construction": 64, "ef_search": 40,
+    "lists": None, "probes": None, "schema": None, "crash": "kill",
+}
+
+
+class PgvectorBackend:
+    name = "pgvector"
+    atomic_batches = True
+
+    def __init__(self, config: BackendConfig):
+        dim = config.dim
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= VECTOR_MAX_DIM:
+            raise BackendError(f"dim must be an integer from 1 to {VECTOR_MAX_DIM} "
+                               f"(pgvector's vector type), got {dim!r}")
+        self.dim = dim
+        self.opts = _options(config.options)
+        self.index: str | None = None if self.opts["index"] == "none" else self.opts["index"]
+        self.exact = self.index is None
+        if self.index is not None and dim > INDEX_MAX_DIM:
+            raise BackendError(
+                f"pgvector's {self.index} index holds at most {INDEX_MAX_DIM} dimensions and this "
+                f"run has dim {dim}: use index=none (exact search) or at most {INDEX_MAX_DIM} dimensions")
+        self.namespace = _namespace(config.namespace)
+        self._dsn = pg_embedded.resolve(config.location)
+        self._conn: psycopg.Connection | None = None
+        self._pid: int | None = None          # server pid of the live session (read by nemeses)
+        self._settings: dict[str, str] = {}   # session settings applied on this connection
+        self._index_ready = False
+        self._index_lists: int | None = None
+        self._closed = False
+        self._admin: psycopg.Connection | None = None   # the kill-connection nemesis's session
+        conn = self._open_connection()
+        try:
+            self._ensure_extension(conn)
+            self.schema = self.opts["schema"] or self._current_schema(conn)
+            self._t = sql.Identifier(self.schema, self.namespace)
+            self._reg = sql.Identifier(self.schema, REGISTRY)
+            self._idx_name = "dst_ann_" + hashlib.blake2b(
+                f"{self.schema}.{self.namespace}".encode(), digest_size=8).hexdigest()
+            self._idx = sql.Identifier(self.schema, self._idx_name)
+            self._compose()
+            self._session(conn)
+            self._prepare(conn, config.fresh)
+            self._check_index(conn)
+        except psycopg.Error as exc:
+            _quiet_close(conn)
+            raise BackendError(f"opening pgvector namespace {self.namespace!r} failed: "
+                               f"{_describe(exc)}") from None
+        except BaseException:
+            _quiet_close(conn)
+            raise
+        self._conn = conn
+        self._pid = conn.info.backend_pid
+
+    # -- writes ---------------------------------------------------------------
+    def store(self, id: str, vector: np.ndarray) -> None:
+        check_id(id)
+        v = check_vector(vector, self.dim)
+        self._run("store", lambda conn, st: conn.execute(self._q_store, (id, v)))
+
+    def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        checked = _check_batch(items, self.dim)
+
+        def run(conn: psycopg.Connection, st: dict) -> None:
+            st["sent"] = False
+            if not checked:
+                return
+            # One transaction: COPY into the session's staging table, then one
+            # upsert. Until the upsert is sent nothing can reach the table, so
+            # a failure up to there is NotApplied; ON COMMIT DELETE ROWS
+            # empties the staging table whatever happens.
+            with conn.transaction():
+                with conn.cursor() as cur:
+                    with cur.copy(self._q_copy) as cp:
+                        cp.set_types(["text", "vector"])
+                        for id_, v in checked:
+                            cp.write_row((id_, v))
+                    st["sent"] = True
+                    cur.execute(self._q_upsert_staged)
+
+        self._run("store_batch", run)
+
+    def delete(self, id: str) -> bool:
+        check_id(id)
+
+        def run(conn: psycopg.Connection, st: dict) -> bool:
+            cur = conn.execute(self._q_delete, (id,))
+            return cur.rowcount == 1
+
+        return self._run("delete", run)
+
+    # -- reads ----------------------------------------------------------------
+    def get(self, id: str) -> np.ndarray | None:
+        check_id(id)
+
+        def run(conn: psycopg.Connection, st: dict) -> np.ndarray | None:
+            row = conn.execute(self._q_get, (id,), binary=True).fetchone()
+            if row is None:
+                return None
+            return np.array(row[0].to_numpy(), dtype=np.float32)  # a fresh, writable copy
+
+        return self._run("get", run)
+
+    def exists(self, id: str) -> bool:
+        check_id(id)
+        return self._run("exists", lambda conn, st: bool(conn.execute(self._q_exists, (id,)).fetchone()[0]))
+
+    def count(self) -> int:
+        return self._run("count", lambda conn, st: int(conn.execute(self._q_count).fetchone()[0]))
+
+    def search(self, query: np.ndarray, limit: int) -> list[SearchHit]:
+        q = check_vector(query, self.dim)
+        limit = check_limit(limit)
+
+        def run(conn: psycopg.Connection, st: dict) -> list[tuple[str, float]]:
+            params = {"q": q, "n": limit}
+            if self._ann_usable(limit):
+                self._ann_settings(conn, limit)
+                rows = conn.execute(self._q_ann, params).fetchall()
+                # An ANN scan can come back short (ivfflat probes too few lists,
+                # hnsw meets dead tuples); the exact answer is always admissible.
+                if len(rows) >= limit:
+                    return rows
+            return conn.execute(self._q_exact, params).fetchall()
+
+        rows = self._run("search", run)
+        return [SearchHit(id_, 1.0 - float(d)) for id_, d in rows]
+
+    def explain_search(self, query: np.ndarray, limit: int) -> list[str]:
+        """The plan (EXPLAIN) of the query ``search(query, limit)`` runs
+        first: shows whether the ANN index serves it."""
+        q = check_vector(query, self.dim)
+        limit = check_limit(limit)
+
+        def run(conn: psycopg.Connection, st: dict) -> list[str]:
+            ann = self._ann_usable(limit)
+            if ann:
+                self._ann_settings(conn, limit)
+            stmt = sql.SQL("EXPLAIN ") + (self._q_ann if ann else self._q_exact)
+            return [r[0] for r in conn.execute(stmt, {"q": q, "n": limit}).fetchall()]
+
+        return self._run("explain", run)
+
+    # -- optional capabilities ------------------------------------------------------
+    def maintenance(self, kind: str) -> None:
+        """``index``: build (or rebuild) the ANN index; with no index option,
+        ANALYZE. ``vacuum``: VACUUM (ANALYZE). ``compact``: VACUUM."""
+        if kind not in ("index", "vacuum", "compact"):
+            raise NotApplied(f"unknown maintenance kind {kind!r}: use index, vacuum or compact")
+        if kind == "index":
+            self._run("maintenance(index)", self._build_index)
+        elif kind == "vacuum":
+            self._run("maintenance(vacuum)",
+                      lambda conn, st: conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(self._t)))
+        else:
+            self._run("maintenance(compact)", lambda conn, st: conn.execute(sql.SQL("VACUUM {}").format(self._t)))
+
+    def nemeses(self) -> dict[str, Callable[[], dict[str, Any]]]:
+        """Real faults: ``kill-connection`` ends this handle's session with
+        pg_terminate_backend from a second connection; ``crash-server``
+        (embedded server only) crashes the server and restarts it. Each
+        returns a small dict saying what it did. The next call on this
+        handle reconnects; a call in flight at the time fails with
+        BackendError (outcome unknown) or NotApplied."""
+        out: dict[str, Callable[[], dict[str, Any]]] = {"kill-connection": self._kill_connection}
+        if pg_embedded.server_for_dsn(self._dsn) is not None:
+            out["crash-server"] = self._crash_server
+        return out
+
+    def close(self) -> None:
+        self._closed = True
+        conn, self._conn, self._pid = self._conn, None, None
+        if conn is not None:
+            _quiet_close(conn)
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            _quiet_close(admin)
+
+    def drop(self) -> None:
+        """Drop this namespace's table, which this module created; refuses a
+        table it did not create."""
+        def run(conn: psycopg.Connection, st: dict) -> None:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+                oid, registered = self._lookup(conn)
+                if oid is not None and registered != oid:
+                    raise BackendError(self._not_ours())
+                if oid is not None:
+                    conn.execute(sql.SQL("DROP TABLE {}").format(self._t))
+                conn.execute(self._q_unregister, (self.namespace,))
+
+        # The harness drops a namespace after close(), as the sim backend allows.
+        self._closed = False
+        try:
+            self._run("drop", run)
+        finally:
+            self.close()
+
+    # -- connection ---------------------------------------------------------------
+    def _where(self) -> str:
+        try:
+            d = conninfo_to_dict(self._dsn)
+            d.pop("password", None)
+            return make_conninfo(**d)
+        except Exception:  # noqa: BLE001
+            return "the given DSN"
+
+    def _open_connection(self) -> psycopg.Connection:
+        last: Exception | None = None
+        pause = threading.Event()
+        for attempt in range(CONNECT_ATTEMPTS):
+            if attempt:
+                pause.wait(CONNECT_PAUSE_S * attempt)
+            try:
+                return psycopg.connect(self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                       application_name="vector-dst", client_encoding="UTF8")
+            except psycopg.OperationalError as exc:
+                last = exc
+            except psycopg.Error as exc:  # a malformed DSN, say
+                last = exc
+                break
+        raise NotApplied(f"cannot connect to PostgreSQL ({self._where()}): {_describe(last)}")
+
+    def _session(self, conn: psycopg.Connection) -> None:
+        """What every new session needs: the vector type adapters and the
+        staging table for COPY."""
+        register_vector(conn)
+        conn.execute(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} "
+                             "(id text NOT NULL, embedding vector NOT NULL) ON COMMIT DELETE ROWS")
+                     .format(sql.Identifier(STAGING)))
+        self._settings = {}
+
+    def _live_conn(self) -> psycopg.Connection:
+        if self._closed:
+            raise NotApplied("pgvector backend handle is closed")
+        conn = self._conn
+        if conn is not None and _usable(conn):
+            return conn
+        self._conn, self._pid = None, None
+        if conn is not None:
+            _quiet_close(conn)
+        conn = self._open_connection()
+        try:
+            self._session(conn)
+            self._check_index(conn)
+        except psycopg.Error as exc:
+            _quiet_close(conn)
+            raise NotApplied(f"reconnecting to PostgreSQL failed: {_describe(exc)}") from None
+        self._conn, self._pid = conn, conn.info.backend_pid
+        return conn
+
+    def _run(self, what: str, fn: Callable[[psycopg.Connection, dict], Any]) -> Any:
+        """Run ``fn`` on a live connection; turn every failure into a BackendError.
+
+        ``fn`` sets ``st["sent"]`` when it reaches the point after which the
+        call may have had an effect; a single statement counts as sent.
+        """
+        conn = self._live_conn()
+        st = {"sent": True}
+        try:
+            return fn(conn, st)
+        except (InvalidInput, BackendError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - DESIGN: no driver exception escapes
+            err = self._failure(what, exc, conn, st["sent"])
+        self._after_failure(conn)
+        raise err
+
+    def _failure(self, what: str, exc: Exception, conn: psycopg.Connection,
+                 sent: bool) -> BackendError:
+        msg = f"pgvector {what} failed: {_describe(exc)}"
+        if not isinstance(exc, psycopg.Error):
+            return BackendError(msg)
+        diag = exc.diag
+        # ERROR (not FATAL or PANIC) from the server: the statement failed
+        # and its transaction rolled back. A broken connection or a FATAL
+        # (pg_terminate_backend, crash, shutdown) may have come after a commit.
+        refused = (diag.sqlstate is not None and diag.severity_nonlocalized == "ERROR"
+                   and not conn.broken and not conn.closed)
+        if not sent or refused:
+            return NotApplied(msg)
+        return BackendError(msg)
+
+    def _after_failure(self, conn: psycopg.Connection) -> None:
+        if conn.closed or conn.broken:
+            self._conn, self._pid = None, None
+            _quiet_close(conn)
+            return
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                self._conn, self._pid = None, None
+                _quiet_close(conn)
+
+    # -- opening ----------------------------------------------------------------
+    def _ensure_extension(self, conn: psycopg.Connection) -> None:
+        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        if row is None:
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            except pg_errors.InsufficientPrivilege:
+                raise BackendError(
+                    f"pgvector is not installed in database {conn.info.dbname!r} and role "
+                    f"{conn.info.user!r} may not install it: ask an administrator to run "
+                    "CREATE EXTENSION vector there") from None
+            except (pg_errors.UndefinedFile, pg_errors.FeatureNotSupported, pg_errors.UndefinedObject):
+                raise BackendError(
+                    "the PostgreSQL server has no pgvector extension to install: install pgvector "
+                    f"{'.'.join(map(str, MIN_PGVECTOR))} or newer on the server") from None
+            row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        version = _version_tuple(row[0])
+        if version < MIN_PGVECTOR:
+            raise BackendError(
+                f"pgvector {row[0]} is too old: vector-dst needs {'.'.join(map(str, MIN_PGVECTOR))} "
+                "or newer (ALTER EXTENSION vector UPDATE)")
+        enc = conn.execute("SHOW server_encoding").fetchone()[0]
+        if enc.upper() not in ("UTF8", "UTF-8"):
+            raise BackendError(f"database {conn.info.dbname!r} has encoding {enc}: vector-dst needs "
+                               "UTF8 so that every id round-trips")
+
+    def _current_schema(self, conn: psycopg.Connection) -> str:
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        if schema is None:
+            raise BackendError("no schema to create tables in: the search_path names no existing "
+                               "schema; create one, or pass --opt schema=NAME")
+        return schema
+
+    def _compose(self) -> None:
+        t = self._t
+        self._q_store = sql.SQL(
+            "INSERT INTO {} (id, embedding) VALUES (%s, %b) "
+            "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding").format(t)
+        self._q_copy = sql.SQL("COPY {} (id, embedding) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier("pg_temp", STAGING))
+        # ORDER BY id: rows lock in one order, so concurrent batches cannot deadlock.
+        self._q_upsert_staged = sql.SQL(
+            "INSERT INTO {} (id, embedding) SELECT id, embedding FROM {} ORDER BY id "
+            "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding").format(
+            t, sql.Identifier("pg_temp", STAGING))
+        self._q_delete = sql.SQL("DELETE FROM {} WHERE id = %s").format(t)
+        self._q_get = sql.SQL("SELECT embedding FROM {} WHERE id = %s").format(t)
+        self._q_exists = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE id = %s)").format(t)
+        self._q_count = sql.SQL("SELECT count(*) FROM {}").format(t)
+        # Exact: the second sort key keeps the planner off any ANN index (an
+        # index scan orders by distance alone) and orders ties by id.
+        self._q_exact = sql.SQL(
+            "SELECT id, embedding <=> %(q)b AS d FROM {} ORDER BY d, id LIMIT %(n)s").format(t)
+        # ANN: the inner query is the shape the index serves (ORDER BY the
+        # distance, LIMIT); the outer sort only orders ties by id.
+        self._q_ann = sql.SQL(
+            "SELECT id, d FROM (SELECT id, embedding <=> %(q)b AS d FROM {} "
+            "ORDER BY d LIMIT %(n)s) AS ann ORDER BY d, id").format(t)
+        self._q_unregister = sql.SQL("DELETE FROM {} WHERE namespace = %s").format(self._reg)
+
+    def _lookup(self, conn: psycopg.Connection) -> tuple[int | None, int | None]:
+        """(oid of the relation named like the namespace, oid the registry holds for it)."""
+        row = conn.execute(
+            "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s", (self.schema, self.namespace)).fetchone()
+        oid = None if row is None else int(row[0])
+        reg = conn.execute(sql.SQL("SELECT table_oid FROM {} WHERE namespace = %s").format(self._reg),
+                           (self.namespace,)).fetchone()
+        return oid, (None if reg is None else int(reg[0]))
+
+    def _not_ours(self) -> str:
+        return (f"table {self.schema}.{self.namespace} exists and was not created by vector-dst: "
+                "refusing to use or drop it; pick another namespace or remove it yourself")
+
+    def _prepare(self, conn: psycopg.Connection, fresh: bool) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+            conn.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (namespace text PRIMARY KEY, table_oid oid NOT NULL, "
+                "dim integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now())").format(self._reg))
+            try:
+                with conn.transaction():  # a savepoint: a foreign dst_owned fails here
+                    conn.execute(sql.SQL("SELECT namespace, table_oid, dim FROM {} LIMIT 0").format(self._reg))
+            except pg_errors.UndefinedColumn:
+                raise BackendError(f"table {self.schema}.{REGISTRY} exists but is not vector-dst's "
+                                   "registry of the tables it created; use another schema") from None
+            oid, registered = self._lookup(conn)
+            if oid is not None and registered != oid:
+                raise BackendError(self._not_ours())
+            if oid is not None and fresh:
+                conn.execute(sql.SQL("DROP TABLE {}").format(self._t))
+                oid = None
+            if oid is not None:
+                dim = conn.execute(sql.SQL("SELECT dim FROM {} WHERE namespace = %s").format(self._reg),
+                                   (self.namespace,)).fetchone()[0]
+                if dim != self.dim:
+                    raise BackendError(f"namespace {self.namespace!r} holds {dim}-dimensional vectors; "
+                                       f"reopened with dim {self.dim}")
+                return
+            conn.execute(self._q_unregister, (self.namespace,))
+            conn.execute(sql.SQL(
+                'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, embedding vector({}) NOT NULL)')
+                .format(self._t, sql.Literal(self.dim)))
+            conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
+                self._t, sql.Literal("vector-dst namespace (registered in dst_owned); "
+                                     "vector-dst may empty or drop it")))
+            conn.execute(sql.SQL(
+                "INSERT INTO {} (namespace, table_oid, dim) SELECT %s, c.oid, %s FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s")
+                .format(self._reg), (self.namespace, self.dim, self.schema, self.namespace))
+
+    # -- the ANN index -------------------------------------------------------------------
+    def _index_method(self, conn: psycopg.Connection) -> tuple[str | None, list[str]]:
+        row = conn.execute(
+            "SELECT am.amname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_am am ON am.oid = c.relam WHERE n.nspname = %s AND c.relname = %s",
+            (self.schema, self._idx_name)).fetchone()
+        return (None, []) if row is None else (row[0], list(row[1] or []))
+
+    def _check_index(self, conn: psycopg.Connection) -> None:
+        if self.index is None:
+            return
+        method, reloptions = self._index_method(conn)
+        self._index_ready = method == self.index
+        self._index_lists = None
+        for opt in reloptions:
+            if opt.startswith("lists="):
+                self._index_lists = int(opt.split("=", 1)[1])
+
+    def _build_index(self, conn: psycopg.Connection, st: dict) -> None:
+        if self.index is None:
+            conn.execute(sql.SQL("ANALYZE {}").format(self._t))
+            return
+        if self.dim > INDEX_MAX_DIM:  # refused at open too; kept for reopened handles
+            raise BackendError(f"pgvector's {self.index} index holds at most {INDEX_MAX_DIM} dimensions, "
+                               f"this namespace has {self.dim}")
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self._idx))
+            if self.index == "hnsw":
+                conn.execute(sql.SQL(
+                    "CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops) "
+                    "WITH (m = {}, ef_construction = {})").format(
+                    sql.Identifier(self._idx_name), self._t,
+                    sql.Literal(self.opts["m"]), sql.Literal(self.opts["ef_construction"])))
+            else:
+                lists = self.opts["lists"]
+                if lists is None:
+                    rows = int(conn.execute(self._q_count).fetchone()[0])
+                    lists = max(1, rows // 1000)
+                conn.execute(sql.SQL(
+                    "CREATE INDEX {} ON {} USING ivfflat (embedding vector_cosine_ops) "
+                    "WITH (lists = {})").format(sql.Identifier(self._idx_name), self._t, sql.Literal(lists)))
+            conn.execute(sql.SQL("ANALYZE {}").format(self._t))
+        self._check_index(conn)
+
+    def _ann_usable(self, limit: int) -> bool:
+        if self.index is None or not self._index_ready:
+            return False
+        # An HNSW scan returns at most ef_search rows, and ef_search stops at 1000.
+        return self.index == "ivfflat" or limit <= HNSW_EF_SEARCH_MAX
+
+    def _ann_settings(self, conn: psycopg.Connection, limit: int) -> None:
+        want = {"enable_seqscan": "off"}   # the index, even where a scan looks cheaper
+        if self.index == "hnsw":
+            want["hnsw.ef_search"] = str(max(self.opts["ef_search"], limit))
+        else:
+            probes = self.opts["probes"]
+            if probes is None:
+                probes = max(1, math.isqrt(max(self._index_lists or 1, 1) - 1) + 1)
+            want["ivfflat.probes"] = str(probes)
+        for k, v in want.items():
+            if self._settings.get(k) != v:
+                conn.execute("SELECT set_config(%s, %s, false)", (k, v))
+                self._settings[k] = v
+
+    # -- nemeses -------------------------------------------------------------------------
+    def _kill_connection(self) -> dict[str, Any]:
+        pid = self._pid
+        if pid is None:
+            return {"terminated": None}
+        # The second session is kept open between kills: connecting takes a
+        # few milliseconds, longer than most calls, and a kill that lands
+        # after the call it was meant for shows nothing.
+        for attempt in (1, 2):
+            admin = self._admin
+            try:
+                if admin is None or admin.closed:
+                    admin = self._admin = psycopg.connect(
+                        self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                        application_name="vector-dst nemesis")
+                if admin.info.server_version >= 140000:
+                    row = admin.execute("SELECT pg_terminate_backend(%s, %s)",
+                                        (pid, TERMINATE_WAIT_MS)).fetchone()
+                else:
+                    row = admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()
+                return {"terminated": pid, "ok": bool(row[0])}
+            except psycopg.Error as exc:
+                if admin is not None:
+                    _quiet_close(admin)
+                self._admin = None
+                if attempt == 2:
+                    raise BackendError(f"kill-connection nemesis failed: {_describe(exc)}") from None
+        raise AssertionError("unreachable")
+
+    def _crash_server(self) -> dict[str, Any]:
+        srv = pg_embedded.server_for_dsn(self._dsn)
+        if srv is None:
+            raise BackendError("crash-server needs the embedded PostgreSQL; this handle uses another server")
+        info = pg_embedded.crash_server(srv.pgdata, how=self.opts["crash"])
+        pg_embedded.restart_server(srv.pgdata)
+        return {"crashed": info["pid"], "how": info["how"], "restarted": srv.postmaster_pid()}
+
+
+# -- helpers ------------------------------------------------------------------------
+
+def _options(raw: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(raw) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise UsageError(f"pgvector backend: unknown option {unknown[0]!r}; known: "
+                         + ", ".join(sorted(OPTION_DEFAULTS)))
+    opts = {**OPTION_DEFAULTS, **raw}
+    index = str(opts["index"]).lower()
+    if index not in ("none", "hnsw", "ivfflat"):
+        raise UsageError(f"pgvector backend: index must be none, hnsw or ivfflat, got {opts['index']!r}")
+    opts["index"] = index
+    bounds = {"m": (2, 100), "ef_construction": (4, 1000), "ef_search": (1, HNSW_EF_SEARCH_MAX),
+              "lists": (1, 32768), "probes": (1, 32768)}   # pgvector's own bounds
+    for key, (lo, hi) in bounds.items():
+        v = opts[key]
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise UsageError(f"pgvector backend: {key} must be an integer from {lo} to {hi}, got {v!r}")
+    if opts["ef_construction"] < 2 * opts["m"]:
+        raise UsageError("pgvector backend: ef_construction must be at least twice m "
+                         f"(got m={opts['m']}, ef_construction={opts['ef_construction']})")
+    if opts["crash"] not in ("kill", "immediate"):
+        raise UsageError(f"pgvector backend: crash must be kill or immediate, got {opts['crash']!r}")
+    if opts["schema"] is not None:
+        opts["schema"] = str(opts["schema"])
+    return opts
+
+
+def _check_batch(items: Iterable[tuple[str, np.ndarray]], dim: int) -> list[tuple[str, np.ndarray]]:
+    """``dst.validate.check_batch``, vectorized for the common case (float32
+    arrays of the right shape): the per-item checks cost more than the COPY
+    at 10k items. Anything unusual, and any problem found, goes through
+    ``check_batch`` itself, so the InvalidInput sentence is the sim's."""
+    items = list(items)
+    try:
+        ids = [i for i, _ in items]
+        vecs = [x for _, x in items]
+    except (TypeError, ValueError):
+        return check_batch(items, dim)
+    plain = all(type(x) is np.ndarray and x.dtype == np.float32 and x.shape == (dim,) for x in vecs)
+    if not plain or not items:
+        return check_batch(items, dim)
+    m = np.stack(vecs)
+    ok = (all(id_problem(i) is None for i in ids)
+          and len(set(ids)) == len(ids)
+          and bool(np.isfinite(m.sum(axis=1, dtype=np.float64)).all())
+          and bool(m.any(axis=1).all()))
+    if not ok:
+        return check_batch(items, dim)
+    return list(zip(ids, m))
+
+
+def _namespace(ns: Any) -> str:
+    if not isinstance(ns, str) or not ns or "\x00" in ns:
+        raise BackendError(f"namespace must be a non-empty string without NUL, got {ns!r}")
+    if len(ns.encode("utf-8")) > IDENT_MAX_BYTES:
+        raise BackendError(f"namespace {ns!r} is longer than PostgreSQL's {IDENT_MAX_BYTES}-byte "
+                           "table names")
+    if ns == REGISTRY:
+        raise BackendError(f"namespace {REGISTRY!r} is the name of vector-dst's registry table")
+    return ns
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for p in text.split("."):
+        digits = "".join(ch for ch in p if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def _usable(conn: psycopg.Connection) -> bool:
+    """Open, idle, and nothing waiting on the socket. A server that ended
+    the session (pg_terminate_backend, crash, shutdown) leaves an error
+    message or EOF there; reconnecting first keeps that from failing a call
+    that was never sent."""
+    if conn.closed or conn.broken:
+        return False
+    try:
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            return False
+        fd = conn.pgconn.socket
+        if hasattr(select, "poll"):      # no FD_SETSIZE limit, unlike select()
+            p = select.poll()
+            p.register(fd, select.POLLIN)
+            return not p.poll(0)
+        readable, _, _ = select.select([fd], [], [], 0)
+    except (psycopg.Error, OSError, ValueError):
+        return False
+    return not readable
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:400]
+
+
+def _quiet_close(conn: psycopg.Connection) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - closing a dead connection
+        pass
+
+
+def open_backend(config: BackendConfig) -> PgvectorBackend:
+    return PgvectorBackend(config)
