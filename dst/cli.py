@@ -233,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if history is not None:
                 last_history = history
             for k, v in result.fired.items():
-                fired[k] += v
+                fired[k] = fired.get(k, 0) + v
             enabled.update(result.enabled)
             if result.verdict != "ok":
                 hist_dir = run_dir / "histories"
@@ -265,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   "passed": mean is not None and mean >= scenario.recall_floor}
     violations = [r for r in results if r.verdict == "violation"]
     unknowns = [r for r in results if r.verdict == "unknown"]
-    unfired = [k for k in FAULT_CLASSES if k in enabled and fired[k] == 0]
+    unfired = [k for k in sorted(enabled, key=_fault_order) if fired.get(k, 0) == 0]
     recall_failed = recall is not None and recall["mean"] is not None and not recall["passed"]
     if violations or recall_failed:
         code = EXIT_VIOLATION
@@ -323,12 +323,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.print(f"threads mode is not replayable; the failing history is "
                       f"{run_dir / 'history.jsonl'}", markup=False, soft_wrap=True)
     if unfired and not violations and not unknowns:
+        offered = sorted({n for r in results for n in r.offered})
+        missing = [k for k in unfired if k not in FAULT_CLASSES and k not in offered]
+        hint = "more seeds or ops, or a higher rate"
+        if missing:
+            hint = (f"{args.backend} offers no nemesis {', '.join(missing)}; it offers "
+                    f"{', '.join(offered) or 'none'}")
         console.print(f"fault class{'es' if len(unfired) > 1 else ''} {', '.join(unfired)} "
                       f"enabled but never fired in {len(results)} seeds: the run proves nothing "
-                      f"about {'them' if len(unfired) > 1 else 'it'} (more seeds or ops, or a higher rate)",
-                      markup=False)
+                      f"about {'them' if len(unfired) > 1 else 'it'} ({hint})", markup=False)
     console.print(f"report: {run_dir}", markup=False)
     return code
+
+
+def _fault_order(name: str) -> tuple:
+    from dst.scenario import FAULT_CLASSES
+    return (0, FAULT_CLASSES.index(name), "") if name in FAULT_CLASSES else (1, 0, name)
 
 
 def _safe(text: str) -> str:

@@ -40,6 +40,7 @@ class SeedResult:
     recall: tuple[float, int] | None = None   # ANN only: (sum of recall@k, searches)
     recall_floor: float | None = None
     schedule: Any = None                     # the explicit Schedule, when recorded
+    offered: list[str] = field(default_factory=list)   # the backend's nemeses
 
     def summary(self) -> dict[str, Any]:
         return {"seed": self.seed, "verdict": self.verdict, "ops": self.ops,
@@ -106,6 +107,9 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     result.seed = seed
     result.fired = run.fired
     result.enabled = [k for k in enabled_classes if params.fault_ppm.get(k, 0) > 0]
+    if concurrency != "threads":
+        result.enabled += [k for k, v in sorted(scenario.nemesis_ppm.items()) if v > 0]
+    result.offered = sorted(getattr(sched, "nemeses", {}))
     result.crashes = run.crashes
     result.run_s, result.check_s = t1 - t0, t2 - t1
     result.recall_floor = scenario.recall_floor
@@ -230,6 +234,7 @@ def _scenario_raw(cfg: dict[str, Any]) -> dict[str, Any]:
         "load": {"items": cfg["load_items"], "batch": cfg["load_batch"]},
         "ops": cfg["op_weights"],
         "faults": {k: v / ppm for k, v in cfg["fault_ppm"].items()},
+        "nemeses": {k: v / ppm for k, v in cfg.get("nemesis_ppm", {}).items()},
         "timing": {k: cfg[k] for k in ("dispatch_us_max", "complete_us_max", "think_us_max",
                                        "latency_us_max", "timeout_us", "crash_delay_us_max",
                                        "recovery_us")},

@@ -54,6 +54,7 @@ class Scenario:
     maintenance_kinds: tuple[str, ...] = ("compact",)
     op_weights: dict[str, int] = field(default_factory=lambda: {"store": 1})
     fault_ppm: dict[str, int] = field(default_factory=dict)
+    nemesis_ppm: dict[str, int] = field(default_factory=dict)   # backend nemeses by name
     dispatch_us_max: int = 200
     complete_us_max: int = 200
     think_us_max: int = 100
@@ -114,6 +115,7 @@ class SeedParams:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "nemesis_ppm": dict(sorted(self.scenario.nemesis_ppm.items())),
             "dim": self.dim,
             "fault_ppm": {k: self.fault_ppm.get(k, 0) for k in FAULT_CLASSES},
             "op_weights": {k: self.op_weights.get(k, 0) for k in OP_KINDS},
@@ -197,6 +199,12 @@ def parse(raw: dict[str, Any], default_name: str = "scenario", source: str = "<s
     faults = p.table("faults")
     kw["fault_ppm"] = {k: faults.ratio(k, 0.0) for k in FAULT_CLASSES}
     faults.done()
+
+    # Real faults a backend inflicts on itself (its nemeses(), by name, such
+    # as kill-connection or crash-server): any name, a rate per op.
+    nem = p.table("nemeses")
+    kw["nemesis_ppm"] = {k: nem.ratio(k, 0.0) for k in sorted(nem.raw)}
+    nem.done()
 
     timing = p.table("timing")
     kw["dispatch_us_max"] = timing.integer("dispatch_us_max", 200, 0, 10**9)

@@ -37,10 +37,13 @@ class OpPlan:
     never: bool = False            # a timeout whose dispatch never happens
     crash_us: int | None = None    # a crash this long after the invoke
     keep: list[bool] | None = None  # partial write: which batch items apply
+    nemesis: str | None = None     # a backend nemesis fired while this op runs
+    nemesis_us: int = 0            # ... this long (wall clock) into the call
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        return {k: v for k, v in d.items() if v not in (None, False) or k in ("f", "value")}
+        return {k: v for k, v in d.items()
+                if v not in (None, False) and not (k == "nemesis_us" and v == 0) or k in ("f", "value")}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "OpPlan":
@@ -102,6 +105,7 @@ class RandomDecider:
         self.faults = FaultPlan(params.fault_ppm, rng.fork("faults"))
         self.timing = rng.fork("timing")
         self.partial = rng.fork("partial")
+        self.nemesis_rng = rng.fork("nemeses")
         self.client_rngs = [rng.fork(f"client-{c}") for c in range(self.s.clients)]
         self.clients = self.s.clients
         self.ids = self.workload.ids
@@ -138,7 +142,8 @@ class RandomDecider:
         self.recorded_start[client] = t
         return t
 
-    def plan(self, client: int, has_maintenance: bool) -> OpPlan | None:
+    def plan(self, client: int, has_maintenance: bool,
+             nemeses: tuple[str, ...] = ()) -> OpPlan | None:
         if self._left <= 0:
             return None
         self._left -= 1
@@ -163,6 +168,10 @@ class RandomDecider:
             n = len(spec.value.get("items", []))
             p.keep = [self.partial.below(2) == 0 for _ in range(n)]
         p.think_us = self._delay(s.think_us_max)   # after this op, before the client's next
+        for name in nemeses:   # only names the backend offers and the scenario rates
+            if self.nemesis_rng.chance(s.nemesis_ppm.get(name, 0)) and p.nemesis is None:
+                p.nemesis = name
+                p.nemesis_us = self.nemesis_rng.between(0, 2_000)
         if self.recorded is not None:
             self.recorded[client].append(p)
         return p
@@ -202,7 +211,8 @@ class ScriptedDecider:
         st = self.sched.start_us
         return st[client] if client < len(st) else 0
 
-    def plan(self, client: int, has_maintenance: bool) -> OpPlan | None:
+    def plan(self, client: int, has_maintenance: bool,
+             nemeses: tuple[str, ...] = ()) -> OpPlan | None:
         plans = self.sched.clients[client]
         i = self._next[client]
         if i >= len(plans):

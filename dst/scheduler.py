@@ -85,6 +85,15 @@ class Scheduler:
         self._restart_think: dict[int, int] = {}
         self.backend = factory(config)
         self.has_maintenance = callable(getattr(self.backend, "maintenance", None))
+        self._load_nemeses()
+        for name in self.s.nemesis_ppm:
+            self.fired.setdefault(name, 0)
+
+    def _load_nemeses(self) -> None:
+        """The backend's own faults (optional capability), by name."""
+        get = getattr(self.backend, "nemeses", None)
+        self.nemeses: dict[str, Callable[[], Any]] = dict(get()) if callable(get) else {}
+        self.nemesis_names = tuple(sorted(n for n in self.nemeses if self.s.nemesis_ppm.get(n, 0) > 0))
 
     # -- queue ------------------------------------------------------------
     def _at(self, t: int, kind: str, payload: Any) -> None:
@@ -132,7 +141,7 @@ class Scheduler:
 
     # -- events -------------------------------------------------------------
     def _on_invoke(self, client: int) -> None:
-        plan = self.decider.plan(client, self.has_maintenance)
+        plan = self.decider.plan(client, self.has_maintenance, self.nemesis_names)
         if plan is None:
             return
         now = self.clock.now_us
@@ -164,7 +173,22 @@ class Scheduler:
             return
         op.dispatch = self._dispatch_seq
         self._dispatch_seq += 1
-        out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
+        name = op.plan.nemesis
+        if name is not None and name in self.nemeses:
+            from dst.nemesis import call_during, is_crash
+            out, report = call_during(
+                lambda: self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault,
+                                           keep=op.plan.keep),
+                self.nemeses[name], op.plan.nemesis_us)
+            if report.get("fired"):
+                self._nemesis(name, {"process": op.process, "dispatch": op.dispatch, **report})
+                if is_crash(name):
+                    self._at(self.clock.now_us, "server_crash", name)
+            else:
+                self.history.add(self.clock.now_us, "nemesis", "info", name,
+                                 {"process": op.process, "dispatch": op.dispatch, **report})
+        else:
+            out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
         if op.fault == "lost-ack":
             self._nemesis("lost-ack", {"process": op.process, "dispatch": op.dispatch})
         if op.fault == "partial-write" and out.applied is not None:
@@ -212,17 +236,36 @@ class Scheduler:
         self._next_process += 1
 
     def _nemesis(self, f: str, value: dict[str, Any]) -> None:
-        self.fired[f] += 1
+        self.fired[f] = self.fired.get(f, 0) + 1
         self.history.add(self.clock.now_us, "nemesis", "info", f, value)
 
     def _on_crash(self, _: Any) -> None:
         self._crash_pending = False
         self._crashes += 1
-        now = self.clock.now_us
         self._nemesis("crash", {"crash": self._crashes})
+        self._resolve_in_flight()
+        # Drop the handle without close(), as a crash would, and reopen.
+        self.backend = None
+        self.backend = self.factory(replace(self.config, fresh=False))
+        self._load_nemeses()
+        self.clock.advance_by(self.s.recovery_us)
+        self._probe(f"crash-{self._crashes}")
+        self._restart_clients()
+
+    def _on_server_crash(self, name: str) -> None:
+        """A backend nemesis took the store down (and brought it back): ops
+        in flight are resolved as for a crash; the backend keeps its handle
+        and must reconnect by itself; then the store is probed."""
+        self._resolve_in_flight()
+        self.clock.advance_by(self.s.recovery_us)
+        self._probe(f"after-{name}")
+        self._restart_clients()
+
+    def _resolve_in_flight(self) -> None:
         # Ops dispatched and not completed: outcome unknown. Ops not yet
         # dispatched: never will be, so they failed. Abandoned timeouts whose
         # dispatch was still queued: dropped (their info already stands).
+        now = self.clock.now_us
         for client in sorted(self._open):
             op = self._open[client]
             if op.state == "dispatched" and op.dispatch is not None:
@@ -244,14 +287,12 @@ class Scheduler:
             elif op.state == "abandoned":
                 op.state = "done"
         self._inflight.clear()
-        # Drop the handle without close(), as a crash would, and reopen.
-        self.backend = None
-        self.backend = self.factory(replace(self.config, fresh=False))
-        self.clock.advance_by(self.s.recovery_us)
-        self._probe(f"crash-{self._crashes}")
+
+    def _restart_clients(self) -> None:
         # Every pending event belonged to the old handle or to a moment
         # before recovery; each client starts again after the probe.
         self._queue.clear()
+        self._crash_pending = False
         for c in range(self.clients):
             self._at(self.clock.now_us + self._restart_think.get(c, 0), "invoke", c)
         self._restart_think.clear()

@@ -19,6 +19,12 @@ def monotonic_us() -> int:
     return time.perf_counter_ns() // 1000
 
 
+def sleep_s(seconds: float) -> None:
+    """A real sleep: only for nemesis timing against real backends."""
+    if seconds > 0:
+        time.sleep(seconds)
+
+
 def stamp() -> str:
     """A UTC timestamp for naming report folders."""
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

@@ -215,6 +215,30 @@ class AcceptsZeroVector(SimBackend):
         return ids, np.nan_to_num(m)
 
 
+class ServerCrashLosesWrites(SimBackend):
+    """Offers a crash-server nemesis after which its last write is gone
+    (an fsync that never happened)."""
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        self._last: str | None = None
+
+    def store(self, id, vector):
+        super().store(id, vector)
+        self._last = id
+
+    def nemeses(self):
+        def crash_server():
+            st = self._live()
+            with st.lock:
+                if self._last is not None and st.data.pop(self._last, None) is not None:
+                    st.version += 1
+            return {"lost": self._last}
+        def kill_connection():
+            return {"noop": True}
+        return {"crash-server": crash_server, "kill-connection": kill_connection}
+
+
 BROKEN = {
     "lost_write": LostWrite,
     "stale_get": StaleGet,
@@ -228,6 +252,10 @@ BROKEN = {
     "accepts_zero_vector": AcceptsZeroVector,
 }
 
+# Broken only under a backend nemesis (scenario pg-faults), so kept apart
+# from BROKEN, which the default scenario must catch.
+NEMESIS_BROKEN = {"server_crash_loses_writes": ServerCrashLosesWrites}
+
 
 def _factory(cls):
     def open_backend(config: BackendConfig):
@@ -238,5 +266,5 @@ def _factory(cls):
     return open_backend
 
 
-for _name, _cls in BROKEN.items():
+for _name, _cls in {**BROKEN, **NEMESIS_BROKEN}.items():
     globals()[_name] = _factory(_cls)
