@@ -103,6 +103,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-steps", type=_positive, default=None,
                    help="linearizability search budget per seed, in steps")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    p.add_argument("--json", action="store_true",
+                   help="print the result as one JSON document on stdout, nothing else (implies --quiet)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             raise UsageError("dst: name a command: run, replay, check, bench (see dst --help)")
+        if getattr(args, "json", False) and hasattr(args, "quiet"):
+            args.quiet = True
         if args.command == "bench":
             return cmd_bench(args)
         if args.command == "check":
@@ -202,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, quiet=args.json)
     args.backend = args.backend or DEFAULT_BACKEND
     scenario = _load_scenario(args)
     factory = resolve_backend(args.backend)
@@ -295,6 +299,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "results": [r.summary() for r in results],
     }
     write_json(run_dir / "result.json", summary)
+    if args.json:
+        _print_json({**summary, "report_dir": str(run_dir)})
     if args.junit:
         cases = []
         for r in results:
@@ -334,6 +340,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"about {'them' if len(unfired) > 1 else 'it'} ({hint})", markup=False)
     console.print(f"report: {run_dir}", markup=False)
     return code
+
+
+def _print_json(doc: Any) -> None:
+    import json
+    sys.stdout.write(json.dumps(doc, ensure_ascii=True, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def _fault_order(name: str) -> tuple:
@@ -415,9 +427,11 @@ def _replay_case(args: argparse.Namespace, console) -> int:
     kind = violation_kind(result)
     exp = case.get("expected") or {}
     same = result.verdict == exp.get("verdict") and kind == exp.get("kind")
-    write_json(run_dir / "result.json", {"replay_of": args.file, "case": case.get("name"),
-                                         "backend": backend, "kind": kind, "expected": exp,
-                                         "as_expected": same, **result.summary()})
+    doc = {"replay_of": args.file, "case": case.get("name"), "backend": backend, "kind": kind,
+           "expected": exp, "as_expected": same, **result.summary()}
+    write_json(run_dir / "result.json", doc)
+    if args.json:
+        _print_json({**doc, "report_dir": str(run_dir)})
     console.print(f"case {case.get('name')} ({case.get('ops')} ops) on {backend}: verdict "
                   f"{result.verdict}{' (' + kind + ')' if kind else ''}; expected {exp.get('verdict')}"
                   f"{' (' + exp['kind'] + ')' if exp.get('kind') else ''}: "
@@ -440,7 +454,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, quiet=args.json)
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS
     options = dict(args.opt)
     if args.file and args.seed is not None:
@@ -509,6 +523,10 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     if final.violations:
         out.print(f"violation: {final.violations[0].get('message', '')}", markup=False)
     out.print(f"wrote {path}; replay: dst replay {shlex.quote(str(path))}", markup=False)
+    if args.json:
+        _print_json({"case": str(path), "ops_before": n0, "ops": small.n_ops(), "seconds": round(took, 3),
+                     "trials": shrinker.trials, "verdict": final.verdict, "kind": final_kind,
+                     "listing": listing(small)})
     return EXIT_VIOLATION if final.verdict == "violation" else EXIT_OK
 
 
@@ -561,8 +579,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         diff = first_difference(recorded, mine)
         match = "exact" if diff is None else (f"diverged at op {diff}" if diff >= 0 else
                                               "diverged in the header or vector table")
-    write_json(run_dir / "result.json", {"replay_of": args.file, "seed": seed, "scenario": scenario.name,
-                                         "backend": backend, "match": match, **result.summary()})
+    doc = {"replay_of": args.file, "seed": seed, "scenario": scenario.name,
+           "backend": backend, "match": match, **result.summary()}
+    write_json(run_dir / "result.json", doc)
+    if args.json:
+        _print_json({**doc, "report_dir": str(run_dir)})
     console.print(f"replay of seed {seed} ({scenario.name} on {backend}): {match}; verdict {result.verdict}",
                   markup=False)
     if result.verdict != "ok":

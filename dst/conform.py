@@ -110,7 +110,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
     from dst.runner import run_seed
 
     console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, quiet=args.json)
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if len(names) < 2 or len(set(names)) != len(names):
         raise UsageError("dst conform: --backends needs two or more different backends, e.g. sim,lance")
@@ -179,6 +179,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
     summary = {"scenario": scenario.name, "backends": names, "seeds": seeds,
                "verdicts": verdicts, "agreement": totals, "first_disagreement": first}
     write_json(run_dir / "result.json", summary)
+    if args.json:
+        from dst.cli import _print_json
+        _print_json({**summary, "report_dir": str(run_dir)})
     violations = any(verdicts[b]["violation"] for b in names)
     code = EXIT_VIOLATION if first or violations else (
         EXIT_UNKNOWN if any(verdicts[b]["unknown"] for b in names) else EXIT_OK)

@@ -168,3 +168,15 @@ def test_time_budget_stops_cleanly_and_reports_what_ran(in_tmp, capsys):
     res, _ = _result(in_tmp / "reports")
     assert res["stopped_early"] and 0 < len(res["results"]) < 100000
     assert "time budget reached" in capsys.readouterr().err
+
+
+def test_json_output_is_one_document_and_nothing_else(in_tmp, capsys):
+    code = run_cli("run", "--backend", "tests.broken_backends:count_drift", "--seeds", "3", "--json")
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert code == 1 and doc["verdict"] == "violation" and doc["exit_code"] == 1
+    assert doc["replay"].startswith("dst replay ")
+    assert out.err == ""
+    assert run_cli("replay", doc["replay"].split()[-1], "--json") == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["match"] == "exact" and rep["verdict"] == "violation"
