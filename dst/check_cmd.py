@@ -86,6 +86,7 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-partition", action="store_true",
                    help="check the history whole, even where the model splits it by key")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--html", metavar="OUT", help="also write a self-contained HTML report to OUT")
     return p
 
 
@@ -97,6 +98,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     except (DstError, HistoryFormatError) as exc:    # UsageError is a DstError
         _error(str(exc))
         return EXIT_USAGE
+    if getattr(args, "html", None):
+        from dst.html_report import write_check_html
+        try:
+            write_check_html(args.html, result)
+        except OSError as exc:
+            _error(f"dst check: cannot write {args.html}: {exc.strerror}")
+            return EXIT_USAGE
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False, allow_nan=True))
     else:
@@ -158,7 +166,7 @@ def check_file(history: str, model_name: str, fmt: str | None = None,
         from dst.edn import read_events
         events = read_events(path)
     else:
-        events = _jsonl_events(path)
+        events = jsonl_events(path)
     from dst.edn import to_operations
     ops, origin = to_operations(events, model, str(path))
     try:
@@ -183,7 +191,7 @@ def make_model(name: str) -> Any:
     raise UsageError(f"dst check: unknown model {name!r}")
 
 
-def _jsonl_events(path: Path) -> list:
+def jsonl_events(path: Path) -> list:
     """A vector-dst JSONL history's events, with their line numbers."""
     from dst.history import History
     from dst.models.base import NO_KEY, Event

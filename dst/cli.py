@@ -298,6 +298,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         "replay": replay_cmd,
         "results": [r.summary() for r in results],
     }
+    if shown is not None:
+        from dst.html_report import write_report
+        write_report(run_dir / "report.html", shown, summary)
     write_json(run_dir / "result.json", summary)
     if args.json:
         _print_json({**summary, "report_dir": str(run_dir)})
@@ -582,6 +585,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     doc = {"replay_of": args.file, "seed": seed, "scenario": scenario.name,
            "backend": backend, "match": match, **result.summary()}
     write_json(run_dir / "result.json", doc)
+    from dst.html_report import write_report
+    write_report(run_dir / "report.html", history, doc)
     if args.json:
         _print_json({**doc, "report_dir": str(run_dir)})
     console.print(f"replay of seed {seed} ({scenario.name} on {backend}): {match}; verdict {result.verdict}",

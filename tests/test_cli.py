@@ -180,3 +180,17 @@ def test_json_output_is_one_document_and_nothing_else(in_tmp, capsys):
     assert run_cli("replay", doc["replay"].split()[-1], "--json") == 1
     rep = json.loads(capsys.readouterr().out)
     assert rep["match"] == "exact" and rep["verdict"] == "violation"
+
+
+def test_run_replay_and_check_write_html_reports(in_tmp, capsys):
+    assert run_cli("run", "--backend", "tests.broken_backends:lost_write", "--seeds", "2",
+                   "--quiet", "--report-dir", "r") == 1
+    res, run_dir = _result(in_tmp / "r")
+    page = (run_dir / "report.html").read_text()
+    assert "<script" in page and "http://" not in page and "https://" not in page
+    assert run_cli("replay", str(run_dir / "history.jsonl"), "--quiet", "--report-dir", "rr") == 1
+    _, replay_dir = _result(in_tmp / "rr")
+    assert (replay_dir / "report.html").stat().st_size > 1000
+    out = in_tmp / "check.html"
+    assert run_cli("check", str(run_dir / "history.jsonl"), "--model", "vector", "--html", str(out)) == 1
+    assert out.stat().st_size > 1000
