@@ -211,7 +211,8 @@ class AcceptsZeroVector(SimBackend):
         super().store(id, vector)
 
     def _matrix(self):
-        ids, m = super()._matrix()
+        with np.errstate(invalid="ignore", divide="ignore"):  # the zero row it let in
+            ids, m = super()._matrix()
         return ids, np.nan_to_num(m)
 
 
