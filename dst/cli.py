@@ -199,7 +199,7 @@ def _seed_list(args: argparse.Namespace) -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
-    from dst.reports import new_run_dir, write_json, write_junit
+    from dst.reports import new_run_dir, run_token, write_json, write_junit
     from dst.runner import run_seeds
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
     from dst.scenario import FAULT_CLASSES
@@ -214,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     seeds = _seed_list(args)
     label = f"{scenario.name}-{_safe(args.backend)}-s{args.seed}"
     run_dir = new_run_dir(args.report_dir, label)
-    token = run_dir.name.replace("-", "_")[-24:]
+    token = run_token(run_dir)
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS
     deadline = wallclock.Deadline(args.time_budget)
 
@@ -415,7 +415,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _replay_case(args: argparse.Namespace, console) -> int:
     """Replay a seeds/*.json case and compare with its expected verdict."""
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.reports import new_run_dir, write_json
+    from dst.reports import new_run_dir, run_token, write_json
     from dst.runner import run_case
     from dst.shrink import read_case, violation_kind
     if not Path(args.file).is_file():
@@ -424,7 +424,7 @@ def _replay_case(args: argparse.Namespace, console) -> int:
     backend = args.backend or case["backend"]
     run_dir = new_run_dir(args.report_dir, f"replay-{_safe(case.get('name', 'case'))}")
     result, history = run_case(case, backend=backend, location=args.location, options=dict(args.opt),
-                               token=run_dir.name.replace("-", "_")[-24:],
+                               token=run_token(run_dir),
                                budget_steps=args.budget_steps or DEFAULT_BUDGET_STEPS)
     history.write(run_dir / "history.jsonl")
     kind = violation_kind(result)
@@ -536,7 +536,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.reports import new_run_dir, write_json
+    from dst.reports import new_run_dir, run_token, write_json
     from dst.runner import replay_config, run_seed
     from rich.console import Console
 
@@ -572,7 +572,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     factory = resolve_backend(backend)
     run_dir = new_run_dir(args.report_dir, f"replay-{scenario.name}-{_safe(backend)}-s{seed}")
     result, history = run_seed(scenario, seed, backend, location=args.location, options=options,
-                               token=run_dir.name.replace("-", "_")[-24:], factory=factory,
+                               token=run_token(run_dir), factory=factory,
                                budget_steps=args.budget_steps or DEFAULT_BUDGET_STEPS)
     mine = history.to_bytes()
     history.write(run_dir / "history.jsonl")

@@ -106,7 +106,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
     from dst.cli import EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATION, _load_scenario, _progress, _safe
-    from dst.reports import new_run_dir, write_json
+    from dst.reports import new_run_dir, run_token, write_json
     from dst.runner import run_seed
 
     console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
@@ -121,7 +121,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
     options = dict(args.opt)
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS
     run_dir = new_run_dir(args.report_dir, f"conform-{scenario.name}-{_safe('-'.join(names))}")
-    token = run_dir.name.replace("-", "_")[-24:]
+    token = run_token(run_dir)
     seeds = list(range(args.seed, args.seed + args.seeds))
     ref = names[0]
     totals = {b: {k: {"agree": 0, "ann": 0, "differ": 0} for k in KINDS} for b in names[1:]}

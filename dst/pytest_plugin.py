@@ -19,7 +19,10 @@ import pytest
 
 from dst.backend import resolve_backend
 from dst.errors import UsageError
+from dst.reports import run_token
 from dst.runner import run_seeds
+
+_CALLS = 0  # dst_run calls in this process: each gets its own tables
 from dst.scenario import FAULT_CLASSES, load
 
 
@@ -39,13 +42,16 @@ def dst_run(backend: str = "sim", scenario: str = "default", seeds: int = 100, *
     fired = {k: 0 for k in FAULT_CLASSES}
     enabled: set[str] = set()
     total_ops = 0
+    global _CALLS
+    _CALLS += 1
+    token = run_token(Path(report_dir) / f"pytest-{_CALLS}")
     for result, history in run_seeds(sc, list(range(first_seed, first_seed + seeds)), backend,
                                      location=location, options=options or {}, factory=factory,
-                                     concurrency=concurrency):
+                                     concurrency=concurrency, token=token):
         total_ops += result.ops
         enabled.update(result.enabled)
         for k, v in result.fired.items():
-            fired[k] += v
+            fired[k] = fired.get(k, 0) + v
         if result.verdict != "ok":
             out = Path(report_dir)
             out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +62,7 @@ def dst_run(backend: str = "sim", scenario: str = "default", seeds: int = 100, *
                       else f"(threads mode is not replayable; history at {path})")
             pytest.fail(f"vector-dst: seed {result.seed} of {sc.name} on {backend}: {result.verdict}: "
                         f"{why}\nreplay: {replay}", pytrace=False)
-    unfired = [k for k in FAULT_CLASSES if k in enabled and fired[k] == 0]
+    unfired = sorted(k for k in enabled if fired.get(k, 0) == 0)
     if require_faults and unfired:
         pytest.fail(f"vector-dst: fault class(es) {', '.join(unfired)} enabled but never fired in "
                     f"{seeds} seeds of {sc.name}: the run proves nothing about them", pytrace=False)

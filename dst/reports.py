@@ -24,6 +24,16 @@ def new_run_dir(base: str | Path, label: str) -> Path:
     raise FileExistsError(f"cannot make a fresh report folder under {base}")
 
 
+def run_token(run_dir: Path) -> str:
+    """A short tag unique to this run: it names the run's tables, so two runs
+    sharing a store (CI shards, two checkouts, one PostgreSQL) never meet."""
+    import hashlib
+    import os
+    import socket
+    key = f"{Path(run_dir).resolve()}|{socket.gethostname()}|{os.getpid()}"
+    return hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
+
+
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=True) + "\n")
 

@@ -53,7 +53,10 @@ class SeedResult:
 
 
 def namespace_for(scenario: str, seed: int, token: str) -> str:
-    raw = f"dst_{scenario}_{seed}_{token}".lower()
+    """The table name of one seed of one run: the run's token and the seed
+    come first, so cutting to 63 characters (PostgreSQL's limit) never
+    makes two seeds or two runs share a table."""
+    raw = f"dst_{token}_{seed}_{scenario}".lower()
     return re.sub(r"[^a-z0-9_]", "_", raw)[:63]
 
 
