@@ -197,12 +197,12 @@ def test_run_replay_and_check_write_html_reports(in_tmp, capsys):
 
 
 def test_tolerant_replay_match_ignores_tie_order_only():
-    import copy
     from dst.cli import _tolerant_match
+    from dst.history import History
     from dst.runner import run_seed
     from dst.scenario import load
     _, h = run_seed(load("ties"), 0, "sim")
-    swapped = copy.deepcopy(h)
+    swapped = History.from_bytes(h.to_bytes())
     for e in swapped.events:
         hits = e["value"] if e["type"] == "ok" and e["f"] == "search" else None
         if hits and len(hits) >= 2 and abs(hits[0][1] - hits[1][1]) <= 1e-4 and hits[0][0] != hits[1][0]:
@@ -211,7 +211,7 @@ def test_tolerant_replay_match_ignores_tie_order_only():
     else:
         raise AssertionError("no tied pair in the ties scenario")
     assert _tolerant_match(swapped, h, 1e-4).startswith("exact (up to tie order")
-    changed = copy.deepcopy(h)
+    changed = History.from_bytes(h.to_bytes())
     ev = next(e for e in changed.events if e["type"] == "ok" and e["f"] == "count")
     ev["value"] += 1
     assert _tolerant_match(changed, h, 1e-4).startswith(f"diverged at op ")
