@@ -282,10 +282,18 @@ class LanceBackend:
         self._db = None
 
     def drop(self) -> None:
-        """Drop this namespace's table (only ever one vector-dst created)."""
+        """Drop this namespace's table (only ever one vector-dst created).
+
+        Works after close(): the harness closes a handle at the end of a
+        seed and drops the tables of seeds that passed afterwards."""
+        import lancedb
         try:
-            if self._db is not None:
-                self._db.drop_table(self.table_name)
+            db = self._db if self._db is not None else lancedb.connect(self.location)
+            if self.table_name in db.list_tables().tables:
+                self._check_owned(db.open_table(self.table_name))
+                db.drop_table(self.table_name)
+        except BackendError:
+            raise
         except Exception as exc:
             raise BackendError(f"lance: drop_table failed: {exc}") from None
         self.close()

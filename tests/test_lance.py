@@ -184,3 +184,15 @@ def test_recall_below_the_floor_fails_the_run(in_tmp, capsys):
     assert res["recall"]["mean"] < 1.0
     assert code == 1 and not res["recall"]["passed"]
     assert "BELOW THE FLOOR" in capsys.readouterr().err
+
+
+def test_passing_seeds_leave_no_tables_behind(in_tmp, capsys):
+    loc = in_tmp / "db"
+    assert run_cli("run", "--backend", "lance", "--location", str(loc), "--seeds", "2", "--ops", "40",
+                   "--scenario", "crud", "--quiet") in (0, 4)
+    assert [p.name for p in loc.iterdir()] == []
+    # drop() works on a handle already closed (the harness closes, then drops)
+    b = open_backend(cfg(loc, "closed"))
+    b.close()
+    b.drop()
+    assert not (loc / "closed.lance").exists()
