@@ -30,7 +30,17 @@ Options (``--opt KEY=VALUE``):
 =================  ===========================================================
 index              ``none`` (default: exact), ``hnsw`` or ``ivfflat``
 m, ef_construction HNSW build parameters (pgvector defaults 16, 64)
-ef_search          HNSW search breadth (default 40; raised to ``limit``)
+ef_search          HNSW search breadth (default 40, as pgvector's)
+complete           ``false`` (default): an index scan's answer is returned as
+                   it is, short or not, so the checker sees what pgvector
+                   does (HNSW before 0.8 can return fewer than ``limit`` rows
+                   under churn or when ef_search < limit). ``true``: the
+                   adapter raises ef_search to ``limit`` and answers a short
+                   scan with the exact query (a mitigation, not pgvector)
+autovacuum         ``false`` (default): the tables are created with
+                   autovacuum off, so dead tuples stay until a
+                   ``maintenance("vacuum")`` and runs are repeatable;
+                   ``true``: the server's autovacuum applies
 lists, probes      IVFFlat lists (default rows/1000, at least 1) and probes
                    (default ceil(sqrt(lists)))
 schema             schema for the tables (default: the current schema)
@@ -84,6 +94,7 @@ DDL_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"vector-dst ddl", digest_size=8).
 OPTION_DEFAULTS: dict[str, Any] = {
     "index": "none", "m": 16, "ef_construction": 64, "ef_search": 40,
     "lists": None, "probes": None, "schema": None, "crash": "kill",
+    "complete": False, "autovacuum": False,
 }
 
 
@@ -110,6 +121,7 @@ class PgvectorBackend:
         self._pid: int | None = None          # server pid of the live session (read by nemeses)
         self._settings: dict[str, str] = {}   # session settings applied on this connection
         self._index_ready = False
+        self.fallbacks = 0                    # complete=true: short scans answered exactly
         self._index_lists: int | None = None
         self._closed = False
         self._admin: psycopg.Connection | None = None   # the kill-connection nemesis's session
@@ -201,10 +213,13 @@ class PgvectorBackend:
             if self._ann_usable(limit):
                 self._ann_settings(conn, limit)
                 rows = conn.execute(self._q_ann, params).fetchall()
-                # An ANN scan can come back short (ivfflat probes too few lists,
-                # hnsw meets dead tuples); the exact answer is always admissible.
-                if len(rows) >= limit:
+                # An ANN scan can come back short (ivfflat probes too few
+                # lists, hnsw meets dead tuples or ef_search < limit). By
+                # default that is the answer: the checker must see it. With
+                # complete=true the exact answer (always admissible) stands in.
+                if len(rows) >= limit or not self.opts["complete"]:
                     return rows
+                self.fallbacks += 1
             return conn.execute(self._q_exact, params).fetchall()
 
         rows = self._run("search", run)
@@ -480,8 +495,9 @@ class PgvectorBackend:
                 return
             conn.execute(self._q_unregister, (self.namespace,))
             conn.execute(sql.SQL(
-                'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, embedding vector({}) NOT NULL)')
-                .format(self._t, sql.Literal(self.dim)))
+                'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, embedding vector({}) NOT NULL) '
+                'WITH (autovacuum_enabled = {})')
+                .format(self._t, sql.Literal(self.dim), sql.SQL("true" if self.opts["autovacuum"] else "false")))
             conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
                 self._t, sql.Literal("vector-dst namespace (registered in dst_owned); "
                                      "vector-dst may empty or drop it")))
@@ -538,13 +554,18 @@ class PgvectorBackend:
     def _ann_usable(self, limit: int) -> bool:
         if self.index is None or not self._index_ready:
             return False
-        # An HNSW scan returns at most ef_search rows, and ef_search stops at 1000.
-        return self.index == "ivfflat" or limit <= HNSW_EF_SEARCH_MAX
+        # An HNSW scan returns at most ef_search rows, and ef_search stops at
+        # 1000: only the mitigation (complete=true) routes such limits to the
+        # exact query; otherwise pgvector's short answer is the answer.
+        return self.index == "ivfflat" or limit <= HNSW_EF_SEARCH_MAX or not self.opts["complete"]
 
     def _ann_settings(self, conn: psycopg.Connection, limit: int) -> None:
         want = {"enable_seqscan": "off"}   # the index, even where a scan looks cheaper
         if self.index == "hnsw":
-            want["hnsw.ef_search"] = str(max(self.opts["ef_search"], limit))
+            ef = self.opts["ef_search"]
+            if self.opts["complete"]:
+                ef = min(max(ef, limit), HNSW_EF_SEARCH_MAX)
+            want["hnsw.ef_search"] = str(ef)
         else:
             probes = self.opts["probes"]
             if probes is None:
@@ -620,6 +641,13 @@ def _options(raw: dict[str, Any]) -> dict[str, Any]:
         raise UsageError(f"pgvector backend: crash must be kill or immediate, got {opts['crash']!r}")
     if opts["schema"] is not None:
         opts["schema"] = str(opts["schema"])
+    for key in ("complete", "autovacuum"):
+        v = opts[key]
+        if isinstance(v, str):
+            v = {"true": True, "false": False}.get(v.lower(), v)
+        if not isinstance(v, bool):
+            raise UsageError(f"pgvector backend: {key} must be true or false, got {opts[key]!r}")
+        opts[key] = v
     return opts
 
 

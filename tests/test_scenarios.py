@@ -44,7 +44,7 @@ def test_bad_scenarios_are_rejected_naming_the_key(raw, message):
 
 
 def test_unknown_scenario_lists_the_known_ones():
-    with pytest.raises(UsageError, match=r"unknown scenario 'nope' \(available: ann, crash, crud, default"):
+    with pytest.raises(UsageError, match=r"unknown scenario 'nope' \(available: ann, ann-churn, crash, crud, default"):
         load("nope")
 
 
