@@ -196,7 +196,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
 def _shrink_disagreement(args, scenario, seed, ref, other, schedule, f, options, budget, out, console):
     """Shrink a disagreement: keep the backends disagreeing on the same op kind."""
     from dst.runner import run_seed
-    from dst.shrink import Shrinker, case_dict, listing, slug, write_case
+    from dst.shrink import Shrinker, case_dict, listing, prune_vectors, slug, write_case
 
     def disagrees(cand) -> bool:
         _, ha = run_seed(scenario, seed, ref, location=args.location, options=options,
@@ -209,6 +209,9 @@ def _shrink_disagreement(args, scenario, seed, ref, other, schedule, f, options,
 
     t0 = wallclock.monotonic_s()
     small = Shrinker(disagrees, budget_s=60.0).shrink(schedule)
+    pruned = prune_vectors(small)
+    if disagrees(pruned):
+        small = pruned
     name = slug(f"conform-{ref}-vs-{other.split(':')[-1]}-{scenario.name}-s{seed}-{f}")
     path = Path("seeds") / f"{name}.json"
     case = case_dict(name=name, scenario=scenario, seed=seed, backend=other, options=options,

@@ -129,7 +129,19 @@ class Shrinker:
         if not s.load:
             return s
         load = _ddmin(list(s.load), lambda items: self._try(replace(s, load=items)))
-        return replace(s, load=load)
+        s = replace(s, load=load)
+        # Then the rows inside each load batch (a 500-row load is one op).
+        for n, op in enumerate(s.load):
+            items = op["value"].get("items")
+            if op["f"] != "store_batch" or not items or len(items) < 2:
+                continue
+
+            def with_items(kept, n=n):
+                batch = {"f": "store_batch", "value": {**s.load[n]["value"], "items": kept}}
+                return replace(s, load=s.load[:n] + [batch] + s.load[n + 1:])
+            kept = _ddmin(list(items), lambda kept: self._try(with_items(kept)))
+            s = with_items(kept)
+        return s
 
     def _faults(self, s: Schedule) -> Schedule:
         for c, plans in enumerate(s.clients):
@@ -297,6 +309,36 @@ def _rename(s: Schedule, names: dict[str, str]) -> Schedule:
 
 
 # -- case files -----------------------------------------------------------------
+
+def prune_vectors(s: Schedule) -> Schedule:
+    """Drop the vectors no input refers to (a case keeps only what it uses)."""
+    used = {s.probe_query}
+
+    def collect(value: dict[str, Any]) -> None:
+        if isinstance(value.get("vector"), int):
+            used.add(value["vector"])
+        for it in value.get("items", []) or []:
+            if isinstance(it[1], int):
+                used.add(it[1])
+    for plans in s.clients:
+        for p in plans:
+            collect(p.value)
+    for op in s.load:
+        collect(op["value"])
+    order = sorted(used)
+    remap = {old: new for new, old in enumerate(order)}
+
+    def fix(value: dict[str, Any]) -> dict[str, Any]:
+        v = dict(value)
+        if isinstance(v.get("vector"), int):
+            v["vector"] = remap[v["vector"]]
+        if "items" in v:
+            v["items"] = [[i, remap[r] if isinstance(r, int) else r] for i, r in v["items"]]
+        return v
+    return replace(s, vectors=[s.vectors[i] for i in order], probe_query=remap[s.probe_query],
+                   clients=[[replace(p, value=fix(p.value)) for p in plans] for plans in s.clients],
+                   load=[{"f": op["f"], "value": fix(op["value"])} for op in s.load])
+
 
 def case_dict(*, name: str, scenario: Any, seed: int, backend: str, options: dict[str, Any],
               schedule: Schedule, expected_verdict: str, expected_kind: str | None,

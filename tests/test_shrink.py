@@ -71,3 +71,28 @@ def test_dst_shrink_writes_a_case_that_replays(in_tmp, capsys):
     assert case["ops"] <= 8
     assert run_cli("replay", "seeds/stale.json") == 1
     assert "as expected" in capsys.readouterr().err
+
+
+def test_load_rows_are_shrunk_and_unused_vectors_pruned():
+    from dst.shrink import prune_vectors
+    sc = load("search-heavy")
+    backend = "tests.broken_backends:off_by_one_topk"
+    seed, r = None, None
+    for s in range(20):
+        rr, _ = run_seed(sc, s, backend, record=True)
+        if rr.verdict == "violation":
+            seed, r = s, rr
+            break
+    assert r is not None and len(r.schedule.load[0]["value"]["items"]) == 32
+    kind = violation_kind(r)
+
+    def still(cand):
+        x, _ = run_seed(sc, seed, backend, schedule=cand)
+        return kind in kinds_of(x)
+
+    small = Shrinker(still, budget_s=60).shrink(r.schedule)
+    rows = sum(len(op["value"].get("items", [])) for op in small.load)
+    assert rows < 32                       # rows inside the load batch went too
+    pruned = prune_vectors(small)
+    assert len(pruned.vectors) < len(small.vectors)
+    assert still(pruned)
