@@ -19,7 +19,7 @@ import pytest
 
 from dst.backend import resolve_backend
 from dst.errors import UsageError
-from dst.reports import run_token
+from dst.wallclock import run_token
 from dst.runner import run_seeds
 
 _CALLS = 0  # dst_run calls in this process: each gets its own tables

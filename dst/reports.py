@@ -8,6 +8,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from dst import wallclock
+from dst.wallclock import run_token  # noqa: F401 - re-exported for the commands
 
 
 def new_run_dir(base: str | Path, label: str) -> Path:
@@ -22,16 +23,6 @@ def new_run_dir(base: str | Path, label: str) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(f"cannot make a fresh report folder under {base}")
-
-
-def run_token(run_dir: Path) -> str:
-    """A short tag unique to this run: it names the run's tables, so two runs
-    sharing a store (CI shards, two checkouts, one PostgreSQL) never meet."""
-    import hashlib
-    import os
-    import socket
-    key = f"{Path(run_dir).resolve()}|{socket.gethostname()}|{os.getpid()}"
-    return hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -1,13 +1,18 @@
-"""The only module that reads the wall clock.
+"""The only module that reads the wall clock, or who and where we run.
 
-Used for ``--time-budget``, threads mode, benchmarks and report names.
-Its values never enter a deterministic history.
+Used for ``--time-budget``, threads mode, benchmarks, report names and the
+per-run token that names a run's tables. Its values never enter a
+deterministic history.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 
 def monotonic_s() -> float:
@@ -38,3 +43,10 @@ class Deadline:
 
     def expired(self) -> bool:
         return self._end is not None and time.perf_counter() >= self._end
+
+
+def run_token(run_dir: Path) -> str:
+    """A short tag unique to this run: it names the run's tables, so two runs
+    sharing a store (CI shards, two checkouts, one PostgreSQL) never meet."""
+    key = f"{Path(run_dir).resolve()}|{socket.gethostname()}|{os.getpid()}"
+    return hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
