@@ -53,7 +53,7 @@ import numpy as np
 
 from dst.backend import BackendConfig, SearchHit
 from dst.errors import BackendError, InvalidInput
-from dst.validate import check_batch, check_id, check_limit, check_vector
+from dst.validate import check_batch_matrix, check_id, check_limit, check_vector
 
 OWNER_KEY = b"dst.owner"
 OWNER = b"vector-dst"
@@ -153,17 +153,17 @@ class LanceBackend:
                                f"{getattr(vf, 'list_size', '?')}, not {self.dim}")
 
     # -- helpers ------------------------------------------------------------
-    def _rows(self, items: list[tuple[str, np.ndarray]]):
+    def _rows(self, ids: list[str], matrix: np.ndarray):
         pa = self._pa
-        flat = np.concatenate([v for _, v in items]).astype(np.float32, copy=False)
-        return pa.table({"id": pa.array([i for i, _ in items], pa.string()),
+        flat = np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1)
+        return pa.table({"id": pa.array(ids, pa.string()),
                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), self.dim)},
                         schema=self._schema)
 
-    def _upsert(self, items: list[tuple[str, np.ndarray]]) -> None:
+    def _upsert(self, ids: list[str], matrix: np.ndarray) -> None:
         try:
             (self._t.merge_insert("id").when_matched_update_all()
-             .when_not_matched_insert_all().execute(self._rows(items)))
+             .when_not_matched_insert_all().execute(self._rows(ids, matrix)))
         except Exception as exc:
             raise BackendError(f"lance: merge_insert failed: {exc}") from None
         self._wrote()
@@ -191,12 +191,12 @@ class LanceBackend:
     # -- the protocol ---------------------------------------------------------
     def store(self, id: str, vector: np.ndarray) -> None:
         check_id(id)
-        self._upsert([(id, check_vector(vector, self.dim))])
+        self._upsert([id], check_vector(vector, self.dim)[None, :])
 
     def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        checked = check_batch(items, self.dim)
-        if checked:
-            self._upsert(checked)
+        ids, matrix = check_batch_matrix(items, self.dim)
+        if ids:
+            self._upsert(ids, matrix)
 
     def delete(self, id: str) -> bool:
         check_id(id)

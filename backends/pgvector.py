@@ -155,7 +155,7 @@ class PgvectorBackend:
         self._run("store", lambda conn, st: conn.execute(self._q_store, (id, v)))
 
     def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        checked = _check_batch(items, self.dim)
+        checked = check_batch(items, self.dim)
 
         def run(conn: psycopg.Connection, st: dict) -> None:
             st["sent"] = False
@@ -649,30 +649,6 @@ def _options(raw: dict[str, Any]) -> dict[str, Any]:
             raise UsageError(f"pgvector backend: {key} must be true or false, got {opts[key]!r}")
         opts[key] = v
     return opts
-
-
-def _check_batch(items: Iterable[tuple[str, np.ndarray]], dim: int) -> list[tuple[str, np.ndarray]]:
-    """``dst.validate.check_batch``, vectorized for the common case (float32
-    arrays of the right shape): the per-item checks cost more than the COPY
-    at 10k items. Anything unusual, and any problem found, goes through
-    ``check_batch`` itself, so the InvalidInput sentence is the sim's."""
-    items = list(items)
-    try:
-        ids = [i for i, _ in items]
-        vecs = [x for _, x in items]
-    except (TypeError, ValueError):
-        return check_batch(items, dim)
-    plain = all(type(x) is np.ndarray and x.dtype == np.float32 and x.shape == (dim,) for x in vecs)
-    if not plain or not items:
-        return check_batch(items, dim)
-    m = np.stack(vecs)
-    ok = (all(id_problem(i) is None for i in ids)
-          and len(set(ids)) == len(ids)
-          and bool(np.isfinite(m.sum(axis=1, dtype=np.float64)).all())
-          and bool(m.any(axis=1).all()))
-    if not ok:
-        return check_batch(items, dim)
-    return list(zip(ids, m))
 
 
 def _namespace(ns: Any) -> str:
