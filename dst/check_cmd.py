@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dst.argtypes import positive, seconds
 from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, Operation, check
 from dst.errors import DstError, UsageError
 from dst.history import HistoryFormatError
@@ -45,23 +46,10 @@ SHOW_PREFIX_TAIL = 3
 SHOW_UNPLACED = 8
 
 
-def _whole(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {n}")
-    return n
-
-
-def _seconds(text: str) -> float:
-    try:
-        s = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 < s < 1e9:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+def _budget_seconds(text: str) -> float:
+    s = seconds(text)
+    if s >= 1e9:
+        raise argparse.ArgumentTypeError(f"expected fewer than 1e9 seconds, got {text!r}")
     return s
 
 
@@ -78,9 +66,9 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="jsonl (vector-dst) or edn (Jepsen/Knossos); default: .jsonl is "
                         "jsonl, .edn is edn, otherwise by the first line")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--budget-steps", type=_whole, metavar="N",
+    budget.add_argument("--budget-steps", type=positive, metavar="N",
                         help=f"search budget in steps (default: {DEFAULT_BUDGET_STEPS:,})")
-    budget.add_argument("--budget-s", type=_seconds, metavar="N",
+    budget.add_argument("--budget-s", type=_budget_seconds, metavar="N",
                         help=f"search budget as nominal seconds: N x {STEPS_PER_SECOND:,} steps "
                              "(a fixed rate, so the verdict does not depend on the machine)")
     p.add_argument("--no-partition", action="store_true",

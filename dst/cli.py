@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from dst import wallclock
+from dst.argtypes import positive, seconds, shard
+from dst.argtypes import seed as seed_number
 from dst.check_cmd import add_check_parser, cmd_check
 from dst.errors import DstError, UsageError
 from dst.history import History, HistoryFormatError, first_difference
@@ -29,46 +31,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {n}")
-    return n
-
-
-def _seed(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"seeds are non-negative, got {n}")
-    return n
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected I/N such as 1/4, got {text!r}") from None
-    if not 1 <= i <= n:
-        raise argparse.ArgumentTypeError(f"shard I/N needs 1 <= I <= N, got {text!r}")
-    return i, n
-
-
-def _seconds(text: str) -> float:
-    try:
-        s = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not s > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return s
 
 
 def _opt(text: str) -> tuple[str, Any]:
@@ -96,11 +58,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opt", action="append", type=_opt, default=[], metavar="KEY=VALUE",
                    help="backend option (repeatable)")
     p.add_argument("--scenario", default="default", help="scenario name or .toml path (default: default)")
-    p.add_argument("--clients", type=_positive, help="logical clients (overrides the scenario)")
-    p.add_argument("--ops", type=_positive, help="random-phase ops per seed (overrides the scenario)")
+    p.add_argument("--clients", type=positive, help="logical clients (overrides the scenario)")
+    p.add_argument("--ops", type=positive, help="random-phase ops per seed (overrides the scenario)")
     p.add_argument("--concurrency", choices=("sim", "threads"), default="sim")
     p.add_argument("--report-dir", default="reports", help="where run reports go (default: reports)")
-    p.add_argument("--budget-steps", type=_positive, default=None,
+    p.add_argument("--budget-steps", type=positive, default=None,
                    help="linearizability search budget per seed, in steps")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
     p.add_argument("--json", action="store_true",
@@ -113,25 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run seeds against one backend")
     _common(run)
-    run.add_argument("--seeds", type=_positive, default=100, help="how many seeds (default: 100)")
-    run.add_argument("--seed", type=_seed, default=0, help="first seed (default: 0)")
-    run.add_argument("--shard", type=_shard, help="run shard I of N of the seed range")
-    run.add_argument("--time-budget", type=_seconds, help="stop starting seeds after this many seconds")
-    run.add_argument("--jobs", type=_positive, default=1, help="local worker processes")
+    run.add_argument("--seeds", type=positive, default=100, help="how many seeds (default: 100)")
+    run.add_argument("--seed", type=seed_number, default=0, help="first seed (default: 0)")
+    run.add_argument("--shard", type=shard, help="run shard I of N of the seed range")
+    run.add_argument("--time-budget", type=seconds, help="stop starting seeds after this many seconds")
+    run.add_argument("--jobs", type=positive, default=1, help="local worker processes")
     run.add_argument("--junit", help="also write JUnit XML here")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first seed that does not pass")
 
     rep = sub.add_parser("replay", help="re-run one recorded case and compare")
     _common(rep)
     rep.add_argument("file", nargs="?", help="a history.jsonl written by dst run")
-    rep.add_argument("--seed", type=_seed, help="replay this seed of --scenario instead of a file")
+    rep.add_argument("--seed", type=seed_number, help="replay this seed of --scenario instead of a file")
     add_check_parser(sub)
 
     shr = sub.add_parser("shrink", help="minimize a failing case into seeds/")
     _common(shr)
     shr.add_argument("file", nargs="?", help="a history.jsonl from dst run, or a seeds/*.json case")
-    shr.add_argument("--seed", type=_seed, help="shrink this seed of --scenario instead of a file")
-    shr.add_argument("--time-budget", type=_seconds, default=60.0,
+    shr.add_argument("--seed", type=seed_number, help="shrink this seed of --scenario instead of a file")
+    shr.add_argument("--time-budget", type=seconds, default=60.0,
                      help="seconds to spend shrinking (default: 60)")
     shr.add_argument("--out", help="where to write the case (default: seeds/<name>.json)")
     shr.add_argument("--name", help="the case's name (default: backend-scenario-seed-kind)")
@@ -140,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     con = sub.add_parser("conform", help="the same cases on several backends, side by side")
     _common(con)
     con.add_argument("--backends", required=True, help="comma-separated, e.g. sim,lance,pgvector")
-    con.add_argument("--seeds", type=_positive, default=20)
-    con.add_argument("--seed", type=_seed, default=0)
+    con.add_argument("--seeds", type=positive, default=20)
+    con.add_argument("--seed", type=seed_number, default=0)
     con.add_argument("--shrink", action="store_true", help="shrink the first disagreement into seeds/")
 
     bench = sub.add_parser("bench", help="backend, harness and checker benchmarks")
@@ -151,14 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sizes", help="vectors per row, comma-separated (default: 1000,10000,100000; "
                                        "--quick: 1000,10000)")
     bench.add_argument("--dims", help="dimensions, comma-separated (default: 128,768; --quick: 128)")
-    bench.add_argument("--queries", type=_positive, help="search queries per row (default: 200; --quick: 100)")
-    bench.add_argument("--upserts", type=_positive, help="single upserts timed per row (default: 100; --quick: 50)")
-    bench.add_argument("--batch-size", type=_positive, default=10_000,
+    bench.add_argument("--queries", type=positive, help="search queries per row (default: 200; --quick: 100)")
+    bench.add_argument("--upserts", type=positive, help="single upserts timed per row (default: 100; --quick: 50)")
+    bench.add_argument("--batch-size", type=positive, default=10_000,
                        help="rows per store_batch when loading (default: 10000)")
     bench.add_argument("--data", choices=("lowrank", "normal"), default="lowrank",
                        help="vectors: rank-32 Gaussian plus noise (default) or standard normal")
-    bench.add_argument("--data-seed", type=_seed, default=0, help="seed of the vectors and queries (default: 0)")
-    bench.add_argument("--row-timeout", type=_seconds, default=1800.0,
+    bench.add_argument("--data-seed", type=seed_number, default=0, help="seed of the vectors and queries (default: 0)")
+    bench.add_argument("--row-timeout", type=seconds, default=1800.0,
                        help="seconds one row may take before it is killed and reported (default: 1800)")
     bench.add_argument("--pg-location", help="pgvector: DSN or embedded server folder "
                                              "(default: DST_PG_DSN, else ./.dst/pgdata)")
@@ -166,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="session maintenance_work_mem for pgvector rows, so HNSW builds in memory "
                             "(default: 1GB; '' leaves the server's)")
     bench.add_argument("--scenario", action="append", help="harness scenario(s) to time (default: default, crud)")
-    bench.add_argument("--seeds", type=_positive, help="harness seeds per scenario (default: 200; --quick: 50)")
+    bench.add_argument("--seeds", type=positive, help="harness seeds per scenario (default: 200; --quick: 50)")
     bench.add_argument("--quick", action="store_true",
                        help="a short run: sizes 1000,10000, dim 128, 100 queries, 50 harness seeds")
     bench.add_argument("--report-dir", default="reports", help="where bench-<time>.json and .svg go")

@@ -271,6 +271,11 @@ def _retable(s: Schedule, vectors: list[np.ndarray]) -> Schedule:
             table.append(v)
         remap.append(index[key])
 
+    return _renumber(replace(s, vectors=table), remap)
+
+
+def _renumber(s: Schedule, remap: Any) -> Schedule:
+    """Every vector reference in the schedule r becomes remap[r]."""
     def fix(value: dict[str, Any]) -> dict[str, Any]:
         v = dict(value)
         if isinstance(v.get("vector"), int):
@@ -280,7 +285,7 @@ def _retable(s: Schedule, vectors: list[np.ndarray]) -> Schedule:
         return v
     clients = [[replace(p, value=fix(p.value)) for p in plans] for plans in s.clients]
     load = [{"f": op["f"], "value": fix(op["value"])} for op in s.load]
-    return replace(s, vectors=table, clients=clients, load=load, probe_query=remap[s.probe_query])
+    return replace(s, clients=clients, load=load, probe_query=remap[s.probe_query])
 
 
 def _snapped(v: np.ndarray, dim: int, grid: float) -> np.ndarray:
@@ -327,17 +332,7 @@ def prune_vectors(s: Schedule) -> Schedule:
         collect(op["value"])
     order = sorted(used)
     remap = {old: new for new, old in enumerate(order)}
-
-    def fix(value: dict[str, Any]) -> dict[str, Any]:
-        v = dict(value)
-        if isinstance(v.get("vector"), int):
-            v["vector"] = remap[v["vector"]]
-        if "items" in v:
-            v["items"] = [[i, remap[r] if isinstance(r, int) else r] for i, r in v["items"]]
-        return v
-    return replace(s, vectors=[s.vectors[i] for i in order], probe_query=remap[s.probe_query],
-                   clients=[[replace(p, value=fix(p.value)) for p in plans] for plans in s.clients],
-                   load=[{"f": op["f"], "value": fix(op["value"])} for op in s.load])
+    return _renumber(replace(s, vectors=[s.vectors[i] for i in order]), remap)
 
 
 def case_dict(*, name: str, scenario: Any, seed: int, backend: str, options: dict[str, Any],
