@@ -60,6 +60,7 @@ OWNER = b"vector-dst"
 DEFAULT_LOCATION = os.path.join(".dst", "lance")
 
 _BOOL = {"true": True, "false": False, True: True, False: False, 1: True, 0: False}
+INDEX_TYPES = ("IVF_FLAT", "IVF_SQ", "IVF_PQ", "IVF_RQ", "IVF_HNSW_SQ", "IVF_HNSW_PQ", "IVF_HNSW_FLAT")
 KNOWN_OPTIONS = {"primary_key", "consistency", "compact_every", "scalar_index", "index",
                  "num_partitions", "num_sub_vectors", "m", "ef_construction", "nprobes",
                  "refine_factor", "ef"}
@@ -99,6 +100,8 @@ class LanceBackend:
             raise BackendError(f"lance: consistency must be strong or none, got {consistency!r}")
         self.compact_every = int(opts.get("compact_every", 200))
         self.index = opts.get("index")
+        if self.index is not None and str(self.index).upper() not in INDEX_TYPES:
+            raise BackendError(f"lance: index must be one of {', '.join(INDEX_TYPES)}, got {self.index!r}")
         self.index_opts = {k: opts[k] for k in ("num_partitions", "num_sub_vectors", "m",
                                                  "ef_construction") if k in opts}
         self.query_opts = {k: opts[k] for k in ("nprobes", "refine_factor", "ef") if k in opts}

@@ -177,9 +177,8 @@ def run_bench(config: BenchConfig, console) -> tuple[dict[str, Any], Path]:
 
 
 def _progress(console):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=True)
+    from dst.cli import _progress as progress  # the one progress bar of the commands
+    return progress(console)
 
 
 # -- output ----------------------------------------------------------------------------------

@@ -358,9 +358,12 @@ def _safe(text: str) -> str:
 
 
 def _progress(console):
+    """A progress bar on a terminal; nothing at all when output is a file or
+    a pipe (where it would only leave a stray blank line behind)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=True)
+                    TimeElapsedColumn(), console=console, transient=True,
+                    disable=not console.is_terminal)
 
 
 def _print_summary(console, summary: dict[str, Any], results, elapsed: float) -> None:

@@ -216,3 +216,10 @@ def test_tolerant_replay_match_ignores_tie_order_only():
     ev["value"] += 1
     assert _tolerant_match(changed, h, 1e-4).startswith(f"diverged at op ")
     assert "count: different answers" in _tolerant_match(changed, h, 1e-4)
+
+
+def test_a_setup_error_during_a_run_is_one_line(tmp_path):
+    p = dst("run", "--seeds", "1", "--backend", "lance", "--location", "/proc/no-such-dir", cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.startswith("error: lance: cannot open"), repr(p.stderr)   # no stray blank line
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr

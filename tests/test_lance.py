@@ -196,3 +196,8 @@ def test_passing_seeds_leave_no_tables_behind(in_tmp, capsys):
     b.close()
     b.drop()
     assert not (loc / "closed.lance").exists()
+
+
+def test_unknown_index_type_is_refused_at_open(tmp_path):
+    with pytest.raises(BackendError, match="lance: index must be one of IVF_FLAT, .*, got 'BOGUS'"):
+        open_backend(cfg(tmp_path, index="BOGUS"))
