@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from dst.backend import BackendConfig
 from dst.clock import VirtualClock
+from dst.errors import BackendError
 from dst.faults import Boundary, Outcome
 from dst.history import History
 from dst.rng import Rng
@@ -102,8 +103,7 @@ class Scheduler:
 
     # -- the run ------------------------------------------------------------
     def run(self) -> SeedRun:
-        for op in self.decider.load_ops(self.has_maintenance):
-            self._sync_op("load", op["f"], op["value"])
+        self._load()
         for c in range(self.clients):
             self._at(self.clock.now_us + self.decider.first_think(c), "invoke", c)
         budget = EVENTS_PER_OP_MAX * (self.s.ops + sum(self._plans_hint()) + self.clients + 8)
@@ -122,6 +122,15 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001
                 self.findings.append({"kind": "close", "message": f"close() raised {exc!r}"})
         return SeedRun(self.history, self.fired, self.findings, self._crashes)
+
+    def _load(self) -> None:
+        """The load phase. Its index build is setup, not a checked op: if it
+        fails, the run would test a store other than the one asked for."""
+        for op in self.decider.load_ops(self.has_maintenance):
+            out = self._sync_op("load", op["f"], op["value"])
+            if op["f"] == "maintenance" and out.type != "ok":
+                raise BackendError(f"setup failed: the load phase's maintenance({op['value'].get('kind')!r}) "
+                                   f"did not succeed: {(out.output or {}).get('message', out.output)}")
 
     def _plans_hint(self) -> list[int]:
         sched = getattr(self.decider, "sched", None)

@@ -67,8 +67,7 @@ class ThreadRunner(Scheduler):
             self.history.add(self._now(), process, type_, f, value)
 
     def run(self) -> SeedRun:
-        for op in self.decider.load_ops(self.has_maintenance):
-            self._sync_op("load", op["f"], op["value"])
+        self._load()
         handles = [self.factory(replace(self.config, fresh=False)) for _ in range(self.s.clients)]
         threads = [threading.Thread(target=self._client, args=(c, handles[c]), daemon=True,
                                     name=f"dst-client-{c}") for c in range(self.s.clients)]

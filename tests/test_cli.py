@@ -223,3 +223,19 @@ def test_a_setup_error_during_a_run_is_one_line(tmp_path):
     assert p.returncode == 2
     assert p.stderr.startswith("error: lance: cannot open"), repr(p.stderr)   # no stray blank line
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_a_failed_index_build_stops_the_run(in_tmp, capsys):
+    mod = in_tmp / "failing_index.py"
+    mod.write_text(
+        "from backends.sim import SimBackend\n"
+        "from dst.errors import BackendError\n"
+        "class B(SimBackend):\n"
+        "    def maintenance(self, kind):\n"
+        "        raise BackendError('index build ran out of memory')\n"
+        "def open_backend(config):\n"
+        "    return B(config)\n")
+    assert run_cli("run", "--backend", "failing_index:open_backend", "--scenario", "search-heavy",
+                   "--seeds", "1", "--quiet") == 2
+    err = capsys.readouterr().err
+    assert "setup failed: the load phase's maintenance('index') did not succeed: index build ran out of memory" in err
