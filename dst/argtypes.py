@@ -6,21 +6,22 @@ from __future__ import annotations
 import argparse
 
 
-def positive(text: str) -> int:
+def _whole(text: str) -> int:
     try:
-        n = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def positive(text: str) -> int:
+    n = _whole(text)
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {n}")
     return n
 
 
 def seed(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    n = _whole(text)
     if n < 0:
         raise argparse.ArgumentTypeError(f"seeds are non-negative, got {n}")
     return n
