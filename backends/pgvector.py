@@ -73,7 +73,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from dst import pg_embedded
 from dst.backend import BackendConfig, SearchHit
 from dst.errors import BackendError, InvalidInput, NotApplied, UsageError
-from dst.validate import check_batch, check_id, check_limit, check_vector, id_problem
+from dst.validate import check_batch, check_id, check_limit, check_vector
 
 REGISTRY = "dst_owned"
 STAGING = "dst_staging"           # per-session temporary table for COPY

@@ -184,7 +184,8 @@ def _seed_list(args: argparse.Namespace) -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
-    from dst.reports import new_run_dir, run_token, write_json, write_junit
+    from dst.reports import new_run_dir, write_json, write_junit
+    from dst.wallclock import run_token
     from dst.runner import run_seeds
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
     from dst.scenario import FAULT_CLASSES
@@ -444,7 +445,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _replay_case(args: argparse.Namespace, console) -> int:
     """Replay a seeds/*.json case and compare with its expected verdict."""
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.reports import new_run_dir, run_token, write_json
+    from dst.reports import new_run_dir, write_json
+    from dst.wallclock import run_token
     from dst.runner import run_case
     from dst.shrink import read_case, violation_kind
     if not Path(args.file).is_file():
@@ -569,7 +571,8 @@ def cmd_shrink(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.reports import new_run_dir, run_token, write_json
+    from dst.reports import new_run_dir, write_json
+    from dst.wallclock import run_token
     from dst.runner import replay_config, run_seed
     from rich.console import Console
 

@@ -21,8 +21,6 @@ Exit 1 on any disagreement or violation.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +104,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
     from dst.cli import EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATION, _load_scenario, _progress, _safe
-    from dst.reports import new_run_dir, run_token, write_json
+    from dst.reports import new_run_dir, write_json
+    from dst.wallclock import run_token
     from dst.runner import run_seed
 
     console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)

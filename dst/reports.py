@@ -8,7 +8,6 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from dst import wallclock
-from dst.wallclock import run_token  # noqa: F401 - re-exported for the commands
 
 
 def new_run_dir(base: str | Path, label: str) -> Path:

@@ -180,18 +180,9 @@ class RandomDecider:
         """What was drawn, as an explicit schedule (needs record=True)."""
         assert self.recorded is not None
         return Schedule(dim=self.p.dim, ids=list(self.ids), probe_query=self.probe_query,
-                        vectors=list(table.vectors[:_refs_needed(self, table)]),
+                        vectors=list(table.vectors),
                         load=self.recorded_load, clients=self.recorded,
                         start_us=list(self.recorded_start))
-
-
-def _refs_needed(d: RandomDecider, table: VectorTable) -> int:
-    """Vectors the schedule's inputs refer to: all interned before outputs.
-
-    Inputs are drawn at invoke time, but get outputs intern vectors too;
-    keeping the whole table is simplest and keeps the numbers stable.
-    """
-    return len(table)
 
 
 class ScriptedDecider:

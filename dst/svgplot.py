@@ -104,7 +104,7 @@ def line_chart(chart: Chart, x: float, y: float, width: float, height: float) ->
     py0, py1 = y + height - bottom, y + top        # y grows downwards in SVG
     pts = [(a, b) for s in chart.series for a, b in s.points
            if _usable(a, chart.log_x) and _usable(b, chart.log_y)]
-    out = [f'<g class="chart">',
+    out = ['<g class="chart">',
            f'<text x="{x + width / 2:.1f}" y="{y + 16:.1f}" text-anchor="middle" font-size="13" '
            f'font-weight="bold" {FONT}>{escape(chart.title)}</text>',
            f'<rect x="{px0:.1f}" y="{py1:.1f}" width="{px1 - px0:.1f}" height="{py0 - py1:.1f}" '

@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from backends.sim import SimBackend, _REGISTRY
+from backends.sim import SimBackend
 from dst.backend import BackendConfig, SearchHit
 from dst.errors import BackendError
 from dst.validate import check_batch, check_id, check_vector

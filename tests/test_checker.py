@@ -1,7 +1,6 @@
 """The linearizability checker on hand-written histories."""
 
 import numpy as np
-import pytest
 
 from dst.checkers.linearizability import INF, UNKNOWN, Operation, check
 from dst.models.vector import INVALID, VectorModel

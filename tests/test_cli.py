@@ -214,7 +214,7 @@ def test_tolerant_replay_match_ignores_tie_order_only():
     changed = History.from_bytes(h.to_bytes())
     ev = next(e for e in changed.events if e["type"] == "ok" and e["f"] == "count")
     ev["value"] += 1
-    assert _tolerant_match(changed, h, 1e-4).startswith(f"diverged at op ")
+    assert _tolerant_match(changed, h, 1e-4).startswith("diverged at op ")
     assert "count: different answers" in _tolerant_match(changed, h, 1e-4)
 
 

@@ -1,6 +1,5 @@
 """The regression corpus: every file in seeds/ replays to its recorded verdict."""
 
-import json
 from pathlib import Path
 
 import pytest

@@ -3,7 +3,6 @@ writer, compaction across reopen, and threads-mode showcases (duplicate
 rows without the primary key, stale reads without read consistency)."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from backends.lance import LanceBackend, open_backend
+from backends.lance import open_backend
 from dst.backend import BackendConfig
 from dst.errors import BackendError
 from tests.conftest import ROOT, run_cli

@@ -2,7 +2,7 @@
 
 import json
 
-from dst.history import History, pair
+from dst.history import History
 from tests.conftest import run_cli
 
 

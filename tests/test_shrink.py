@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from dst.runner import run_case, run_seed
+from dst.runner import run_seed
 from dst.schedule import Schedule
 from dst.scenario import load
-from dst.shrink import Shrinker, _ddmin, case_dict, kinds_of, listing, violation_kind
+from dst.shrink import Shrinker, _ddmin, kinds_of, listing, violation_kind
 from tests.broken_backends import BROKEN
 from tests.conftest import run_cli
 

@@ -13,7 +13,6 @@ from dst.errors import InvalidInput
 from dst.history import VectorTable
 from dst.models.vector import INVALID, VectorModel
 from dst.validate import batch_problem, id_problem, vector_problem
-from dst.workload import HOSTILE_STEMS
 
 DIM = 3
 

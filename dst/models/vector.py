@@ -19,12 +19,15 @@ tie groups, with true scores in float64 from the stored float32 vectors:
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
 from dst.checkers.linearizability import INF, UNKNOWN, Operation
 from dst.validate import batch_problem, id_problem, limit_problem, vector_problem
+
+if TYPE_CHECKING:
+    from dst.history import PairedOp
 
 INVALID = ("error", "InvalidInput")
 WRITES = ("store", "batch", "delete")
