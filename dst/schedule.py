@@ -11,7 +11,7 @@ longer depends on the RNG, so dropping an op does not reshuffle the rest.
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -41,13 +41,21 @@ class OpPlan:
     nemesis_us: int = 0            # ... this long (wall clock) into the call
 
     def to_dict(self) -> dict[str, Any]:
+        """Fields that differ from their defaults (``f`` and ``value`` always).
+
+        Compared by identity of kind as well as value: ``crash_us=0`` (a
+        crash at once) is not the default ``None``, though ``0 == False``.
+        """
         d = asdict(self)
         return {k: v for k, v in d.items()
-                if v not in (None, False) and not (k == "nemesis_us" and v == 0) or k in ("f", "value")}
+                if k in ("f", "value") or type(v) is not type(_PLAN_DEFAULTS[k]) or v != _PLAN_DEFAULTS[k]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "OpPlan":
         return cls(**d)
+
+
+_PLAN_DEFAULTS = {f.name: f.default for f in fields(OpPlan) if f.name not in ("f", "value")}
 
 
 @dataclass

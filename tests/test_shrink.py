@@ -96,3 +96,12 @@ def test_load_rows_are_shrunk_and_unused_vectors_pruned():
     pruned = prune_vectors(small)
     assert len(pruned.vectors) < len(small.vectors)
     assert still(pruned)
+
+
+def test_plan_round_trip_keeps_zero_valued_decisions():
+    from dst.schedule import OpPlan
+    p = OpPlan("store", {"id": "a", "vector": 0}, think_us=0, d1=0, d2=1, crash_us=0, nemesis_us=0)
+    back = OpPlan.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert back == p and back.crash_us == 0        # a crash at once is still a crash
+    q = OpPlan("get", {"id": "a"}, fault="timeout", never=True, keep=[False, True])
+    assert OpPlan.from_dict(json.loads(json.dumps(q.to_dict()))) == q
