@@ -7,6 +7,16 @@ apply synchronously, so what a call acknowledged is exactly what it did.
 Crashes are modelled with a process-wide registry keyed by
 ``(location, namespace)``: a handle dropped without ``close()`` and
 reopened with ``fresh=False`` finds exactly the acknowledged state.
+
+Options (``--opt KEY=VALUE``):
+
+==============  ==============================================================
+atomic_batches  ``true`` (default); ``false``: the variant whose batches are
+                not atomic, as many real stores' are: it says so, each item
+                is applied on its own (threads may see half a batch), and the
+                harness cuts its batches for real (a partial write applies a
+                strict subset) and checks each item as its own store
+==============  ==============================================================
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from typing import Iterable
 import numpy as np
 
 from dst.backend import BackendConfig, SearchHit
-from dst.errors import BackendError
+from dst.errors import BackendError, UsageError
 from dst.validate import check_batch, check_id, check_limit, check_vector
 
 class _Store:
@@ -41,6 +51,9 @@ class _Store:
 _REGISTRY: dict[tuple[str, str], _Store] = {}
 
 
+OPTION_DEFAULTS = {"atomic_batches": True}
+
+
 class SimBackend:
     name = "sim"
     exact = True
@@ -50,6 +63,7 @@ class SimBackend:
         if config.dim < 1:
             raise BackendError(f"dim must be at least 1, got {config.dim}")
         self.dim = config.dim
+        self.atomic_batches = _flag(config.options, "atomic_batches")
         self._key = (config.location or "sim-default", config.namespace)
         if config.fresh or self._key not in _REGISTRY:
             # Every namespace in the registry was made by this module, so a
@@ -74,6 +88,12 @@ class SimBackend:
     def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         checked = check_batch(items, self.dim)
         st = self._live()
+        if not self.atomic_batches:
+            for id_, v in checked:   # one item at a time: no promise for the whole
+                with st.lock:
+                    st.data[id_] = v
+                    st.version += 1
+            return
         with st.lock:
             for id_, v in checked:
                 st.data[id_] = v
@@ -140,6 +160,15 @@ class SimBackend:
                     m = np.zeros((0, self.dim))
                 cached = st.matrix = (st.version, ids, m)
         return cached[1], cached[2]
+
+
+def _flag(options: dict, key: str) -> bool:
+    v = options.get(key, OPTION_DEFAULTS[key])
+    if isinstance(v, str):
+        v = {"true": True, "false": False}.get(v.lower(), v)
+    if not isinstance(v, bool):
+        raise UsageError(f"sim backend: {key} must be true or false, got {v!r}")
+    return v
 
 
 def open_backend(config: BackendConfig) -> SimBackend:
