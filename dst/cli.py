@@ -278,6 +278,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "verdict": "violation" if violations or recall_failed else "unknown" if unknowns else "ok",
         "exit_code": code, "fault_counts": fired, "faults_enabled": sorted(enabled),
         "faults_never_fired": unfired, "ops": total_ops, "recall": recall,
+        # A scenario class the backend cannot take as such, and what it fired as instead.
+        "faults_realised_as": {k: v for r in results for k, v in sorted(r.realised.items())},
         "timings": {"wall_s": round(elapsed, 3),
                     "run_s": round(sum(r.run_s for r in results), 3),
                     "check_s": round(sum(r.check_s for r in results), 3)},
@@ -380,7 +382,12 @@ def _print_summary(console, summary: dict[str, Any], results, elapsed: float) ->
     for k, v in verdicts.items():
         t.add_row(f"verdict {k}", str(v))
     for k, v in summary["fault_counts"].items():
-        state = "" if k in summary["faults_enabled"] else " (off)"
+        realised = [a for a, b in summary["faults_realised_as"].items() if b == k]
+        state = "" if k in summary["faults_enabled"] or v else " (off)"
+        if k in summary["faults_realised_as"]:
+            state = f" (fires as {summary['faults_realised_as'][k]} here)"
+        elif realised:
+            state += f" (drawn as {', '.join(realised)})"
         t.add_row(f"fault {k}{state}", str(v))
     t.add_row("seconds", f"{elapsed:.2f}")
     console.print(t)

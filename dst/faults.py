@@ -11,18 +11,37 @@ latency        extra virtual delay (scheduler)              ok
 error          raised before dispatch; nothing applied      fail
 lost-ack       applied, then the client sees an error       info
 timeout        client gives up; dispatch later or never     info
-partial-write  store_batch applies a subset, then errors    info
+partial-write  store_batch cut mid-way, then errors          info
+batch-error    (what partial-write can do on an atomic      info
+               store): error before or after the batch
 crash          handle dropped, backend reopened             info
 =============  ==========================================  =========
 
-Where the backend claims ``atomic_batches``, a partial write applies all
-of the batch or none of it (the claim itself is tested by real faults).
+A fault is counted under the name of what it really did (``Outcome.fired``),
+never under the name it was drawn as. A drawn ``partial-write`` cuts a batch
+in one of three ways (``batch_mode``), by what the backend allows:
+
+* ``split``: the backend declares ``atomic_batches = False``; the harness
+  applies the recorded strict subset of the batch, then the client sees an
+  error. Counted ``partial-write``. The subset is a proper split (some
+  items applied, some not); a batch of one cannot be split, so it is
+  applied whole or not at all and counted ``batch-error``.
+* ``kill``: an atomic backend offering ``kill_mid_batch(items, rows)``
+  (pgvector) runs the batch and has its own connection killed after
+  ``rows`` rows are in flight: a real mid-batch failure that tests the
+  atomicity claim. Counted ``partial-write`` when the kill interrupted
+  the batch; a batch that completed all the same is an ordinary ``ok``.
+* ``whole``: an atomic backend the harness cannot cut (sim, lance): the
+  error is raised before the batch (nothing applied) or after it (all
+  applied), as recorded. Counted ``batch-error``; the history's nemesis
+  event says which, with the ids applied.
+
 Every firing is counted and becomes a ``nemesis`` event in the history.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +55,16 @@ from dst.validate import batch_problem
 # Faults decided per operation, in the order they are drawn. Crash is
 # decided separately (it hits the whole backend, not one op).
 OP_FAULTS = ("error", "lost-ack", "timeout", "partial-write", "latency")
+
+# The ops a lost acknowledgement can hide an effect of. A read whose answer
+# is lost changed nothing and proves nothing, so lost-ack is not drawn for
+# reads (nor for maintenance, which changes no content).
+ACK_OPS = ("store", "store_batch", "delete")
+
+# Every name a firing is counted under: the scenario's classes, and what a
+# partial write is on a store whose batches cannot be cut.
+BATCH_ERROR = "batch-error"
+FIRED_CLASSES = FAULT_CLASSES + (BATCH_ERROR,)
 
 
 class FaultPlan:
@@ -58,26 +87,62 @@ class FaultPlan:
 
         The bands are exclusive (an op gets one fault at most), so each class
         fires with exactly its rate; rates adding up past 1 are scaled down.
-        ``partial-write`` only applies to store_batch; other ops drawing its
-        band get no fault.
+        ``partial-write`` only applies to store_batch and ``lost-ack`` only
+        to writes (``ACK_OPS``); other ops drawing their band get no fault.
         """
         if self._total == 0:
             return None
         x = self.rng.below(max(self._total, PPM))
         for k, hi in self._bands:
             if x < hi:
-                return k if (k != "partial-write" or f == "store_batch") else None
+                if (k == "partial-write" and f != "store_batch") or (k == "lost-ack" and f not in ACK_OPS):
+                    return None
+                return k
         return None
 
     def crash(self) -> bool:
         return self.rng.chance(self.ppm["crash"])
 
 
+def split_mask(rng: Rng, n: int) -> list[bool]:
+    """Which items of an ``n``-item batch a partial write applies.
+
+    For n >= 2 a proper split: at least one item applied and one not (so a
+    non-atomic store really ends half-written). A batch of one cannot be
+    split: its one item is applied or not, a coin flip.
+    """
+    mask = [rng.below(2) == 0 for _ in range(n)]
+    if n >= 2 and all(m == mask[0] for m in mask):
+        i = rng.below(n)
+        mask[i] = not mask[i]
+    return mask
+
+
+def batch_mode(backend: Any, whole: bool = False) -> str:
+    """How a partial-write fault cuts a batch on ``backend`` (module doc).
+
+    ``whole=True`` asks for the form every backend can take alike (``dst
+    conform`` uses it to compare backends that would cut batches differently).
+    """
+    if whole:
+        return "whole"
+    if not getattr(backend, "atomic_batches", False):
+        return "split"
+    return "kill" if callable(getattr(backend, "kill_mid_batch", None)) else "whole"
+
+
+def fires_as(fault: str, mode: str) -> str:
+    """The name a drawn fault class is counted under on a backend whose
+    batches are cut in ``mode``: what the fault-coverage gate must see."""
+    return BATCH_ERROR if fault == "partial-write" and mode == "whole" else fault
+
+
 @dataclass(slots=True)
 class Outcome:
-    type: str            # ok | fail | info
-    output: Any          # history value of the completion
-    applied: Any = None  # for partial writes: the ids applied
+    type: str                          # ok | fail | info
+    output: Any                        # history value of the completion
+    fired: str | None = None           # the fault that really took effect, by its honest name
+    detail: dict[str, Any] | None = None   # what it did (its nemesis event's value)
 
 
 def error_value(exc: BaseException) -> dict[str, str]:
@@ -97,25 +162,32 @@ def _classify(exc: BaseException) -> Outcome:
 class Boundary:
     """Calls a backend with table refs resolved, under an optional fault."""
 
-    def __init__(self, table: VectorTable, rng: Rng):
+    def __init__(self, table: VectorTable, rng: Rng, whole_batches: bool = False):
         self.table = table
         self.rng = rng
+        self.whole_batches = whole_batches
 
     def call(self, backend: Any, f: str, value: dict[str, Any], fault: str | None,
              keep: list[bool] | None = None) -> Outcome:
-        if fault == "partial-write":
-            return self._partial(backend, value, keep)
+        if fault == "partial-write" and f == "store_batch":
+            return self._batch_fault(backend, value, keep)
+        outcome, returned = self._attempt(backend, f, value)
+        # An ack can only be lost if there was one: a call that raised
+        # (refused, failed) is reported as it is, and no fault is counted.
+        if fault == "lost-ack" and returned:
+            outcome = Outcome("info", {"error": "LostAck", "message": "applied, but the acknowledgement was lost"},
+                              fired="lost-ack")
+        return outcome
+
+    def _attempt(self, backend: Any, f: str, value: dict[str, Any]) -> tuple[Outcome, bool]:
+        """The call, classified, and whether it returned (did not raise)."""
         try:
             out = self._invoke(backend, f, value)
         except BaseException as exc:  # noqa: BLE001 - classified, never escapes
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            outcome = _classify(exc)
-        else:
-            outcome = Outcome("ok", out)
-        if fault == "lost-ack" and outcome.type == "ok":
-            outcome = Outcome("info", {"error": "LostAck", "message": "applied, but the acknowledgement was lost"})
-        return outcome
+            return _classify(exc), False
+        return Outcome("ok", out), True
 
     def _invoke(self, backend: Any, f: str, value: dict[str, Any]) -> Any:
         t = self.table
@@ -155,26 +227,60 @@ class Boundary:
             return None
         raise AssertionError(f"unknown op {f!r}")
 
-    def _partial(self, backend: Any, value: dict[str, Any], mask: list[bool] | None) -> Outcome:
-        """Apply a subset of the batch (``mask``, or drawn here), then fail."""
+    def _batch_fault(self, backend: Any, value: dict[str, Any], mask: list[bool] | None) -> Outcome:
+        """A drawn partial write, done the way this backend allows (module doc)."""
         items = value["items"]
-        dim = getattr(backend, "dim", 0)
-        if batch_problem([(i, self.table[v]) for i, v in items], dim):
-            # An invalid batch must change nothing; let it be refused whole.
-            return self.call(backend, "store_batch", value, None)
+        resolved = [(i, self.table[v]) for i, v in items]
+        if not items or batch_problem(resolved, getattr(backend, "dim", 0)):
+            # Nothing to cut, or an invalid batch that must change nothing:
+            # the plain call, refused whole (or a no-op), and no fault.
+            return self._attempt(backend, "store_batch", value)[0]
         if mask is None or len(mask) != len(items):
-            mask = [self.rng.below(2) == 0 for _ in items]
-        if getattr(backend, "atomic_batches", False):
-            keep = items if mask and mask[0] else []   # all or nothing
-        else:
+            mask = split_mask(self.rng, len(items))
+        mode = batch_mode(backend, self.whole_batches)
+        if mode == "kill":
+            return self._killed(backend, resolved, sum(mask))
+        if mode == "split":
             keep = [it for it, k in zip(items, mask) if k]
-        if keep:
-            sub = self.call(backend, "store_batch", {"items": keep}, None)
-            if sub.type != "ok":
-                return sub
-        return Outcome("info", {"error": "PartialWrite",
-                                "message": f"applied {len(keep)} of {len(items)} items"},
-                       applied=[i for i, _ in keep])
+            if 0 < len(keep) < len(items):
+                sub, returned = self._attempt(backend, "store_batch", {"items": keep})
+                if not returned:
+                    return sub   # the backend's own failure, not the fault's
+                ids = [i for i, _ in keep]
+                return Outcome("info", {"error": "PartialWrite",
+                                        "message": f"applied {len(keep)} of {len(items)} items"},
+                               fired="partial-write", detail={"applied": ids, "of": len(items)})
+            after = bool(keep)   # a batch of one (or a recorded mask that did not split)
+        else:
+            after = bool(mask[0])
+        return self._around(backend, value, after)
+
+    def _around(self, backend: Any, value: dict[str, Any], after: bool) -> Outcome:
+        """An error raised around the whole batch: before it or after it."""
+        items = value["items"]
+        if after:
+            out, returned = self._attempt(backend, "store_batch", value)
+            if not returned:
+                return out
+            return Outcome("info", {"error": "BatchError", "message": "error after the whole batch was applied"},
+                           fired=BATCH_ERROR, detail={"when": "after", "applied": [i for i, _ in items]})
+        return Outcome("info", {"error": "BatchError", "message": "error before the batch; nothing applied"},
+                       fired=BATCH_ERROR, detail={"when": "before", "applied": []})
+
+    def _killed(self, backend: Any, items: list, rows: int) -> Outcome:
+        """The backend's own connection killed with ``rows`` rows of the batch
+        in flight. What was applied is for the checker to find out."""
+        try:
+            backend.kill_mid_batch(items, rows)
+        except BaseException as exc:  # noqa: BLE001 - classified, never escapes
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            out = _classify(exc)
+            if out.type == "ok":
+                return out   # refused (InvalidInput): nothing was cut
+            return replace(out, fired="partial-write",
+                           detail={"how": "connection killed mid-batch", "rows_written": rows, "of": len(items)})
+        return Outcome("ok", None)   # the kill missed: the batch completed and was acknowledged
 
 
 def _malformed(f: str, x: Any) -> dict[str, str]:

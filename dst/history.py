@@ -215,8 +215,10 @@ def pair(events: list[dict[str, Any]]) -> list[PairedOp]:
         proc = e["process"]
         if proc == "nemesis":
             v = e.get("value")
-            if e["f"] == "partial-write" and isinstance(v, dict) and v.get("dispatch") is not None:
-                partial[v["dispatch"]] = v.get("applied")
+            # A cut (or errored) batch's applied ids: a hint for the witness.
+            if e["f"] in ("partial-write", "batch-error") and isinstance(v, dict) \
+                    and v.get("dispatch") is not None and v.get("applied") is not None:
+                partial[v["dispatch"]] = v["applied"]
             continue
         key = _hashable(proc)
         if e["type"] == "invoke":

@@ -57,7 +57,7 @@ MAX_TABLE_ROWS = 100
 # Characters of a value shown inside a static HTML cell.
 MAX_CELL_CHARS = 600
 
-FAULT_ORDER = ("latency", "error", "lost-ack", "timeout", "partial-write", "crash")
+FAULT_ORDER = ("latency", "error", "lost-ack", "timeout", "partial-write", "batch-error", "crash")
 TYPE_CODES = {"ok": 0, "fail": 1, "info": 2}
 SPECIAL_FIRST = ("load",)
 SPECIAL_LAST = ("probe",)
@@ -821,8 +821,11 @@ def _summary_html(h: Any, meta: dict[str, Any], seed_result: dict[str, Any] | No
         for c in classes:
             rate = ppm.get(c)
             rate_text = "" if rate is None else ("off" if rate == 0 else f"{rate / 10_000:g}%")
+            as_ = (sr.get("realised") or {}).get(c)
+            if rate and as_:
+                rate_text += f" (fires as {as_} here)"
             n = here.get(c, 0)
-            warn = ' class="unfired"' if rate and n == 0 else ""
+            warn = ' class="unfired"' if rate and n == 0 and not as_ else ""
             out.append(f"<tr{warn}><td>{_h(c)}</td><td>{_h(rate_text)}</td><td>{n}</td>"
                        + (f"<td>{_h(totals.get(c, 0))}</td>" if totals else "") + "</tr>")
         out.append("</tbody></table>")
@@ -1037,7 +1040,7 @@ var TYPES = ["ok", "fail", "info"];
 var FILL = ["#3c9a5f", "#d9534f", "#e6a817"];
 var LEAD = "#e0007a", PREFIX = "#1f6fd1", UNPLACED = "#7b3fb5";
 var FAULT_COLOR = {"latency": "#98a0ab", "error": "#d9534f", "lost-ack": "#9b59b6", "timeout": "#e67e22",
-                   "partial-write": "#2a7fc1", "crash": "#111111"};
+                   "partial-write": "#2a7fc1", "batch-error": "#6fa8dc", "crash": "#111111"};
 var SPARE = ["#16a085", "#8e44ad", "#2c3e50", "#c0392b", "#27ae60", "#d35400"];
 var PREFIX_TAIL = 12;      // prefix ops listed in the violation panel
 var NOTCHES_MAX = 150;     // per-lane fault notches drawn only below this many visible faults

@@ -15,6 +15,7 @@ from dst import wallclock
 from dst.backend import BackendConfig, resolve_backend
 from dst.checkers import worst
 from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, check
+from dst.faults import fires_as
 from dst.history import History, pair
 from dst.models.vector import VectorModel
 from dst.rng import Rng
@@ -41,12 +42,13 @@ class SeedResult:
     recall_floor: float | None = None
     schedule: Any = None                     # the explicit Schedule, when recorded
     offered: list[str] = field(default_factory=list)   # the backend's nemeses
+    realised: dict[str, str] = field(default_factory=dict)  # scenario class -> name it fires as here
 
     def summary(self) -> dict[str, Any]:
         return {"seed": self.seed, "verdict": self.verdict, "ops": self.ops,
                 "fired": self.fired, "enabled": self.enabled, "crashes": self.crashes,
                 "violations": self.violations, "reason": self.reason,
-                "check_steps": self.steps, "witness": self.witness,
+                "realised": self.realised, "check_steps": self.steps, "witness": self.witness,
                 "recall": None if self.recall is None else
                 {"mean": self.recall[0] / self.recall[1] if self.recall[1] else None,
                  "searches": self.recall[1]}}
@@ -99,7 +101,7 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     history.meta = {
         "scenario": scenario.name, "seed": seed, "backend": backend, "options": options,
         "concurrency": concurrency,
-        "dim": params.dim, "exact": exact, "atomic_batches": atomic,
+        "dim": params.dim, "exact": exact, "atomic_batches": atomic, "batch_faults": sched.batch_mode,
         "score_eps": scenario.score_eps, "params": params.to_dict(),
         "scenario_config": scenario.to_dict(),
     }
@@ -109,7 +111,11 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     t2 = wallclock.monotonic_s()
     result.seed = seed
     result.fired = run.fired
-    result.enabled = [k for k in enabled_classes if params.fault_ppm.get(k, 0) > 0]
+    # Enabled under the names the classes fire as on this backend: an atomic
+    # store the harness cannot cut must show batch-errors, not partial writes.
+    drawn = [k for k in enabled_classes if params.fault_ppm.get(k, 0) > 0]
+    result.enabled = [fires_as(k, sched.batch_mode) for k in drawn]
+    result.realised = {k: fires_as(k, sched.batch_mode) for k in drawn if fires_as(k, sched.batch_mode) != k}
     if concurrency != "threads":
         result.enabled += [k for k, v in sorted(scenario.nemesis_ppm.items()) if v > 0]
     result.offered = sorted(getattr(sched, "nemeses", {}))

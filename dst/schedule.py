@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dst.faults import FaultPlan
+from dst.faults import FaultPlan, split_mask
 from dst.history import VectorTable
 from dst.rng import Rng
 from dst.scenario import SeedParams
@@ -36,7 +36,10 @@ class OpPlan:
     d2: int = 1                    # dispatch -> complete
     never: bool = False            # a timeout whose dispatch never happens
     crash_us: int | None = None    # a crash this long after the invoke
-    keep: list[bool] | None = None  # partial write: which batch items apply
+    # Partial write: which items a non-atomic store applies; how many rows are
+    # in flight when a mid-batch kill lands (the count of True); whether a
+    # whole-batch error comes after the batch or before it (the first item).
+    keep: list[bool] | None = None
     nemesis: str | None = None     # a backend nemesis fired while this op runs
     nemesis_us: int = 0            # ... this long (wall clock) into the call
 
@@ -69,6 +72,10 @@ class Schedule:
     load: list[dict[str, Any]] = field(default_factory=list)     # (f, value) of load ops
     clients: list[list[OpPlan]] = field(default_factory=list)
     start_us: list[int] = field(default_factory=list)            # each client's first invoke
+    # Partial writes error before or after the whole batch, never cut it:
+    # the one form every backend takes alike (``dst conform`` sets it to
+    # compare backends that would cut a batch differently; see dst.faults).
+    whole_batches: bool = False
 
     def n_ops(self) -> int:
         return sum(len(c) for c in self.clients)
@@ -82,6 +89,9 @@ class Schedule:
             "load": self.load,
             "clients": [[p.to_dict() for p in plans] for plans in self.clients],
             "start_us": list(self.start_us),
+            # Written only when set, so every case recorded before it existed
+            # reads (and writes back) unchanged.
+            **({"whole_batches": True} if self.whole_batches else {}),
         }
 
     @classmethod
@@ -91,7 +101,8 @@ class Schedule:
         return cls(dim=int(d["dim"]), ids=list(d["ids"]), probe_query=int(d["probe_query"]),
                    vectors=vecs, load=list(d.get("load", [])),
                    clients=[[OpPlan.from_dict(p) for p in plans] for plans in d["clients"]],
-                   start_us=[int(x) for x in d.get("start_us", [])])
+                   start_us=[int(x) for x in d.get("start_us", [])],
+                   whole_batches=d.get("whole_batches", False) is True)
 
     def table(self) -> VectorTable:
         """A vector table holding this schedule's vectors at their numbers."""
@@ -173,8 +184,7 @@ class RandomDecider:
         if fault == "latency":
             p.d2 += self.timing.between(0, s.latency_us_max)
         if fault == "partial-write":
-            n = len(spec.value.get("items", []))
-            p.keep = [self.partial.below(2) == 0 for _ in range(n)]
+            p.keep = split_mask(self.partial, len(spec.value.get("items", [])))
         p.think_us = self._delay(s.think_us_max)   # after this op, before the client's next
         for name in nemeses:   # only names the backend offers and the scenario rates
             if self.nemesis_rng.chance(s.nemesis_ppm.get(name, 0)) and p.nemesis is None:
@@ -201,6 +211,7 @@ class ScriptedDecider:
         self.clients = len(schedule.clients)
         self.ids = schedule.ids
         self.probe_query = schedule.probe_query
+        self.whole_batches = schedule.whole_batches
         self._next = [0] * self.clients
 
     def load_ops(self, has_maintenance: bool) -> list[dict[str, Any]]:

@@ -26,10 +26,10 @@ from typing import Any, Callable
 from dst.backend import BackendConfig
 from dst.clock import VirtualClock
 from dst.errors import BackendError
-from dst.faults import Boundary, Outcome
+from dst.faults import FIRED_CLASSES, Boundary, Outcome, batch_mode
 from dst.history import History
 from dst.rng import Rng
-from dst.scenario import FAULT_CLASSES, SeedParams
+from dst.scenario import SeedParams
 from dst.workload import OpSpec
 
 # Bound on events per seed: a run that needs more is a harness bug, not a
@@ -70,9 +70,12 @@ class Scheduler:
         self.config = config
         self.history = history
         self.clock = VirtualClock()
-        self.boundary = Boundary(history.table, boundary_rng)
+        # A schedule may ask for whole-batch faults (dst conform does, to
+        # compare backends that would cut batches differently).
+        self.boundary = Boundary(history.table, boundary_rng,
+                                 whole_batches=getattr(decider, "whole_batches", False))
         self.clients = decider.clients
-        self.fired = {k: 0 for k in FAULT_CLASSES}
+        self.fired = {k: 0 for k in FIRED_CLASSES}
         self.findings: list[dict[str, Any]] = []
         self._queue: list[tuple[int, int, str, Any]] = []
         self._seq = 0
@@ -86,6 +89,7 @@ class Scheduler:
         self._restart_think: dict[int, int] = {}
         self.backend = factory(config)
         self.has_maintenance = callable(getattr(self.backend, "maintenance", None))
+        self.batch_mode = batch_mode(self.backend, self.boundary.whole_batches)
         self._load_nemeses()
         for name in self.s.nemesis_ppm:
             self.fired.setdefault(name, 0)
@@ -198,11 +202,8 @@ class Scheduler:
                                  {"process": op.process, "dispatch": op.dispatch, **report})
         else:
             out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
-        if op.fault == "lost-ack":
-            self._nemesis("lost-ack", {"process": op.process, "dispatch": op.dispatch})
-        if op.fault == "partial-write" and out.applied is not None:
-            self._nemesis("partial-write", {"process": op.process, "dispatch": op.dispatch,
-                                            "applied": out.applied})
+        if out.fired is not None:   # counted as what it did, only if it did it
+            self._nemesis(out.fired, {"process": op.process, "dispatch": op.dispatch, **(out.detail or {})})
         if op.state == "abandoned":
             # The client gave up already; record when the call really ran.
             op.completion["dispatch"] = op.dispatch

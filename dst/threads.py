@@ -109,10 +109,8 @@ class ThreadRunner(Scheduler):
                               {"error": "InjectedError", "message": "injected before dispatch"})
                     continue
                 out = boundary.call(backend, spec.f, spec.value, fault)
-                if fault == "lost-ack":
-                    self._fire("lost-ack", {"process": process})
-                elif fault == "partial-write" and out.applied is not None:
-                    self._fire("partial-write", {"process": process, "applied": out.applied})
+                if out.fired is not None:
+                    self._fire(out.fired, {"process": process, **(out.detail or {})})
                 self._add(process, out.type, spec.f, out.output)
                 if out.type == "info":
                     with self._lock:           # Jepsen: go on as a new process
