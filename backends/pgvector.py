@@ -155,8 +155,25 @@ class PgvectorBackend:
         self._run("store", lambda conn, st: conn.execute(self._q_store, (id, v)))
 
     def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        checked = check_batch(items, self.dim)
+        self._store_batch(check_batch(items, self.dim), None)
 
+    def kill_mid_batch(self, items: Iterable[tuple[str, np.ndarray]], rows: int) -> dict[str, Any]:
+        """``store_batch(items)``, with this handle's own session killed (as
+        the kill-connection nemesis does) once ``rows`` rows of it are in the
+        COPY (written to it; see ``_kill_inside``), before the COPY ends: a
+        real mid-batch failure, the harness's partial write on a store that
+        claims atomic batches.
+
+        Raises what ``store_batch`` raises then (a ``BackendError``). Returns
+        the kill's report only if the batch completed all the same (the kill
+        did not land), in which case it was applied and acknowledged.
+        """
+        checked = check_batch(items, self.dim)
+        report: dict[str, Any] = {}
+        self._store_batch(checked, (min(max(rows, 0), len(checked)), report))
+        return report
+
+    def _store_batch(self, checked: list, kill: tuple[int, dict] | None) -> None:
         def run(conn: psycopg.Connection, st: dict) -> None:
             st["sent"] = False
             if not checked:
@@ -169,12 +186,25 @@ class PgvectorBackend:
                 with conn.cursor() as cur:
                     with cur.copy(self._q_copy) as cp:
                         cp.set_types(["text", "vector"])
-                        for id_, v in checked:
+                        for n, (id_, v) in enumerate(checked):
+                            if kill is not None and n == kill[0]:
+                                self._kill_inside(kill[1])
                             cp.write_row((id_, v))
+                        if kill is not None and kill[0] == len(checked):
+                            self._kill_inside(kill[1])
                     st["sent"] = True
                     cur.execute(self._q_upsert_staged)
 
         self._run("store_batch", run)
+
+    def _kill_inside(self, report: dict[str, Any]) -> None:
+        """Kill this session while its COPY is open. The rows written so far
+        are in the driver's hands; it sends them in 32 KiB blocks, so the
+        server's transaction holds those of the full blocks."""
+        try:
+            report.update(self._kill_connection())
+        except BackendError as exc:   # the kill failed: the batch goes on, and says so
+            report.update({"terminated": None, "error": str(exc)})
 
     def delete(self, id: str) -> bool:
         check_id(id)

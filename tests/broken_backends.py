@@ -258,6 +258,33 @@ BROKEN = {
 NEMESIS_BROKEN = {"server_crash_loses_writes": ServerCrashLosesWrites}
 
 
+def pg_batch_not_atomic(config: BackendConfig):
+    """pgvector claiming atomic batches while it writes a batch as one
+    autocommit INSERT per row, and reports a batch that broke off as not
+    applied: a connection killed mid-batch leaves the rows before the kill.
+    (Imported lazily: the rest of this module needs no PostgreSQL.)"""
+    import psycopg
+
+    from backends.pgvector import PgvectorBackend
+    from dst.errors import NotApplied
+
+    class PgBatchNotAtomic(PgvectorBackend):
+        def _store_batch(self, checked, kill):
+            conn = self._live_conn()
+            try:
+                for n, (id_, vec) in enumerate(checked):
+                    if kill is not None and n == kill[0]:
+                        self._kill_inside(kill[1])
+                    conn.execute(self._q_store, (id_, vec))
+            except psycopg.Error as exc:
+                self._after_failure(conn)
+                raise NotApplied(f"batch failed: {exc}") from None
+
+    b = PgBatchNotAtomic(config)
+    b.name = "broken:PgBatchNotAtomic"
+    return b
+
+
 def _factory(cls):
     def open_backend(config: BackendConfig):
         b = cls(config)
