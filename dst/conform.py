@@ -15,12 +15,25 @@ the answers are compared op by op against the first backend:
   backend answered and another failed or left unknown is an ``outcome``
   disagreement.
 
+A partial-write fault cuts a batch the way each backend allows (see
+``dst.faults``): a strict subset on a store without atomic batches, a
+connection killed mid-COPY on pgvector, an error before or after the whole
+batch on sim and lance. Run as recorded on two backends that cut batches
+differently, the same case would leave them in different states by the
+harness's choice, not theirs, and every later read would "disagree". So
+when the two backends of a comparison do not cut batches the same way, both
+run the case with whole-batch faults (``Schedule.whole_batches``): the
+error before or after the whole batch, as recorded, which every backend
+takes alike and every contract allows. Backends that cut batches the same
+way (two without atomic batches, say) share the recorded subsets exactly.
+
 Exit 1 on any disagreement or violation.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +102,58 @@ def compare_histories(ref: History, other: History, eps: float, ann: bool) -> tu
     return counts, diffs
 
 
+def has_batch_faults(schedule: Any) -> bool:
+    return any(p.fault == "partial-write" for plans in schedule.clients for p in plans)
+
+
+class _Cases:
+    """Runs one seed's case on each backend, with whole-batch faults for the
+    pairs that would cut batches differently (module doc). How a backend
+    cuts batches is learnt from its first history (``batch_faults``)."""
+
+    def __init__(self, run: Any, ref: str):
+        self._run = run          # run(backend, seed, schedule, record) -> (result, history)
+        self.ref = ref
+        self.mode: dict[str, str] = {}
+
+    def run(self, b: str, schedule: Any, record: bool = False) -> tuple[Any, History]:
+        return self._run(b, self._seed, schedule, record)
+
+    def reference(self, seed: int) -> tuple[Any, History]:
+        """Draw the seed's case on the reference backend, recording it."""
+        self._seed = seed
+        r0, h0 = self.run(self.ref, None, True)
+        self.mode[self.ref] = h0.meta.get("batch_faults", "whole")
+        self._whole_ref: tuple[Any, History] | None = None
+        self._r0, self._h0 = r0, h0
+        return r0, h0
+
+    def other(self, b: str) -> tuple[Any, History, History, Any]:
+        """(result, history) of ``b``, the reference history to compare it
+        with, and the schedule both ran."""
+        sched = self._r0.schedule
+        whole = replace(sched, whole_batches=True)
+        differ = has_batch_faults(sched) and self.mode.get(b, self.mode[self.ref]) != self.mode[self.ref]
+        r, h = self.run(b, whole if differ else sched)
+        if b not in self.mode:
+            self.mode[b] = h.meta.get("batch_faults", "whole")
+            if has_batch_faults(sched) and self.mode[b] != self.mode[self.ref]:
+                differ = True
+                r, h = self.run(b, whole)
+        if not differ:
+            return r, h, self._h0, sched
+        if self.mode[self.ref] == "whole":
+            return r, h, self._h0, whole   # it ran the recorded case whole already
+        if self._whole_ref is None:
+            self._whole_ref = self.run(self.ref, whole)
+        return r, h, self._whole_ref[1], whole
+
+
+def _add(total: dict[str, int], counts: dict[str, int]) -> None:
+    for k, v in counts.items():
+        total[k] = total.get(k, 0) + v
+
+
 def _show(h: History, p) -> Any:
     if p.type != "ok":
         return {"type": p.type, "value": p.output}
@@ -125,29 +190,34 @@ def cmd_conform(args: argparse.Namespace) -> int:
     ref = names[0]
     totals = {b: {k: {"agree": 0, "ann": 0, "differ": 0} for k in KINDS} for b in names[1:]}
     verdicts = {b: {"ok": 0, "violation": 0, "unknown": 0} for b in names}
+    fired: dict[str, dict[str, int]] = {b: {} for b in names}   # what the faults really did, per backend
     first: dict[str, dict[str, Any]] = {}
     cases: dict[tuple[int, str], Any] = {}
     with _progress(console) as progress:
         task = progress.add_task(f"conform {scenario.name}", total=len(seeds) * len(names))
+        def run(b, seed, schedule, record):
+            return run_seed(scenario, seed, b, location=args.location, options=options,
+                            token=token, factory=factories[b], budget_steps=budget,
+                            schedule=schedule, record=record)
+        case = _Cases(run, ref)
         for seed in seeds:
-            r0, h0 = run_seed(scenario, seed, ref, location=args.location, options=options,
-                              token=token, factory=factories[ref], budget_steps=budget, record=True)
+            r0, _ = case.reference(seed)
             verdicts[ref][r0.verdict] += 1
+            _add(fired[ref], r0.fired)
             progress.advance(task)
             for b in names[1:]:
-                r, h = run_seed(scenario, seed, b, location=args.location, options=options,
-                                token=token, factory=factories[b], budget_steps=budget,
-                                schedule=r0.schedule)
+                r, h, base, sched = case.other(b)
                 verdicts[b][r.verdict] += 1
-                ann = not (h0.meta.get("exact", True) and h.meta.get("exact", True))
-                counts, diffs = compare_histories(h0, h, scenario.score_eps, ann)
+                _add(fired[b], r.fired)
+                ann = not (base.meta.get("exact", True) and h.meta.get("exact", True))
+                counts, diffs = compare_histories(base, h, scenario.score_eps, ann)
                 for k, c in counts.items():
                     for kk in c:
                         totals[b].setdefault(k, {"agree": 0, "ann": 0, "differ": 0})[kk] += c[kk]
                 if diffs and b not in first:
                     first[b] = {"seed": seed, **diffs[0], "disagreements_in_seed": len(diffs)}
-                    cases[(seed, b)] = r0.schedule
-                    h0.write(run_dir / f"seed-{seed}-{_safe(ref)}.jsonl")
+                    cases[(seed, b)] = sched
+                    base.write(run_dir / f"seed-{seed}-{_safe(ref)}.jsonl")
                     h.write(run_dir / f"seed-{seed}-{_safe(b)}.jsonl")
                 progress.advance(task)
 
@@ -176,7 +246,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
             console.print(f"  {ref}: {d['outputs'][0]!r}", markup=False)
             console.print(f"  {b}: {d['outputs'][1]!r}", markup=False)
     summary = {"scenario": scenario.name, "backends": names, "seeds": seeds,
-               "verdicts": verdicts, "agreement": totals, "first_disagreement": first}
+               "verdicts": verdicts, "fault_counts": fired, "agreement": totals,
+               "first_disagreement": first}
     write_json(run_dir / "result.json", summary)
     if args.json:
         from dst.cli import _print_json
