@@ -9,7 +9,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from backends.sim import open_backend
 from dst.backend import BackendConfig, SearchHit, VectorBackend, resolve_backend
 from dst.checkers.linearizability import UNKNOWN
-from dst.errors import InvalidInput
+from dst.errors import InvalidInput, UsageError
 from dst.history import VectorTable
 from dst.models.vector import INVALID, VectorModel
 from dst.validate import batch_problem, id_problem, vector_problem
@@ -30,6 +30,17 @@ def test_protocol_and_resolution():
     assert isinstance(b, VectorBackend)
     assert (b.name, b.dim, b.exact, b.atomic_batches) == ("sim", DIM, True, True)
     assert resolve_backend("sim") is open_backend
+
+
+def test_the_non_atomic_variant():
+    cfg = dict(dim=DIM, location="mem-test", namespace="na", fresh=True)
+    b = open_backend(BackendConfig(**cfg, options={"atomic_batches": False}))
+    assert b.atomic_batches is False and sim().atomic_batches is True
+    b.store_batch([("a", v(1, 0, 0)), ("b", v(0, 1, 0))])
+    assert b.count() == 2
+    assert open_backend(BackendConfig(**cfg, options={"atomic_batches": "true"})).atomic_batches is True
+    with pytest.raises(UsageError, match=r"^sim backend: atomic_batches must be true or false, got 'maybe'$"):
+        open_backend(BackendConfig(**cfg, options={"atomic_batches": "maybe"}))
 
 
 def test_basic_semantics():
