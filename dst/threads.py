@@ -11,8 +11,10 @@ the interleaving is real. No dispatch order is known, so the checker runs
 the full linearizability search, without the witness.
 
 Fault classes here: ``error``, ``lost-ack`` and ``partial-write`` (drawn
-per op at the boundary). ``latency``, ``timeout`` and ``crash`` are
-virtual-time faults of the scheduler and are off in this mode.
+per op at the boundary, counted as what they did, as in ``dst.faults``: a
+partial write on a store the harness cannot cut is a ``batch-error``).
+``latency``, ``timeout`` and ``crash`` are virtual-time faults of the
+scheduler and are off in this mode.
 """
 
 from __future__ import annotations
