@@ -551,9 +551,9 @@ def search_comparison(model: Any, items: dict[str, int], qref: int, limit: int,
             trues.append(true)
             if not abs(score - true) <= eps:
                 note.append(f"score off by {score - true:+.3g}")
-            if true > prev + eps:
+            if true > prev + eps:       # prev: the lowest true score above (all pairs)
                 note.append("out of order")
-            prev = true
+            prev = min(prev, true)
             if kth is not None and true < kth - eps:
                 note.append("below the exact k-th by more than score_eps")
         rows_ret.append({"rank": rank + 1, "id": _id(hid), "ref": "" if ref is None else f"#{ref}",

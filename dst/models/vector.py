@@ -8,12 +8,15 @@ Search ranking agreement follows DESIGN, pairwise and not by transitive
 tie groups, with true scores in float64 from the stored float32 vectors:
 
 * exact backends: each reported score within ``score_eps`` of the id's
-  true score; each hit's true score at most ``score_eps`` above the
-  previous hit's; every live id left out at most ``score_eps`` above the
-  lowest hit's; length ``min(limit, live)``; no duplicates, no dead ids.
+  true score; for every pair of hits i < j, true(j) <= true(i) +
+  ``score_eps`` (so a run of near-ties may not drift by more than
+  ``score_eps`` in total); every live id left out at most ``score_eps``
+  above the lowest hit's; length ``min(limit, live)``; no duplicates, no
+  dead ids.
 * ANN backends (``exact = False``): no phantom or dead ids, no duplicates,
-  true scores, sorted, full length when enough ids are live. Recall is a
-  run-level quality gate, not a per-query condition.
+  true scores, sorted (by the same all-pairs rule), full length when
+  enough ids are live. Recall is a run-level quality gate, not a
+  per-query condition.
 """
 
 from __future__ import annotations
@@ -177,8 +180,12 @@ class VectorModel:
         sc = self.true_scores(qref)
         eps = self.eps
         seen: set = set()
-        prev = INF
+        # The rule holds for every pair i < j, so each hit is compared with
+        # the lowest true score above it, not just the previous hit's: a run
+        # of near-ties may then not drift by more than score_eps in total.
+        # Keeping that minimum makes the all-pairs rule O(k).
         lowest = INF
+        lowest_id, lowest_rank = None, -1
         for rank, hit in enumerate(out):
             hid, score = hit
             if hid in seen:
@@ -191,12 +198,12 @@ class VectorModel:
             if not abs(score - t) <= eps:
                 return (f"search gave id {hid!r} score {score!r} at rank {rank}; its true cosine is "
                         f"{t!r} (off by more than score_eps={eps})")
-            if t > prev + eps:
-                return (f"search ranks {hid!r} (true score {t!r}) at rank {rank}, below a hit "
-                        f"with true score {prev!r}: out of order by more than score_eps")
-            prev = t
+            if t > lowest + eps:
+                return (f"search ranks {hid!r} (true score {t!r}) at rank {rank} below "
+                        f"{lowest_id!r} (true score {lowest!r}) at rank {lowest_rank}: out of order "
+                        f"by {t - lowest:.3g}, more than score_eps={eps}")
             if t < lowest:
-                lowest = t
+                lowest, lowest_id, lowest_rank = t, hid, rank
         if self.exact and want < live:
             bar = lowest + eps
             for id_, ref in items.items():
