@@ -48,7 +48,11 @@ crash              how the crash-server nemesis crashes: ``kill`` (SIGKILL
                    to the postmaster, default) or ``immediate``
 =================  ===========================================================
 
-With an index, ``exact`` is False. The index is built by
+Any other key is refused (a setup error naming it and these).
+
+With an index, ``exact`` is False; ``search_exact`` (the harness's probes)
+plans the exact query with index scans off (``EXPLAIN`` shows a Seq Scan).
+The index is built by
 ``maintenance("index")`` (the harness calls it after its bulk load:
 building once is far cheaper than inserting into an HNSW graph); until
 then search is exact.
@@ -71,7 +75,7 @@ from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dst import pg_embedded
-from dst.backend import BackendConfig, SearchHit
+from dst.backend import BackendConfig, SearchHit, check_options
 from dst.errors import BackendError, InvalidInput, NotApplied, UsageError
 from dst.validate import check_batch, check_id, check_limit, check_vector
 
@@ -98,9 +102,17 @@ OPTION_DEFAULTS: dict[str, Any] = {
 }
 
 
+# The exact query, planned without the ANN index whatever the session set:
+# an index scan returns at most ef_search (hnsw) or the probed lists'
+# (ivfflat) rows, and could feed an incremental sort on (d, id).
+EXACT_PLAN = ("SET LOCAL enable_indexscan = off", "SET LOCAL enable_indexonlyscan = off",
+              "SET LOCAL enable_bitmapscan = off", "SET LOCAL enable_seqscan = on")
+
+
 class PgvectorBackend:
     name = "pgvector"
     atomic_batches = True
+    maintenance_kinds = ("index", "vacuum", "compact")
 
     def __init__(self, config: BackendConfig):
         dim = config.dim
@@ -250,23 +262,42 @@ class PgvectorBackend:
                 if len(rows) >= limit or not self.opts["complete"]:
                     return rows
                 self.fallbacks += 1
-            return conn.execute(self._q_exact, params).fetchall()
+            return self._exact_rows(conn, params)
 
         rows = self._run("search", run)
         return [SearchHit(id_, 1.0 - float(d)) for id_, d in rows]
 
-    def explain_search(self, query: np.ndarray, limit: int) -> list[str]:
+    def search_exact(self, query: np.ndarray, limit: int) -> list[SearchHit]:
+        """Brute force past any ANN index (``EXACT_PLAN``): the harness's
+        probes check what is stored, not what an index scan can reach."""
+        q = check_vector(query, self.dim)
+        limit = check_limit(limit)
+        rows = self._run("search_exact", lambda conn, st: self._exact_rows(conn, {"q": q, "n": limit}))
+        return [SearchHit(id_, 1.0 - float(d)) for id_, d in rows]
+
+    def _exact_rows(self, conn: psycopg.Connection, params: dict[str, Any],
+                    explain: bool = False) -> list[tuple]:
+        stmt = (sql.SQL("EXPLAIN ") + self._q_exact) if explain else self._q_exact
+        with conn.transaction():
+            for setting in EXACT_PLAN:
+                conn.execute(setting)
+            return conn.execute(stmt, params).fetchall()
+
+    def explain_search(self, query: np.ndarray, limit: int, exact: bool = False) -> list[str]:
         """The plan (EXPLAIN) of the query ``search(query, limit)`` runs
-        first: shows whether the ANN index serves it."""
+        first (``exact=True``: of ``search_exact``): shows whether the ANN
+        index serves it."""
         q = check_vector(query, self.dim)
         limit = check_limit(limit)
 
         def run(conn: psycopg.Connection, st: dict) -> list[str]:
-            ann = self._ann_usable(limit)
-            if ann:
-                self._ann_settings(conn, limit)
-            stmt = sql.SQL("EXPLAIN ") + (self._q_ann if ann else self._q_exact)
-            return [r[0] for r in conn.execute(stmt, {"q": q, "n": limit}).fetchall()]
+            params = {"q": q, "n": limit}
+            ann = not exact and self._ann_usable(limit)
+            if not ann:
+                return [r[0] for r in self._exact_rows(conn, params, explain=True)]
+            self._ann_settings(conn, limit)
+            stmt = sql.SQL("EXPLAIN ") + self._q_ann
+            return [r[0] for r in conn.execute(stmt, params).fetchall()]
 
         return self._run("explain", run)
 
@@ -647,10 +678,7 @@ class PgvectorBackend:
 # -- helpers ------------------------------------------------------------------------
 
 def _options(raw: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(raw) - set(OPTION_DEFAULTS))
-    if unknown:
-        raise UsageError(f"pgvector backend: unknown option {unknown[0]!r}; known: "
-                         + ", ".join(sorted(OPTION_DEFAULTS)))
+    check_options("pgvector", raw, OPTION_DEFAULTS)
     opts = {**OPTION_DEFAULTS, **raw}
     index = str(opts["index"]).lower()
     if index not in ("none", "hnsw", "ivfflat"):

@@ -17,6 +17,9 @@ atomic_batches  ``true`` (default); ``false``: the variant whose batches are
                 harness cuts its batches for real (a partial write applies a
                 strict subset) and checks each item as its own store
 ==============  ==============================================================
+
+Any other key is refused (a setup error naming it). ``search_exact`` is
+``search``: the store has no index to bypass.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Iterable
 
 import numpy as np
 
-from dst.backend import BackendConfig, SearchHit
+from dst.backend import BackendConfig, SearchHit, check_options
 from dst.errors import BackendError, UsageError
 from dst.validate import check_batch, check_id, check_limit, check_vector
 
@@ -62,6 +65,7 @@ class SimBackend:
     def __init__(self, config: BackendConfig):
         if config.dim < 1:
             raise BackendError(f"dim must be at least 1, got {config.dim}")
+        check_options("sim", config.options, OPTION_DEFAULTS)
         self.dim = config.dim
         self.atomic_batches = _flag(config.options, "atomic_batches")
         self._key = (config.location or "sim-default", config.namespace)
@@ -132,6 +136,10 @@ class SimBackend:
         # scores come out ordered by id.
         order = np.argsort(-scores, kind="stable")[:limit]
         return [SearchHit(ids[i], float(scores[i])) for i in order]
+
+    def search_exact(self, query: np.ndarray, limit: int) -> list[SearchHit]:
+        """The probes' exhaustive search: the same brute force."""
+        return self.search(query, limit)
 
     def close(self) -> None:
         self._closed = True

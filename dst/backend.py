@@ -12,6 +12,15 @@ Optional capabilities are looked up with ``getattr``, never ``isinstance``:
   on itself.
 * ``drop() -> None``: remove the namespace *this handle created*; the
   harness calls it for passing seeds so long runs do not pile up tables.
+* ``maintenance_kinds: tuple[str, ...]``: the kinds ``maintenance`` takes.
+  Declared, the scenario's kinds are checked against it before any op
+  (``check_maintenance_kinds``): a kind the backend lacks is a setup error.
+* ``search_exact(query, limit) -> list[SearchHit]``: search without any
+  ANN index (brute force). The harness's quiescent probes use it when
+  present, so an index scan's row cap does not pass for lost data; the
+  scenario's own searches always go through ``search``.
+
+Every backend refuses option keys it does not know (``check_options``).
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -98,6 +107,74 @@ BUILTIN_BACKENDS = {
     "lance": "backends.lance:open_backend",
     "pgvector": "backends.pgvector:open_backend",
 }
+
+
+def check_options(backend: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Refuse ``--opt`` keys ``backend`` does not know: a setup error (exit 2)
+    naming the key and the known ones. A typo must not run a default store."""
+    names = sorted(known)
+    unknown = sorted(str(k) for k in options if k not in names)
+    if unknown:
+        what = f"option {unknown[0]!r}" if len(unknown) == 1 else \
+            "options " + ", ".join(repr(k) for k in unknown)
+        raise UsageError(f"{backend} backend: unknown {what} (known: {', '.join(names) or 'none'})")
+
+
+def check_maintenance_kinds(backend: Any, kinds: Iterable[str]) -> tuple[str, ...] | None:
+    """The kinds ``backend`` declares (``maintenance_kinds``), after checking
+    that every kind in ``kinds`` is one of them: a kind it lacks is a setup
+    error naming it. None when the backend declares nothing (no check)."""
+    declared = getattr(backend, "maintenance_kinds", None)
+    if declared is None or not callable(getattr(backend, "maintenance", None)):
+        return None
+    have = tuple(declared)
+    missing = sorted({k for k in kinds if k not in have})
+    if missing:
+        name = getattr(backend, "name", type(backend).__name__)
+        raise UsageError(f"the scenario's maintenance kind {missing[0]!r} is not one the {name} backend "
+                         f"has (it has: {', '.join(have) or 'none'}); change maintenance_kinds")
+    return have
+
+
+def scoped_options(options: Iterable[tuple[str, Any]], backend: str,
+                   backends: Iterable[str]) -> dict[str, Any]:
+    """The options for ``backend`` of a command that runs several: a plain
+    ``KEY`` is for all, ``B:KEY`` only for backend ``B`` (split at the last
+    colon, as ``pkg.mod:factory`` holds one too). A scope naming none of
+    ``backends`` is a usage error."""
+    names = list(backends)
+    out: dict[str, Any] = {}
+    scoped: dict[str, Any] = {}
+    for key, value in options:
+        scope, sep, k = str(key).rpartition(":")
+        if not sep:
+            out[key] = value
+            continue
+        if not scope or not k or scope not in names:
+            raise UsageError(f"--opt {key}=...: {scope!r} is not one of the backends "
+                             f"({', '.join(names)}); write BACKEND:KEY=VALUE or KEY=VALUE")
+        if scope == backend:
+            scoped[k] = value
+    out.update(scoped)      # a scoped value wins over a plain one
+    return out
+
+
+def exact_view(backend: Any) -> Any:
+    """``backend`` with ``search`` answered by its ``search_exact`` (the
+    probes' exhaustive search), or ``backend`` itself when it has none."""
+    fn = getattr(backend, "search_exact", None)
+    return backend if not callable(fn) else _ExactView(backend, fn)
+
+
+class _ExactView:
+    __slots__ = ("_b", "search")
+
+    def __init__(self, backend: Any, fn: Callable[..., Any]):
+        self._b = backend
+        self.search = fn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._b, name)
 
 
 def resolve_backend(spec: str) -> Factory:

@@ -83,7 +83,9 @@ def compare_histories(ref: History, other: History, eps: float, ann: bool) -> tu
             why = f"outcome {x.type} vs {y.type}"
         elif x.type == "ok":
             if x.f == "search" and isinstance(x.output, list) and isinstance(y.output, list):
-                if ann:
+                # An ANN backend's answers are its own; a probe's exact search
+                # ("exact": true, search_exact) must agree all the same.
+                if ann and not (isinstance(x.input, dict) and x.input.get("exact") is True):
                     counts["search"]["ann"] += 1
                     continue
                 why = compare_search(x.output, y.output, eps)
@@ -166,7 +168,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from dst.backend import resolve_backend
+    from dst.backend import resolve_backend, scoped_options
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
     from dst.cli import EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATION, _load_scenario, _progress, _safe
     from dst.reports import new_run_dir, write_json
@@ -182,7 +184,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
         raise UsageError("dst conform: threads mode cannot run the same case twice; use --concurrency sim")
     factories = {b: resolve_backend(b) for b in names}
     scenario = _load_scenario(args)
-    options = dict(args.opt)
+    # --opt KEY=VALUE goes to every backend, --opt B:KEY=VALUE to B alone.
+    options = {b: scoped_options(args.opt, b, names) for b in names}
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS
     run_dir = new_run_dir(args.report_dir, f"conform-{scenario.name}-{_safe('-'.join(names))}")
     token = run_token(run_dir)
@@ -196,9 +199,12 @@ def cmd_conform(args: argparse.Namespace) -> int:
     with _progress(console) as progress:
         task = progress.add_task(f"conform {scenario.name}", total=len(seeds) * len(names))
         def run(b, seed, schedule, record):
-            return run_seed(scenario, seed, b, location=args.location, options=options,
-                            token=token, factory=factories[b], budget_steps=budget,
-                            schedule=schedule, record=record)
+            try:
+                return run_seed(scenario, seed, b, location=args.location, options=options[b],
+                                token=token, factory=factories[b], budget_steps=budget,
+                                schedule=schedule, record=record)
+            except UsageError as exc:   # a setup error: say which backend refused
+                raise UsageError(f"dst conform: backend {b}: {exc}{_scope_hint(exc, args.opt)}") from None
         case = _Cases(run, ref)
         for seed in seeds:
             r0, _ = case.reference(seed)
@@ -263,15 +269,24 @@ def cmd_conform(args: argparse.Namespace) -> int:
     return code
 
 
+def _scope_hint(exc: UsageError, opts: list) -> str:
+    """A hint when a plain --opt key, sent to every backend, was refused."""
+    plain = [k for k, _ in opts if ":" not in str(k) and repr(str(k)) in str(exc)]
+    if not plain:
+        return ""
+    return f" (--opt {plain[0]}=... goes to every backend; write BACKEND:{plain[0]}=... for one)"
+
+
 def _shrink_disagreement(args, scenario, seed, ref, other, schedule, f, options, budget, out, console):
-    """Shrink a disagreement: keep the backends disagreeing on the same op kind."""
+    """Shrink a disagreement: keep the backends disagreeing on the same op kind.
+    ``options``: each backend's own (``scoped_options``)."""
     from dst.runner import run_seed
     from dst.shrink import Shrinker, case_dict, listing, prune_vectors, slug, write_case
 
     def disagrees(cand) -> bool:
-        _, ha = run_seed(scenario, seed, ref, location=args.location, options=options,
+        _, ha = run_seed(scenario, seed, ref, location=args.location, options=options[ref],
                          budget_steps=budget, schedule=cand)
-        _, hb = run_seed(scenario, seed, other, location=args.location, options=options,
+        _, hb = run_seed(scenario, seed, other, location=args.location, options=options[other],
                          budget_steps=budget, schedule=cand)
         ann = not (ha.meta.get("exact", True) and hb.meta.get("exact", True))
         _, diffs = compare_histories(ha, hb, scenario.score_eps, ann)
@@ -284,10 +299,12 @@ def _shrink_disagreement(args, scenario, seed, ref, other, schedule, f, options,
         small = pruned
     name = slug(f"conform-{ref}-vs-{other.split(':')[-1]}-{scenario.name}-s{seed}-{f}")
     path = Path("seeds") / f"{name}.json"
-    case = case_dict(name=name, scenario=scenario, seed=seed, backend=other, options=options,
+    case = case_dict(name=name, scenario=scenario, seed=seed, backend=other, options=options[other],
                      schedule=small, expected_verdict="disagreement", expected_kind=f"conform:{f}",
                      note=f"{ref} and {other} disagree on {f}")
     case["conform"] = [ref, other]
+    if options[ref] != options[other]:
+        case["conform_options"] = {ref: options[ref], other: options[other]}
     write_case(path, case)
     console.print(f"shrunk the disagreement to {small.n_ops()} ops in "
                   f"{wallclock.monotonic_s() - t0:.1f} s", markup=False)

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from dst.backend import exact_view
 from dst.errors import BackendError, InvalidInput
 from dst.history import VectorTable
 from dst.rng import PPM, Rng
@@ -214,6 +215,8 @@ class Boundary:
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
                 return _malformed("count", n)
             return int(n)
+        if f == "search" and value.get("exact") is True:
+            backend = exact_view(backend)   # the probes' exhaustive search (search_exact)
         if f == "search":
             hits = backend.search(t[value["vector"]], value["limit"])
             try:

@@ -23,9 +23,9 @@ import heapq
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from dst.backend import BackendConfig
+from dst.backend import BackendConfig, check_maintenance_kinds
 from dst.clock import VirtualClock
-from dst.errors import BackendError
+from dst.errors import BackendError, UsageError
 from dst.faults import FIRED_CLASSES, Boundary, Outcome, batch_mode
 from dst.history import History
 from dst.rng import Rng
@@ -89,10 +89,25 @@ class Scheduler:
         self._restart_think: dict[int, int] = {}
         self.backend = factory(config)
         self.has_maintenance = callable(getattr(self.backend, "maintenance", None))
+        self.has_search_exact = callable(getattr(self.backend, "search_exact", None))
+        try:
+            self.maintenance_kinds = check_maintenance_kinds(self.backend, self._wanted_kinds())
+        except UsageError:
+            _discard(self.backend)   # a setup error: leave no namespace behind
+            raise
         self.batch_mode = batch_mode(self.backend, self.boundary.whole_batches)
         self._load_nemeses()
         for name in self.s.nemesis_ppm:
             self.fired.setdefault(name, 0)
+
+    def _wanted_kinds(self) -> list[str]:
+        """The maintenance kinds this run may invoke: a schedule's, or the
+        scenario's when it draws maintenance (at any swarm weight)."""
+        sched = getattr(self.decider, "sched", None)
+        if sched is not None:
+            return [str((p.value or {}).get("kind")) for plans in sched.clients for p in plans
+                    if p.f == "maintenance"]
+        return list(self.s.maintenance_kinds) if self.s.op_weights.get("maintenance", 0) > 0 else []
 
     def _load_nemeses(self) -> None:
         """The backend's own faults (optional capability), by name."""
@@ -130,7 +145,8 @@ class Scheduler:
     def _load(self) -> None:
         """The load phase. Its index build is setup, not a checked op: if it
         fails, the run would test a store other than the one asked for."""
-        for op in self.decider.load_ops(self.has_maintenance):
+        kinds = self.maintenance_kinds
+        for op in self.decider.load_ops(self.has_maintenance and (kinds is None or "index" in kinds)):
             out = self._sync_op("load", op["f"], op["value"])
             if op["f"] == "maintenance" and out.type != "ok":
                 raise BackendError(f"setup failed: the load phase's maintenance({op['value'].get('kind')!r}) "
@@ -324,7 +340,13 @@ class Scheduler:
                 self.findings.append({"when": when, "kind": "exists-get",
                                       "message": f"exists({i!r}) is {e.output} but get returned "
                                                  f"{'a vector' if isinstance(g.output, int) else g.output}"})
-        s = self._sync_op(p, "search", {"vector": d.probe_query, "limit": len(d.ids) + 1})
+        # Exhaustive: the probe checks what is stored, not what an ANN index
+        # finds, so it asks for the exact path where the backend has one
+        # (search_exact; recorded as "exact": true and checked as exact).
+        query = {"vector": d.probe_query, "limit": len(d.ids) + 1}
+        if self.has_search_exact:
+            query["exact"] = True
+        s = self._sync_op(p, "search", query)
         if count.type == s.type == "ok" and isinstance(count.output, int) and isinstance(s.output, list):
             found = [h[0] for h in s.output]
             if count.output != len(live_exists):
@@ -343,3 +365,15 @@ class Scheduler:
                                       "message": f"an exhaustive search returned {len(found)} ids, "
                                                  f"{len(live_exists)} exist; missing {missing}, "
                                                  f"unexpected {extra}"})
+
+
+def _discard(backend: Any) -> None:
+    """Close a handle the run will not use, and drop what it created."""
+    for name in ("drop", "close"):
+        fn = getattr(backend, name, None)
+        if callable(fn):
+            try:
+                fn()
+                return
+            except Exception:  # noqa: BLE001 - best effort; the setup error is what counts
+                pass

@@ -58,7 +58,10 @@ class Workload:
         kinds = [k for k in self.params.op_weights if self.params.op_weights[k] > 0]
         self.kinds = kinds
         self.weights = [self.params.op_weights[k] for k in kinds]
-        self._bad = rng.fork("bad-inputs")
+        # Bad inputs come from a child of the drawing client's own RNG, by its
+        # seed: in threads mode each client's op stream is then its own,
+        # whatever the interleaving (one shared child would not be).
+        self._bad: dict[int, Rng] = {}
 
     # -- setup --------------------------------------------------------------
     def _make_ids(self, rng: Rng) -> list[str]:
@@ -152,11 +155,16 @@ class Workload:
         else:
             value = {"kind": rng.choice(s.maintenance_kinds)}
         if rng.chance(s.invalid_ppm):
-            value = self._corrupt(f, value)
+            value = self._corrupt(f, value, self._bad_rng(rng))
         return OpSpec(f, value)
 
-    def _corrupt(self, f: str, value: dict[str, Any]) -> dict[str, Any]:
-        r = self._bad
+    def _bad_rng(self, rng: Rng) -> Rng:
+        r = self._bad.get(rng.seed)
+        if r is None:
+            r = self._bad[rng.seed] = rng.fork("bad-inputs")
+        return r
+
+    def _corrupt(self, f: str, value: dict[str, Any], r: Rng) -> dict[str, Any]:
         value = dict(value)
         if f in ("store", "delete", "get", "exists") and (f != "store" or r.below(2) == 0):
             value["id"] = self.bad_id(r)

@@ -21,8 +21,12 @@ def test_case_replays_to_its_expected_verdict(path, tmp_path):
     exp = case["expected"]
     if "conform" in case:
         ref, other = case["conform"]
-        _, ha = run_case(case, backend=ref, location=str(tmp_path / "a"))
-        _, hb = run_case(case, backend=other, location=str(tmp_path / "b"))
+        # Each backend with its own options (dst conform's BACKEND:KEY=VALUE).
+        own = case.get("conform_options") or {}
+        _, ha = run_case({**case, "options": own.get(ref, case.get("options"))}, backend=ref,
+                         location=str(tmp_path / "a"))
+        _, hb = run_case({**case, "options": own.get(other, case.get("options"))}, backend=other,
+                         location=str(tmp_path / "b"))
         ann = not (ha.meta.get("exact", True) and hb.meta.get("exact", True))
         _, diffs = compare_histories(ha, hb, ha.meta["score_eps"], ann)
         assert exp["verdict"] == "disagreement"

@@ -17,6 +17,10 @@ tie groups, with true scores in float64 from the stored float32 vectors:
   true scores, sorted (by the same all-pairs rule), full length when
   enough ids are live. Recall is a run-level quality gate, not a
   per-query condition.
+* a search recorded with ``"exact": true`` (the quiescent probes' call of
+  the backend's ``search_exact``) becomes op ``search_exact`` and is held to
+  the exact rules on any backend; it is no ANN search, so it takes no part
+  in recall.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 
 INVALID = ("error", "InvalidInput")
 WRITES = ("store", "batch", "delete")
+SEARCHES = ("search", "search_exact")
 
 
 class VectorState:
@@ -111,8 +116,8 @@ class VectorModel:
             return out is (inp[1] in items), state
         if f == "count":
             return out == len(items), state
-        if f == "search":
-            return self.search_problem(items, inp[1], inp[2], out) is None, state
+        if f in SEARCHES:
+            return self.search_problem(items, inp[1], inp[2], out, exact=f == "search_exact") is None, state
         if f == "maintenance":
             return out is None, state
         raise AssertionError(f"unknown op {f!r}")
@@ -137,8 +142,9 @@ class VectorModel:
             return f"exists({inp[1]!r}) should be {inp[1] in items}, got {_show(out)}"
         if f == "count":
             return f"count() should be {len(items)}, got {_show(out)}"
-        if f == "search":
-            return self.search_problem(items, inp[1], inp[2], out) or "search output accepted here"
+        if f in SEARCHES:
+            return (self.search_problem(items, inp[1], inp[2], out, exact=f == "search_exact")
+                    or "search output accepted here")
         return "rejected"
 
     def describe(self, state: VectorState) -> str:
@@ -168,8 +174,10 @@ class VectorModel:
                 rows[n] = r / math.sqrt(float(r @ r))
         self._unit = rows
 
-    def search_problem(self, items: dict[str, int], qref: int, limit: int, out: Any) -> str | None:
-        """None if ``out`` is an admissible answer in this state, else why not."""
+    def search_problem(self, items: dict[str, int], qref: int, limit: int, out: Any,
+                       exact: bool = False) -> str | None:
+        """None if ``out`` is an admissible answer in this state, else why not.
+        ``exact=True`` holds it to the exact rules even on an ANN backend."""
         if not isinstance(out, (list, tuple)):
             return f"search output is {_show(out)}, not a list of hits"
         live = len(items)
@@ -204,7 +212,7 @@ class VectorModel:
                         f"by {t - lowest:.3g}, more than score_eps={eps}")
             if t < lowest:
                 lowest, lowest_id, lowest_rank = t, hid, rank
-        if self.exact and want < live:
+        if (self.exact or exact) and want < live:
             bar = lowest + eps
             for id_, ref in items.items():
                 if id_ not in seen and sc[ref] > bar:
@@ -254,7 +262,8 @@ class VectorModel:
             elif f == "count":
                 inp = ("count", None)
             elif f == "search":
-                inp = ("search", v.get("vector"), v.get("limit"),
+                kind = "search_exact" if v.get("exact") is True else "search"
+                inp = (kind, v.get("vector"), v.get("limit"),
                        self._vec_problem(v.get("vector")) or limit_problem(v.get("limit")))
             elif f == "maintenance":
                 inp = ("maintenance", None)
