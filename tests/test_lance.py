@@ -14,7 +14,7 @@ import pytest
 
 from backends.lance import open_backend
 from dst.backend import BackendConfig
-from dst.errors import BackendError
+from dst.errors import BackendError, UsageError
 from tests.conftest import ROOT, run_cli
 
 DIM = 8
@@ -46,7 +46,7 @@ def test_reopen_of_a_missing_table_is_a_clear_error(tmp_path):
 
 
 def test_unknown_option_is_named(tmp_path):
-    with pytest.raises(BackendError, match="unknown option 'primay_key'"):
+    with pytest.raises(UsageError, match=r"lance backend: unknown option 'primay_key' \(known: .*primary_key"):
         open_backend(cfg(tmp_path, primay_key=True))
 
 
@@ -67,29 +67,44 @@ def test_compaction_keeps_data_and_versions_bounded(tmp_path):
 WRITER = textwrap.dedent("""
     import sys, numpy as np
     sys.path.insert(0, {root!r})
-    from backends.lance import open_backend
+    from backends.lance import LanceBackend, open_backend
     from dst.backend import BackendConfig
     b = open_backend(BackendConfig(dim={dim}, location={loc!r}, namespace="atomic", fresh=False))
     x = np.random.default_rng(0).standard_normal(({n}, {dim})).astype(np.float32)
-    print("ready", flush=True)
+    # _rows builds the Arrow table, the last step before merge_insert's
+    # execute (the commit): say when it is done, so the test knows a kill
+    # after it landed in a running commit, not in the batch's preparation.
+    rows = LanceBackend._rows
+    def announced(self, ids, matrix):
+        table = rows(self, ids, matrix)
+        print("commit", flush=True)
+        return table
+    LanceBackend._rows = announced
     b.store_batch([(f"b{{i}}", x[i]) for i in range({n})])
     print("done", flush=True)
 """)
 
+# Kill delays after the commit began; it takes about 0.1 s for 60,000 rows
+# (the preparation before it about 0.2 s, which the test waits out).
+COMMIT_KILL_DELAYS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.15, 0.3, 1.0)
+MIN_MID_COMMIT_KILLS = 3
+
 
 def test_batch_is_atomic_under_a_killed_writer(tmp_path):
-    """Kill a writer process at various moments of a large batch: the
-    reopened table holds all of the batch or none of it, and all of it if
-    the writer had seen the call return."""
+    """Kill a writer process while its batch's commit runs: the reopened
+    table holds all of the batch or none of it, and all of it if the writer
+    had seen the call return. Only kills that interrupted a running commit
+    (after it began, before the call returned) count as mid-batch, and
+    there must be enough of them, or the test showed nothing."""
     n = 60_000
-    mid_batch = acked = 0
-    for delay in (0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 1.0, 2.0, 4.0):
+    mid_commit = acked = 0
+    for delay in COMMIT_KILL_DELAYS:
         b = open_backend(cfg(tmp_path, "atomic"))
         b.store("pre", np.ones(DIM, dtype=np.float32))
         b.close()
         code = WRITER.format(root=str(ROOT), dim=DIM, loc=str(tmp_path), n=n)
         p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        assert p.stdout.readline().strip() == "ready"
+        assert p.stdout.readline().strip() == "commit"   # blocks until the commit begins
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
         p.wait()
@@ -97,17 +112,16 @@ def test_batch_is_atomic_under_a_killed_writer(tmp_path):
         after = open_backend(cfg(tmp_path, "atomic", fresh=False))
         count = after.count()
         assert after.exists("pre")
-        assert count in (1, n + 1), f"half-applied batch: {count} rows after a kill at {delay}s"
+        assert count in (1, n + 1), f"half-applied batch: {count} rows after a kill {delay}s into the commit"
         if returned:
             acked += 1
             assert count == n + 1, "an acknowledged batch was lost"
         else:
-            mid_batch += 1
-        if acked and mid_batch >= 3:
+            mid_commit += 1
+        if acked and mid_commit >= MIN_MID_COMMIT_KILLS + 2:
             break
-    # Some kills must have landed before the batch returned, or this test
-    # showed nothing about atomicity.
-    assert mid_batch >= 1
+    assert mid_commit >= MIN_MID_COMMIT_KILLS, \
+        f"only {mid_commit} kills interrupted a running commit; the test showed too little"
 
 
 def _result(d):
