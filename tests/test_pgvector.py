@@ -28,7 +28,7 @@ from dst.backend import BackendConfig, SearchHit, VectorBackend, resolve_backend
 from dst.errors import BackendError, InvalidInput, NotApplied, UsageError
 from dst.history import pair
 from dst.runner import namespace_for, run_seed
-from dst.scenario import load
+from dst.scenario import load, parse
 from dst.validate import cosine
 from dst.workload import HOSTILE_STEMS
 
@@ -380,6 +380,18 @@ def test_maintenance_kinds(make):
     assert b.count() == 2
 
 
+def test_a_scenario_kind_pgvector_lacks_is_a_setup_error(dsn):
+    # Not a maintenance op that fails (and is dropped as "fail") on every draw.
+    sc = parse({"ops_per_seed": 20, "maintenance_kinds": ["vacuum", "defrag"],
+                "ops": {"store": 3, "maintenance": 1}}, default_name="defrag")
+    with pytest.raises(UsageError, match="maintenance kind 'defrag' is not one the pgvector backend has "
+                                         r"\(it has: index, vacuum, compact\)"):
+        run_seed(sc, 0, "pgvector", location=dsn, token=f"{PREFIX}mk")
+    with psycopg.connect(dsn, autocommit=True) as conn:   # and it left no table behind
+        name = namespace_for("defrag", 0, f"{PREFIX}mk")
+        assert conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None
+
+
 # -- real faults --------------------------------------------------------------------------------
 
 def test_killed_idle_connection_reconnects_on_next_call(make):
@@ -564,6 +576,14 @@ def test_hnsw_search_uses_the_index(make):
     assert len(m.search(q, 300)) == 300
     assert "Seq Scan" in "\n".join(m.explain_search(q, 1001))
     assert len(m.search(q, 1001)) == 800
+    # The probes' exact path ignores the index whatever the options: a Seq
+    # Scan (EXPLAIN), every row, the exact order.
+    plan = "\n".join(b.explain_search(q, 1001, exact=True))
+    assert "Seq Scan" in plan and "dst_ann_" not in plan, plan
+    assert "dst_ann_" in "\n".join(b.explain_search(q, 1001))   # while search uses the index
+    every = b.search_exact(q, 1001)
+    assert len(every) == 800 and [h.id for h in every[:2]] == ["r000", "r001"]
+    assert all(x.score >= y.score for x, y in zip(every, every[1:]))
     # Reopened without the index option, the same table is searched exactly.
     exact = make(dim=dim, namespace=b.namespace, fresh=False)
     plan = "\n".join(exact.explain_search(q, 10))
@@ -606,9 +626,10 @@ def test_2001_dimensions_with_an_index_is_a_clear_error(make):
 
 @pytest.mark.parametrize("scenario, seed, options", [
     ("default", 0, {}), ("default", 1, {}), ("crash", 2, {}), ("hostile-ids", 3, {}),
-    # ef_search covers the probe's exhaustive search (65 ids): with less,
-    # pgvector's HNSW answer is short and the checker says so.
+    # The probes' exhaustive search (65 ids) goes past the index
+    # (search_exact), so HNSW's ef_search=40 cap does not fail them.
     ("ties", 4, {}), ("search-heavy", 5, {"index": "hnsw", "ef_search": 100}),
+    ("search-heavy", 6, {"index": "hnsw"}),
 ])
 def test_harness_seed_passes(dsn, scenario, seed, options):
     sc = load(scenario).with_overrides(None, 120)
@@ -616,6 +637,24 @@ def test_harness_seed_passes(dsn, scenario, seed, options):
                                token=f"{PREFIX}{seed}")
     assert result.verdict == "ok", result.summary()
     assert history.meta["exact"] is (not options) and history.meta["atomic_batches"] is True
+
+
+def test_ann_scenario_on_hnsw_passes_with_the_probes_exact(dsn):
+    """complete=false (pgvector as it is) on the ann scenario: the probes ask
+    for 1001 rows, more than an HNSW scan returns (ef_search=40); they go
+    past the index, so the run is judged on the scenario's own searches,
+    and recall on those alone."""
+    sc = load("ann").with_overrides(None, 80)
+    result, history = run_seed(sc, 0, "pgvector", location=dsn, options={"index": "hnsw"},
+                               token=f"{PREFIX}ann")
+    assert history.meta["exact"] is False
+    assert result.verdict == "ok", result.summary()
+    probes = [e for e in history.events if e["process"] == "probe" and e["f"] == "search"
+              and e["type"] == "invoke"]
+    assert probes and all(e["value"] == {**e["value"], "exact": True} and e["value"]["limit"] > 1000
+                          for e in probes)
+    own = [p for p in pair(history.events) if p.f == "search" and p.type == "ok" and p.process != "probe"]
+    assert result.recall is not None and result.recall[1] == len(own) > 0
 
 
 # -- partial writes: the connection killed mid-COPY --------------------------------------------------
