@@ -507,6 +507,8 @@ def cmd_shrink(args: argparse.Namespace) -> int:
         from dst.scenario import parse
         scenario = parse(_scenario_raw(case["scenario_config"]), default_name=case["scenario"])
         seed, backend = int(case["seed"]), args.backend or case["backend"]
+        if backend != case["backend"]:   # the recorded options were the other backend's
+            case = {**case, "options": {}}
         options = {**(case.get("options") or {}), **options}
         schedule = Schedule.from_dict(case["schedule"])
         result, _ = run_case(case, backend=backend, location=args.location, options=options,
@@ -518,8 +520,10 @@ def cmd_shrink(args: argparse.Namespace) -> int:
             history = History.read(args.file)
             if history.meta.get("concurrency") == "threads":
                 raise UsageError("dst shrink: threads-mode runs are not replayable, so not shrinkable")
-            scenario, seed, backend, rec_options = replay_config(history)
-            backend = args.backend or backend
+            scenario, seed, recorded, rec_options = replay_config(history)
+            backend = args.backend or recorded
+            if backend != recorded:      # the recorded options were the other backend's
+                rec_options = {}
             options = {**rec_options, **options}
         elif args.seed is not None:
             scenario, seed, backend = _load_scenario(args), args.seed, args.backend or DEFAULT_BACKEND
@@ -605,6 +609,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         history_backend = backend
         if args.backend is not None:
             backend = args.backend  # an explicit --backend replays the case elsewhere
+            if backend != history_backend:
+                options = {}        # the recorded options were the other backend's
         options.update(dict(args.opt))
     elif args.seed is not None:
         history_backend = None

@@ -330,3 +330,19 @@ def _invalid(v) -> bool:
     items = v.get("items", [])
     ids = [it[0] for it in items]
     return len(set(ids)) != len(ids) or any(id_problem(i) or bad_vec(b) for i, b in items)
+
+
+def test_replaying_on_another_backend_drops_the_recorded_backends_options(in_tmp, capsys):
+    assert run_cli("run", "--backend", "lance", "--scenario", "crud", "--seeds", "1", "--ops", "30",
+                   "--location", str(in_tmp / "db"), "--opt", "compact_every=7", "--quiet") in (0, 4)
+    (run_dir,) = [p for p in (in_tmp / "reports").iterdir() if p.is_dir()]
+    hist = run_dir / "history.jsonl"
+    assert History.read(hist).meta["options"] == {"compact_every": 7}
+    capsys.readouterr()
+    # compact_every is lance's: sim would refuse it, so it is not carried over.
+    code = run_cli("replay", str(hist), "--backend", "sim", "--report-dir", "again")
+    err = capsys.readouterr().err
+    assert code in (0, 5) and "unknown option" not in err, err
+    code = run_cli("shrink", str(hist), "--backend", "sim", "--report-dir", "again")
+    err = capsys.readouterr().err
+    assert "unknown option" not in err, err
