@@ -460,6 +460,8 @@ def _replay_case(args: argparse.Namespace, console) -> int:
         raise UsageError(f"dst replay: no such file {args.file!r}")
     case = read_case(args.file)
     backend = args.backend or case["backend"]
+    if backend != case["backend"]:   # the recorded options were the other backend's
+        case = {**case, "options": {}}
     run_dir = new_run_dir(args.report_dir, f"replay-{_safe(case.get('name', 'case'))}")
     result, history = run_case(case, backend=backend, location=args.location, options=dict(args.opt),
                                token=run_token(run_dir),

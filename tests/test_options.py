@@ -346,3 +346,16 @@ def test_replaying_on_another_backend_drops_the_recorded_backends_options(in_tmp
     code = run_cli("shrink", str(hist), "--backend", "sim", "--report-dir", "again")
     err = capsys.readouterr().err
     assert "unknown option" not in err, err
+
+
+def test_a_case_replayed_on_another_backend_drops_its_options(in_tmp, capsys, tmp_path):
+    from dst.shrink import read_case, write_case
+    from tests.test_corpus import SEEDS
+    (src,) = [p for p in SEEDS if p.stem == "pgvector-hnsw-dead-tuple-completeness"]
+    case = read_case(src)
+    assert case["options"]            # pgvector's: index, ef_search
+    path = tmp_path / "case.json"
+    write_case(path, case)
+    code = run_cli("replay", str(path), "--backend", "sim")
+    err = capsys.readouterr().err
+    assert "unknown option" not in err and code in (0, 1), err
