@@ -310,7 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"over {recall['searches']} searches (floor {recall['floor']})"
                       + ("" if recall["passed"] or recall["mean"] is None else ": BELOW THE FLOOR"),
                       markup=False)
-    for sentence in gates.sentences():
+    for sentence in gates.sentences(recall=False):
         console.print(sentence, markup=False, soft_wrap=True)
     if stopped_early:
         why = "stopped at the first failing seed" if args.fail_fast and first_fail else "time budget reached"

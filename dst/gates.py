@@ -40,10 +40,12 @@ class RunGates:
     def not_proven(self) -> bool:
         return bool(self.never_ok) or self.recall_unmeasured
 
-    def sentences(self) -> list[str]:
-        """One sentence per gate that did not pass (not the seeds' own findings)."""
+    def sentences(self, recall: bool = True) -> list[str]:
+        """One sentence per gate that did not pass (not the seeds' own
+        findings); ``recall=False`` leaves out a recall below the floor (for
+        a caller that prints the recall line itself)."""
         out = [f"availability violation: {v['message']}" for v in self.availability_violations]
-        if self.recall_failed:
+        if self.recall_failed and recall:
             r = self.recall
             out.append(f"recall@k {r['mean']:.4f} over {r['searches']} searches is below the "
                        f"scenario's floor {r['floor']}")
@@ -62,10 +64,13 @@ def evaluate(results: Sequence[Any], backend_error_ppm: int, recall_floor: float
     """The run-level gates over ``results`` (SeedResults, in seed order)."""
     tally = availability.merge(r.availability for r in results)
     drawn = sorted({k for r in results for k in r.drawn_ops})
-    gates = RunGates(availability=tally,
-                     availability_violations=availability.violations(tally, backend_error_ppm,
-                                                                     whole_run=True),
-                     drawn=drawn, never_ok=availability.never_ok(tally, drawn), recall=None)
+    over = availability.violations(tally, backend_error_ppm, whole_run=True)
+    for v in over:    # where to look: the first seed with such an error
+        seed = next((r.seed for r in results if (r.availability.get(v["f"]) or {}).get("own")), None)
+        v["seed"] = seed
+        v["message"] += f" (first in seed {seed})"
+    gates = RunGates(availability=tally, availability_violations=over, drawn=drawn,
+                     never_ok=availability.never_ok(tally, drawn), recall=None)
     ann = [r for r in results if not r.exact]
     if ann:
         rec = [r.recall for r in ann if r.recall is not None]
