@@ -40,6 +40,9 @@ def test_a_store_whose_every_read_fails_does_not_pass(concurrency, in_tmp, capsy
         assert row["own"] > 0 and row["ok"] == 0, (f, row)
         assert row["messages"][0] == f"BackendError: {f}: read path unavailable"
     assert res["availability"]["store"]["own"] == 0 and res["availability"]["store"]["ok"] > 0
+    # the clients' own reads are counted, not just the probes' (one
+    # exhaustive search per probe, a probe per seed and crash)
+    assert res["availability"]["search"]["own"] > 2 * (20 + sum(r["crashes"] for r in res["results"]))
     kinds = {v["f"] for v in res["availability_violations"]}
     assert kinds == {"get", "exists", "count", "search"}
     first = [r for r in res["results"] if r["verdict"] == "violation"][0]["violations"][0]
