@@ -1,9 +1,10 @@
 """The ``dst`` command line.
 
 Exit codes (DESIGN): 0 all checks passed; 1 a violation was found; 2 bad
-usage or setup; 3 a check ended unknown; 4 an enabled fault class never
-fired; 5 a replay diverged from its recording. Where several apply, 1 wins,
-then 3, then 4.
+usage or setup; 3 a check ended unknown; 4 not proven (an enabled fault
+class never fired, an op kind the scenario draws never completed ok, or a
+recall floor was never measured); 5 a replay diverged from its recording.
+Where several apply, 1 wins, then 3, then 4.
 """
 
 from __future__ import annotations
