@@ -124,11 +124,3 @@ def never_ok(tally: dict[str, dict[str, Any]], drawn: Iterable[str]) -> list[str
     """Drawn op kinds that never completed ``ok``, in a stable order."""
     return sorted(f for f in set(drawn) if int((tally.get(f) or {}).get("ok", 0)) == 0)
 
-
-def line(f: str, row: dict[str, Any]) -> str:
-    """One availability line: ``search: ok 40, fail 0, info 2, own errors 0``."""
-    text = (f"{f}: ok {row.get('ok', 0)}, fail {row.get('fail', 0)}, info {row.get('info', 0)}, "
-            f"own errors {row.get('own', 0)}")
-    if row.get("messages"):
-        text += f" (first: {row['messages'][0]})"
-    return text
