@@ -1,9 +1,10 @@
 """The ``dst`` command line.
 
 Exit codes (DESIGN): 0 all checks passed; 1 a violation was found; 2 bad
-usage or setup; 3 a check ended unknown; 4 an enabled fault class never
-fired; 5 a replay diverged from its recording. Where several apply, 1 wins,
-then 3, then 4.
+usage or setup; 3 a check ended unknown; 4 not proven (an enabled fault
+class never fired, an op kind the scenario draws never completed ok, or a
+recall floor was never measured); 5 a replay diverged from its recording.
+Where several apply, 1 wins, then 3, then 4.
 """
 
 from __future__ import annotations
@@ -244,24 +245,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     shown = first_fail[1] if first_fail else last_history
     if shown is not None:
         shown.write(run_dir / "history.jsonl")
-    # ANN recall: a quality gate over the whole run, reported beside the
-    # verdict (one query may miss; the mean must reach the scenario's floor).
-    rec = [r.recall for r in results if r.recall is not None]
-    searches = sum(n for _, n in rec)
-    recall = None
-    if rec:
-        mean = sum(t for t, _ in rec) / searches if searches else None
-        recall = {"mean": mean, "searches": searches, "floor": scenario.recall_floor,
-                  "passed": mean is not None and mean >= scenario.recall_floor}
+    # Run-level gates (dst.gates): availability per op kind, and ANN recall,
+    # a quality gate over the whole run reported beside the verdict (one
+    # query may miss; the mean must reach the scenario's floor).
+    from dst.gates import evaluate
+    gates = evaluate(results, scenario.backend_error_ppm, scenario.recall_floor)
+    recall = gates.recall
     violations = [r for r in results if r.verdict == "violation"]
     unknowns = [r for r in results if r.verdict == "unknown"]
     unfired = [k for k in sorted(enabled, key=_fault_order) if fired.get(k, 0) == 0]
-    recall_failed = recall is not None and recall["mean"] is not None and not recall["passed"]
-    if violations or recall_failed:
+    if violations or gates.violated:
         code = EXIT_VIOLATION
     elif unknowns:
         code = EXIT_UNKNOWN
-    elif unfired:
+    elif unfired or gates.not_proven:
         code = EXIT_UNFIRED
     else:
         code = EXIT_OK
@@ -275,9 +272,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         "run": run_dir.name, "scenario": scenario.name, "backend": args.backend,
         "options": options, "seeds": [s for s in seeds[:len(results)]],
         "seeds_requested": len(seeds), "stopped_early": stopped_early,
-        "verdict": "violation" if violations or recall_failed else "unknown" if unknowns else "ok",
+        "verdict": "violation" if violations or gates.violated else "unknown" if unknowns else "ok",
         "exit_code": code, "fault_counts": fired, "faults_enabled": sorted(enabled),
         "faults_never_fired": unfired, "ops": total_ops, "recall": recall,
+        # Per op kind over the run: ok / fail / info / own (the backend's own
+        # errors) and their first messages; the gates' findings beside it.
+        "availability": gates.availability, "backend_error_ppm": scenario.backend_error_ppm,
+        "availability_violations": gates.availability_violations,
+        "ops_drawn": gates.drawn, "ops_never_ok": gates.never_ok,
+        "recall_unmeasured": gates.recall_unmeasured,
         # A scenario class the backend cannot take as such, and what it fired as instead.
         "faults_realised_as": {k: v for r in results for k, v in sorted(r.realised.items())},
         "timings": {"wall_s": round(elapsed, 3),
@@ -308,6 +311,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"over {recall['searches']} searches (floor {recall['floor']})"
                       + ("" if recall["passed"] or recall["mean"] is None else ": BELOW THE FLOOR"),
                       markup=False)
+    for sentence in gates.sentences(recall=False):
+        console.print(sentence, markup=False, soft_wrap=True)
     if stopped_early:
         why = "stopped at the first failing seed" if args.fail_fast and first_fail else "time budget reached"
         console.print(f"{why}: ran {len(results)} of {len(seeds)} seeds", markup=False)
@@ -381,6 +386,9 @@ def _print_summary(console, summary: dict[str, Any], results, elapsed: float) ->
     t.add_row("ops checked", str(summary["ops"]))
     for k, v in verdicts.items():
         t.add_row(f"verdict {k}", str(v))
+    for f, row in summary.get("availability", {}).items():
+        t.add_row(f"op {f} ok/fail/info/own errors",
+                  f"{row['ok']}/{row['fail']}/{row['info']}/{row['own']}")
     for k, v in summary["fault_counts"].items():
         realised = [a for a, b in summary["faults_realised_as"].items() if b == k]
         state = "" if k in summary["faults_enabled"] or v else " (off)"
@@ -392,7 +400,8 @@ def _print_summary(console, summary: dict[str, Any], results, elapsed: float) ->
     t.add_row("seconds", f"{elapsed:.2f}")
     console.print(t)
     word = {0: "[green]PASS[/]", 1: "[red]VIOLATION[/]", 3: "[yellow]UNKNOWN[/]",
-            4: "[yellow]NOT PROVEN[/] (a fault class never fired)"}
+            4: "[yellow]NOT PROVEN[/] (a fault class never fired, an op kind never completed ok, "
+               "or the recall floor was never measured)"}
     console.print(f"result: {word[summary['exit_code']]} (exit {summary['exit_code']})")
 
 

@@ -144,6 +144,10 @@ class Outcome:
     output: Any                        # history value of the completion
     fired: str | None = None           # the fault that really took effect, by its honest name
     detail: dict[str, Any] | None = None   # what it did (its nemesis event's value)
+    # The backend raised (BackendError, or a driver exception) in a call the
+    # harness did not tamper with: its own error (dst.availability). The
+    # scheduler may still attribute it to a nemesis in flight.
+    own: bool = False
 
 
 def error_value(exc: BaseException) -> dict[str, str]:
@@ -155,9 +159,10 @@ def _classify(exc: BaseException) -> Outcome:
         # An answer, not a failure: the model checks it was right to refuse.
         return Outcome("ok", {"error": "InvalidInput", "message": str(exc)[:500]})
     if isinstance(exc, BackendError):
-        return Outcome("fail" if exc.applied is False else "info", error_value(exc))
+        return Outcome("fail" if exc.applied is False else "info", error_value(exc), own=True)
     # A driver exception that escaped the adapter: its effect is unknown.
-    return Outcome("info", {"error": "Unclassified", "message": f"{type(exc).__name__}: {exc}"[:500]})
+    return Outcome("info", {"error": "Unclassified", "message": f"{type(exc).__name__}: {exc}"[:500]},
+                   own=True)
 
 
 class Boundary:
@@ -281,7 +286,7 @@ class Boundary:
             out = _classify(exc)
             if out.type == "ok":
                 return out   # refused (InvalidInput): nothing was cut
-            return replace(out, fired="partial-write",
+            return replace(out, fired="partial-write", own=False,   # the harness's kill, not the store
                            detail={"how": "connection killed mid-batch", "rows_written": rows, "of": len(items)})
         return Outcome("ok", None)   # the kill missed: the batch completed and was acknowledged
 

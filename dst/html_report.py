@@ -798,6 +798,18 @@ def _summary_html(h: Any, meta: dict[str, Any], seed_result: dict[str, Any] | No
         if recall.get("floor") is not None:
             text += f" (floor {recall['floor']}: {'passed' if recall.get('passed') else 'BELOW'})"
         facts.append(("recall@k", text))
+    elif isinstance(recall, dict) and recall.get("floor"):
+        facts.append(("recall@k", f"not measured (no search answered; floor {recall['floor']})"))
+    # Availability: one line per op kind, the run's totals when there are.
+    avail = (run or {}).get("availability") or sr.get("availability") or {}
+    where = "whole run" if (run or {}).get("availability") else "this seed"
+    for f in sorted(avail):
+        row = avail[f]
+        text = (f"ok {row.get('ok', 0)}, fail {row.get('fail', 0)}, info {row.get('info', 0)}, "
+                f"own errors {row.get('own', 0)}")
+        if row.get("messages"):
+            text += f" (first: {row['messages'][0]})"
+        facts.append((f"availability: {f} ({where})", text))
     if run:
         facts.append(("run", run.get("run")))
         facts.append(("seeds in the run", len(run.get("seeds") or [])))

@@ -7,7 +7,11 @@ fixture ``dst_run``; the same function can be imported directly::
         dst_run(backend="mypkg.store:open", scenario="default", seeds=200)
 
 A violation, an unknown verdict or a fault class that never fired fails the
-test with the seed, the violation and the one command that replays it.
+test with the seed, the violation and the one command that replays it. So
+do the run-level gates ``dst run`` applies (``dst.gates``): the backend's
+own errors over ``backend_error_ppm``, an op kind the scenario draws that
+never completed ok, and on an ANN backend a mean recall below the
+scenario's floor or never measured.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pytest
 
 from dst.backend import resolve_backend
 from dst.errors import UsageError
+from dst.gates import evaluate
 from dst.wallclock import run_token
 from dst.runner import run_seeds
 
@@ -45,10 +50,12 @@ def dst_run(backend: str = "sim", scenario: str = "default", seeds: int = 100, *
     global _CALLS
     _CALLS += 1
     token = run_token(Path(report_dir) / f"pytest-{_CALLS}")
+    results = []
     for result, history in run_seeds(sc, list(range(first_seed, first_seed + seeds)), backend,
                                      location=location, options=options or {}, factory=factory,
                                      concurrency=concurrency, token=token):
         total_ops += result.ops
+        results.append(result)
         enabled.update(result.enabled)
         for k, v in result.fired.items():
             fired[k] = fired.get(k, 0) + v
@@ -62,11 +69,16 @@ def dst_run(backend: str = "sim", scenario: str = "default", seeds: int = 100, *
                       else f"(threads mode is not replayable; history at {path})")
             pytest.fail(f"vector-dst: seed {result.seed} of {sc.name} on {backend}: {result.verdict}: "
                         f"{why}\nreplay: {replay}", pytrace=False)
+    gates = evaluate(results, sc.backend_error_ppm, sc.recall_floor)
+    if gates.violated or gates.not_proven:
+        pytest.fail(f"vector-dst: {seeds} seeds of {sc.name} on {backend}: "
+                    + "; ".join(gates.sentences()), pytrace=False)
     unfired = sorted(k for k in enabled if fired.get(k, 0) == 0)
     if require_faults and unfired:
         pytest.fail(f"vector-dst: fault class(es) {', '.join(unfired)} enabled but never fired in "
                     f"{seeds} seeds of {sc.name}: the run proves nothing about them", pytrace=False)
-    return {"seeds": seeds, "ops": total_ops, "fault_counts": fired}
+    return {"seeds": seeds, "ops": total_ops, "fault_counts": fired, "recall": gates.recall,
+            "availability": gates.availability}
 
 
 @pytest.fixture(name="dst_run")

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from dst import wallclock
+from dst import availability, wallclock
 from dst.backend import BackendConfig, resolve_backend
 from dst.checkers import worst
 from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, check
@@ -43,12 +43,18 @@ class SeedResult:
     schedule: Any = None                     # the explicit Schedule, when recorded
     offered: list[str] = field(default_factory=list)   # the backend's nemeses
     realised: dict[str, str] = field(default_factory=dict)  # scenario class -> name it fires as here
+    exact: bool = True                       # the backend's search is exact (no recall gate)
+    # Per op kind: ok / fail / info / own (the backend's own errors) and the
+    # first messages (dst.availability); and the kinds this seed's op mix draws.
+    availability: dict[str, dict[str, Any]] = field(default_factory=dict)
+    drawn_ops: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {"seed": self.seed, "verdict": self.verdict, "ops": self.ops,
                 "fired": self.fired, "enabled": self.enabled, "crashes": self.crashes,
                 "violations": self.violations, "reason": self.reason,
                 "realised": self.realised, "check_steps": self.steps, "witness": self.witness,
+                "availability": self.availability, "drawn_ops": self.drawn_ops,
                 "recall": None if self.recall is None else
                 {"mean": self.recall[0] / self.recall[1] if self.recall[1] else None,
                  "searches": self.recall[1]}}
@@ -107,10 +113,17 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     }
     run = sched.run()
     t1 = wallclock.monotonic_s()
-    result = check_history(history, budget_steps=budget_steps, findings=run.probe_findings)
+    result = check_history(history, budget_steps=budget_steps, findings=run.probe_findings,
+                           reopen_failure=run.reopen_failure)
     t2 = wallclock.monotonic_s()
     result.seed = seed
     result.fired = run.fired
+    result.availability = run.availability
+    result.drawn_ops = _drawn_ops(params, schedule, sched.has_maintenance)
+    own = availability.violations(run.availability, scenario.backend_error_ppm, whole_run=False)
+    if own:
+        result.violations.extend(own)
+        result.verdict = "violation"
     # Enabled under the names the classes fire as on this backend: an atomic
     # store the harness cannot cut must show batch-errors, not partial writes.
     drawn = [k for k in enabled_classes if params.fault_ppm.get(k, 0) > 0]
@@ -131,9 +144,24 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     return result, history
 
 
+def _drawn_ops(params: Any, schedule: "Schedule | None", has_maintenance: bool) -> list[str]:
+    """The op kinds this seed's workload can draw: a non-zero weight (and a
+    backend that has maintenance, for maintenance); for an explicit case,
+    the kinds its plans hold. Probes and the load phase draw nothing."""
+    if schedule is not None:
+        return sorted({p.f for plans in schedule.clients for p in plans})
+    return sorted(k for k, w in params.op_weights.items()
+                  if w > 0 and (k != "maintenance" or has_maintenance))
+
+
 def check_history(history: History, budget_steps: int = DEFAULT_BUDGET_STEPS,
-                  findings: list[dict[str, Any]] | None = None) -> SeedResult:
-    """Check a recorded vector-store history with the oracle."""
+                  findings: list[dict[str, Any]] | None = None,
+                  reopen_failure: dict[str, Any] | None = None) -> SeedResult:
+    """Check a recorded vector-store history with the oracle.
+
+    ``reopen_failure``: the store could not be reopened after a crash (the
+    scheduler's finding); the history ends there and is checked as it is.
+    """
     m = history.meta
     model = VectorModel(history.table.vectors, int(m["dim"]), float(m.get("score_eps", 1e-4)),
                         exact=bool(m.get("exact", True)))
@@ -143,6 +171,8 @@ def check_history(history: History, budget_steps: int = DEFAULT_BUDGET_STEPS,
     witness = m.get("concurrency", "sim") != "threads"
     res = check(model, ops, budget_steps=budget_steps, explain=model.explain, use_witness=witness)
     violations: list[dict[str, Any]] = []
+    if reopen_failure is not None:     # what ended the run comes first
+        violations.append(dict(reopen_failure))
     if res.verdict == "violation":
         violations.append(describe_failure(model, res, history))
     for f in findings or []:
@@ -150,35 +180,79 @@ def check_history(history: History, budget_steps: int = DEFAULT_BUDGET_STEPS,
                            "message": f.get("message", "")})
     verdict = worst(res.verdict, "violation" if violations else "ok")
     recall = None
-    if not model.exact and res.verdict == "ok" and res.witness:
-        recall = ann_recall(model, ops)
+    if not model.exact:
+        # Never skipped: along the linearization the check found (witness or
+        # full search), else from the quiescent probes. (0.0, 0) means no
+        # search could be measured, which the run's gate does not pass.
+        recall = (0.0, 0)
+        if res.verdict == "ok" and res.order is not None:
+            recall = ann_recall(model, res.order)
+            if recall[1] == 0:
+                recall = ann_recall(model, res.order, probes=True)
+        if recall[1] == 0:
+            recall = probe_recall(model, ops)
     return SeedResult(seed=int(m.get("seed", 0)), verdict=verdict, ops=len(pairs),
                       fired={}, enabled=[], violations=violations, reason=res.reason,
-                      steps=res.steps, witness=res.witness, recall=recall)
+                      steps=res.steps, witness=res.witness, recall=recall, exact=model.exact)
 
 
-def ann_recall(model: VectorModel, ops: list) -> tuple[float, int]:
-    """Recall@k of every answered search, against the exact answer in the
-    state the witness order linearized it in.
+QUIET = ("probe", "load")   # the harness's own quiescent ops, not the scenario's
+
+
+def _search_recall(model: VectorModel, items: dict[str, int], op: Any) -> float | None:
+    """Recall@k of one answered search against the exact answer over ``items``.
 
     A hit counts as correct when its true score reaches the k-th best true
-    score less ``score_eps`` (tied candidates are interchangeable). Only
-    called when the witness order proved the history linearizable, so the
-    states along it are a valid linearization.
+    score less ``score_eps`` (tied candidates are interchangeable).
     """
-    order = sorted((op for op in ops if op.dispatch is not None), key=lambda op: (op.dispatch, op.id))
+    if not (op.f == "search" and op.input[-1] is None and isinstance(op.output, tuple) and op.output):
+        return None
+    sc = model.true_scores(op.input[1])
+    best = sorted((sc[r] for r in items.values()), reverse=True)
+    k = len(op.output)
+    if len(best) < k:
+        return None       # more hits than live ids: the checker has judged it already
+    bar = best[k - 1] - model.eps
+    return sum(1 for hid, _ in op.output if hid in items and sc[items[hid]] >= bar) / k
+
+
+def ann_recall(model: VectorModel, order: list, probes: bool = False) -> tuple[float, int]:
+    """Recall@k of the answered searches along a linearization (``order``,
+    from the checker), each in the state it took effect in.
+
+    The scenario's own searches are measured; with ``probes=True`` the
+    quiescent probes' searches instead (for a run whose scenario answered
+    none).
+    """
     state = model.init()
     total, n = 0.0, 0
     for op in order:
-        if op.f == "search" and op.input[-1] is None and isinstance(op.output, tuple) and op.output:
-            sc = model.true_scores(op.input[1])
-            best = sorted((sc[r] for r in state.items.values()), reverse=True)
-            k = len(op.output)
-            bar = best[k - 1] - model.eps
-            total += sum(1 for hid, _ in op.output
-                         if hid in state.items and sc[state.items[hid]] >= bar) / k
-            n += 1
+        if (op.process in QUIET) == probes:
+            r = _search_recall(model, state.items, op)
+            if r is not None:
+                total, n = total + r, n + 1
         _, state = model.step(state, op.input, op.output)
+    return total, n
+
+
+def probe_recall(model: VectorModel, ops: list) -> tuple[float, int]:
+    """Recall@k of the probes' searches when no linearization is known: at
+    quiescence the probe's own gets say what is live, so the exact answer
+    is known without one."""
+    total, n = 0.0, 0
+    items: dict[str, int] = {}
+    for op in sorted(ops, key=lambda o: (o.call, o.id)):
+        if op.process != "probe":
+            items = {}
+            continue
+        if op.f == "get" and op.input[-1] is None:
+            if isinstance(op.output, int) and not isinstance(op.output, bool):
+                items[op.input[1]] = op.output
+        elif op.f == "search":
+            r = _search_recall(model, items, op)
+            if r is not None:
+                total, n = total + r, n + 1
+            items = {}
     return total, n
 
 
@@ -235,6 +309,8 @@ def _scenario_raw(cfg: dict[str, Any]) -> dict[str, Any]:
         "ops_per_seed": cfg["ops"], "dims": cfg["dims"], "vector_kinds": cfg["vector_kinds"],
         "vector_pool": cfg["vector_pool"], "score_eps": cfg["score_eps"],
         "recall_floor": cfg["recall_floor"], "invalid_rate": cfg["invalid_ppm"] / ppm,
+        # Recordings made before the key existed ran with its default.
+        "backend_error_ppm": cfg.get("backend_error_ppm", 0),
         "swarm": cfg["swarm"], "maintenance_kinds": cfg["maintenance_kinds"],
         "ids": {"hot": cfg["hot_ids"], "cold": cfg["cold_ids"],
                 "hot_share": cfg["hot_share_ppm"] / ppm, "hostile_share": cfg["hostile_share_ppm"] / ppm},

@@ -48,6 +48,9 @@ class Scenario:
     score_eps: float = 1e-4
     recall_floor: float = 0.9
     invalid_ppm: int = 0                # share of ops given a bad input
+    # The backend's own errors tolerated per op kind, in parts per million of
+    # that kind's calls (dst.availability). 0: any own error is a finding.
+    backend_error_ppm: int = 0
     swarm: bool = False
     load_items: int = 0                 # bulk store_batch before the random phase
     load_batch: int = 100
@@ -158,6 +161,7 @@ def parse(raw: dict[str, Any], default_name: str = "scenario", source: str = "<s
     kw["score_eps"] = p.number("score_eps", 1e-4, 0.0, 1.0)
     kw["recall_floor"] = p.number("recall_floor", 0.9, 0.0, 1.0)
     kw["invalid_ppm"] = p.ratio("invalid_rate", 0.0)
+    kw["backend_error_ppm"] = p.integer("backend_error_ppm", 0, 0, PPM)
     kw["swarm"] = p.boolean("swarm", False)
     kw["maintenance_kinds"] = tuple(p.str_list("maintenance_kinds", ["compact"]))
 

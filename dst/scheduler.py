@@ -23,6 +23,7 @@ import heapq
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from dst.availability import Tally
 from dst.backend import BackendConfig, check_maintenance_kinds
 from dst.clock import VirtualClock
 from dst.errors import BackendError, UsageError
@@ -58,6 +59,10 @@ class SeedRun:
     fired: dict[str, int]
     probe_findings: list[dict[str, Any]] = field(default_factory=list)
     crashes: int = 0
+    availability: dict[str, dict[str, Any]] = field(default_factory=dict)   # dst.availability.Tally
+    # Set when the store could not be reopened after a crash: a durability
+    # finding; the run stopped there.
+    reopen_failure: dict[str, Any] | None = None
 
 
 class Scheduler:
@@ -87,6 +92,13 @@ class Scheduler:
         self._crash_pending = False
         self._crashes = 0
         self._restart_think: dict[int, int] = {}
+        self.availability = Tally()
+        # Backend errors the harness caused: a nemesis that fired may break
+        # the next call too (a kill that landed after its call returned), and
+        # every call between a server crash and the probe after it.
+        self._nemesis_grace = 0
+        self._server_down = False
+        self.reopen_failure: dict[str, Any] | None = None
         self.backend = factory(config)
         self.has_maintenance = callable(getattr(self.backend, "maintenance", None))
         self.has_search_exact = callable(getattr(self.backend, "search_exact", None))
@@ -133,14 +145,16 @@ class Scheduler:
             t, _, kind, payload = heapq.heappop(self._queue)
             self.clock.advance_to(t)
             getattr(self, "_on_" + kind)(payload)
-        self._probe("final")
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception as exc:  # noqa: BLE001
-                self.findings.append({"kind": "close", "message": f"close() raised {exc!r}"})
-        return SeedRun(self.history, self.fired, self.findings, self._crashes)
+        if self.reopen_failure is None:    # no store to probe or close after a failed reopen
+            self._probe("final")
+            close = getattr(self.backend, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:  # noqa: BLE001
+                    self.findings.append({"kind": "close", "message": f"close() raised {exc!r}"})
+        return SeedRun(self.history, self.fired, self.findings, self._crashes,
+                       self.availability.to_dict(), self.reopen_failure)
 
     def _load(self) -> None:
         """The load phase. Its index build is setup, not a checked op: if it
@@ -162,7 +176,10 @@ class Scheduler:
         h.add(self.clock.now_us, process, "invoke", f, value)
         d = self._dispatch_seq
         self._dispatch_seq += 1
+        shadowed = self._shadowed()
         out = self.boundary.call(self.backend, f, value, None)
+        self._count_own(f, out, shadowed)
+        self.availability.done(f, out.type)
         self.clock.advance_by(1)
         h.add(self.clock.now_us, process, out.type, f, out.output, dispatch=d)
         self.clock.advance_by(1)
@@ -202,6 +219,7 @@ class Scheduler:
             return
         op.dispatch = self._dispatch_seq
         self._dispatch_seq += 1
+        shadowed = self._shadowed()
         name = op.plan.nemesis
         if name is not None and name in self.nemeses:
             from dst.nemesis import call_during, is_crash
@@ -211,7 +229,10 @@ class Scheduler:
                 self.nemeses[name], op.plan.nemesis_us)
             if report.get("fired"):
                 self._nemesis(name, {"process": op.process, "dispatch": op.dispatch, **report})
+                shadowed = True            # this call's error is the nemesis's
+                self._nemesis_grace = 1
                 if is_crash(name):
+                    self._server_down = True
                     self._at(self.clock.now_us, "server_crash", name)
             else:
                 self.history.add(self.clock.now_us, "nemesis", "info", name,
@@ -220,6 +241,9 @@ class Scheduler:
             out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
         if out.fired is not None:   # counted as what it did, only if it did it
             self._nemesis(out.fired, {"process": op.process, "dispatch": op.dispatch, **(out.detail or {})})
+        # Counted at the call, so the error of a call whose client gave up
+        # already (a timeout dispatched late) is counted too.
+        self._count_own(op.spec.f, out, shadowed)
         if op.state == "abandoned":
             # The client gave up already; record when the call really ran.
             op.completion["dispatch"] = op.dispatch
@@ -237,6 +261,7 @@ class Scheduler:
         op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.spec.f,
                                          out.output, **extra)
         op.state = "done"
+        self.availability.done(op.spec.f, out.type)
         self._finish(op, out.type)
 
     def _on_giveup(self, op: _Op) -> None:
@@ -246,6 +271,7 @@ class Scheduler:
         extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
         op.completion = self.history.add(self.clock.now_us, op.process, "info", op.spec.f,
                                          {"error": "Timeout", "message": "client gave up"}, **extra)
+        self.availability.done(op.spec.f, "info")
         op.state = "abandoned" if op.state == "invoked" and op in self._inflight else "done"
         self._finish(op, "info")
 
@@ -261,6 +287,18 @@ class Scheduler:
         self._process[client] = self._next_process
         self._next_process += 1
 
+    def _shadowed(self) -> bool:
+        """Whether the call about to be made falls in a nemesis's shadow
+        (its error is the nemesis's, not the store's); uses up the grace."""
+        shadowed = self._server_down or self._nemesis_grace > 0
+        if self._nemesis_grace > 0:
+            self._nemesis_grace -= 1
+        return shadowed
+
+    def _count_own(self, f: str, out: Outcome, shadowed: bool) -> None:
+        if out.own and not shadowed:
+            self.availability.own(f, out.output)
+
     def _nemesis(self, f: str, value: dict[str, Any]) -> None:
         self.fired[f] = self.fired.get(f, 0) + 1
         self.history.add(self.clock.now_us, "nemesis", "info", f, value)
@@ -272,11 +310,28 @@ class Scheduler:
         self._resolve_in_flight()
         # Drop the handle without close(), as a crash would, and reopen.
         self.backend = None
-        self.backend = self.factory(replace(self.config, fresh=False))
+        try:
+            self.backend = self.factory(replace(self.config, fresh=False))
+        except Exception as exc:  # noqa: BLE001 - the store's failure, a finding
+            self._reopen_failed(exc)
+            return
         self._load_nemeses()
         self.clock.advance_by(self.s.recovery_us)
         self._probe(f"crash-{self._crashes}")
         self._restart_clients()
+
+    def _reopen_failed(self, exc: Exception) -> None:
+        """The store would not reopen after a crash: what it acknowledged is
+        out of reach, a durability finding. The run ends here; the history
+        up to the crash is checked as usual."""
+        n = self._crashes
+        why = f"{type(exc).__name__}: {exc}"[:500]
+        self.history.add(self.clock.now_us, "nemesis", "info", "reopen",
+                         {"crash": n, "ok": False, "error": why})
+        self.reopen_failure = {"kind": "durability:reopen", "when": f"crash-{n}",
+                               "message": f"the store could not be reopened after crash {n}: "
+                                          f"factory(fresh=False) raised {why}"}
+        self._queue.clear()
 
     def _on_server_crash(self, name: str) -> None:
         """A backend nemesis took the store down (and brought it back): ops
@@ -284,6 +339,7 @@ class Scheduler:
         and must reconnect by itself; then the store is probed."""
         self._resolve_in_flight()
         self.clock.advance_by(self.s.recovery_us)
+        self._server_down = False      # the store must be back for its probe
         self._probe(f"after-{name}")
         self._restart_clients()
 
@@ -304,6 +360,7 @@ class Scheduler:
             op.state = "cancelled"
             self._restart_think[client] = op.plan.think_us
             op.completion = self.history.add(now, op.process, type_, op.spec.f, err, **extra)
+            self.availability.done(op.spec.f, type_)
             if type_ == "info":
                 self._fresh_process(op.client)
         self._open.clear()
@@ -329,9 +386,13 @@ class Scheduler:
         p = "probe"
         count = self._sync_op(p, "count", {})
         live_exists, live_get = set(), set()
+        # The cross-checks compare against exists(); one that did not answer
+        # leaves the live set unknown, so they would accuse a correct store.
+        exists_known = True
         for i in d.ids:
             e = self._sync_op(p, "exists", {"id": i})
             g = self._sync_op(p, "get", {"id": i})
+            exists_known = exists_known and e.type == "ok"
             if e.output is True:
                 live_exists.add(i)
             if g.type == "ok" and isinstance(g.output, int):
@@ -349,7 +410,7 @@ class Scheduler:
         s = self._sync_op(p, "search", query)
         if count.type == s.type == "ok" and isinstance(count.output, int) and isinstance(s.output, list):
             found = [h[0] for h in s.output]
-            if count.output != len(live_exists):
+            if exists_known and count.output != len(live_exists):
                 self.findings.append({"when": when, "kind": "count",
                                       "message": f"count() is {count.output} but exists() is true "
                                                  f"for {len(live_exists)} ids"})
@@ -358,7 +419,7 @@ class Scheduler:
                 self.findings.append({"when": when, "kind": "search",
                                       "message": f"an exhaustive search returned id {dups[0]!r} "
                                                  f"more than once ({len(dups)} ids duplicated)"})
-            elif sorted(found) != sorted(live_exists):
+            elif exists_known and sorted(found) != sorted(live_exists):
                 missing = sorted(live_exists - set(found))[:5]
                 extra = sorted(set(found) - live_exists)[:5]
                 self.findings.append({"when": when, "kind": "search",

@@ -42,6 +42,10 @@ def violation_kind(result: Any) -> str | None:
     v = result.violations[0]
     if v["kind"] == "invariant":
         return f"invariant:{v.get('check')}"
+    if v["kind"] == "availability":      # the backend's own errors, by op kind
+        return f"availability:{v.get('f')}"
+    if v["kind"].startswith("durability:"):   # e.g. durability:reopen
+        return v["kind"]
     f = (v.get("op") or {}).get("f", "?")
     msg = v.get("message", "")
     if msg.startswith("input is invalid"):

@@ -93,7 +93,7 @@ class ThreadRunner(Scheduler):
         # quiescent ops got, so nothing poses as a witness.
         for e in self.history.events:
             e.pop("dispatch", None)
-        return SeedRun(self.history, self.fired, self.findings, 0)
+        return SeedRun(self.history, self.fired, self.findings, 0, self.availability.to_dict())
 
     def _client(self, c: int, backend: Any) -> None:
         try:
@@ -109,11 +109,14 @@ class ThreadRunner(Scheduler):
                     self._fire("error", {"process": process})
                     self._add(process, "fail", spec.f,
                               {"error": "InjectedError", "message": "injected before dispatch"})
+                    self.availability.done(spec.f, "fail")
                     continue
                 out = boundary.call(backend, spec.f, spec.value, fault)
                 if out.fired is not None:
                     self._fire(out.fired, {"process": process, **(out.detail or {})})
                 self._add(process, out.type, spec.f, out.output)
+                self._count_own(spec.f, out, False)   # no nemesis runs in this mode
+                self.availability.done(spec.f, out.type)
                 if out.type == "info":
                     with self._lock:           # Jepsen: go on as a new process
                         process = self._next_process

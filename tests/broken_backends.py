@@ -14,7 +14,7 @@ import numpy as np
 from backends.sim import SimBackend
 from dst.backend import BackendConfig, SearchHit
 from dst.errors import BackendError
-from dst.validate import check_batch, check_id, check_vector
+from dst.validate import check_batch, check_id, check_limit, check_vector
 
 
 class LostWrite(SimBackend):
@@ -240,6 +240,87 @@ class ServerCrashLosesWrites(SimBackend):
         return {"crash-server": crash_server, "kill-connection": kill_connection}
 
 
+class EveryReadFails(SimBackend):
+    """Every read (get, exists, count, search) raises BackendError: the
+    store answers nothing, so nothing it returns can be wrong."""
+
+    def _fail(self, what: str):
+        raise BackendError(f"{what}: read path unavailable")
+
+    def get(self, id):
+        self._fail("get")
+
+    def exists(self, id):
+        self._fail("exists")
+
+    def count(self):
+        self._fail("count")
+
+    def search(self, query, limit):
+        self._fail("search")
+
+
+class FlakyOps(SimBackend):
+    """Every 40th call (of the kinds below) raises BackendError before doing
+    anything: a store with a 2.5% error rate of its own. exists and count
+    never fail, so the probes' cross-checks (count = ids that exist) stay
+    meaningful and only availability judges the errors."""
+
+    EVERY = 40
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        self._calls = 0
+
+    def _tick(self, what: str):
+        self._calls += 1
+        if self._calls % self.EVERY == 0:
+            raise BackendError(f"{what}: transient server error (call {self._calls})")
+
+    def store(self, id, vector):
+        self._tick("store")
+        super().store(id, vector)
+
+    def store_batch(self, items):
+        self._tick("store_batch")
+        super().store_batch(items)
+
+    def delete(self, id):
+        self._tick("delete")
+        return super().delete(id)
+
+    def get(self, id):
+        self._tick("get")
+        return super().get(id)
+
+    def search(self, query, limit):
+        self._tick("search")
+        return super().search(query, limit)
+
+
+class CannotReopen(SimBackend):
+    """Opens fresh, but cannot be reopened (``fresh=False``), as after a
+    crash: a store whose recovery is broken."""
+
+    def __init__(self, config: BackendConfig):
+        if not config.fresh:
+            raise BackendError("cannot open the store: its write-ahead log is corrupt")
+        super().__init__(config)
+
+
+class WorstTopK(SimBackend):
+    """An 'ANN' index (exact = False) that answers the worst ``limit`` ids,
+    best first: every hit live, scored truly and sorted, so only the
+    recall gate can catch it."""
+
+    exact = False
+
+    def search(self, query, limit):
+        check_limit(limit)
+        everything = super().search(query, max(1, super().count()))
+        return everything[-limit:] if limit < len(everything) else everything
+
+
 BROKEN = {
     "lost_write": LostWrite,
     "stale_get": StaleGet,
@@ -251,7 +332,16 @@ BROKEN = {
     "duplicate_on_upsert": DuplicateOnUpsert,
     "non_atomic_batch": NonAtomicBatch,
     "accepts_zero_vector": AcceptsZeroVector,
+    "every_read_fails": EveryReadFails,
+    "cannot_reopen": CannotReopen,
 }
+
+# Caught by the availability budget (its own errors are rare, and a
+# scenario's backend_error_ppm may allow them), and by the recall gate
+# (no single answer is wrong): kept apart from BROKEN, whose members each
+# fail a seed of the default scenario.
+FLAKY = {"flaky_ops": FlakyOps}
+ANN_BROKEN = {"worst_topk": WorstTopK}
 
 # Broken only under a backend nemesis (scenario pg-faults), so kept apart
 # from BROKEN, which the default scenario must catch.
@@ -294,5 +384,5 @@ def _factory(cls):
     return open_backend
 
 
-for _name, _cls in {**BROKEN, **NEMESIS_BROKEN}.items():
+for _name, _cls in {**BROKEN, **NEMESIS_BROKEN, **FLAKY, **ANN_BROKEN}.items():
     globals()[_name] = _factory(_cls)

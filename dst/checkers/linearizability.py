@@ -130,6 +130,12 @@ class CheckResult:
     # witness}; verdict is "undecided" for a part the check never finished.
     details: dict[str, Any] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)   # every violation found
+    # When ok and the history was checked whole (one part): a linearization,
+    # the ops in the order they took effect (the witness order, or the one
+    # the full search found). What quality gates such as ANN recall are
+    # measured along. None otherwise (a partitioned history has one order
+    # per part, and no order across them).
+    order: list[Operation] | None = None
 
 
 class _Meter:
@@ -229,7 +235,8 @@ def check(model: Model, ops: Sequence[Operation], budget_steps: int = DEFAULT_BU
         return CheckResult("unknown", steps=total, partitions=len(parts), reason=reason,
                            details=details)
     return CheckResult("ok", steps=total, partitions=len(parts), details=details,
-                       witness=all(p.result.witness for p in parts))
+                       witness=all(p.result.witness for p in parts),
+                       order=parts[0].result.order if len(parts) == 1 else None)
 
 
 def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
@@ -238,7 +245,7 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
     """One part: witness, then the cut history, then the full search."""
     ops = part.ops
     if not ops:
-        return CheckResult("ok", witness=True)
+        return CheckResult("ok", witness=True, order=[])
     if not use_witness:
         r = yield from _search(model, ops, meter, part, explain)
         r.steps = part.steps
@@ -247,7 +254,7 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
     part.steps += steps
     meter.left -= steps
     if ok:
-        return CheckResult("ok", steps=part.steps, witness=True)
+        return CheckResult("ok", steps=part.steps, witness=True, order=_witness_order(ops))
     r = None
     if fail_at is not None and fail_at.ret != INF:
         cut = _cut(ops, fail_at.ret)
@@ -263,6 +270,13 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
         r.failure.witness_state = fail_state
         r.failure.witness_explanation = explain(fail_state, fail_at) if explain else None
     return r
+
+
+def _witness_order(ops: list[Operation]) -> list[Operation]:
+    """The order ``_witness`` steps the ops in: dispatched ones by their
+    dispatch number, then the never-dispatched unknowns."""
+    order = sorted((op for op in ops if op.dispatch is not None), key=lambda op: (op.dispatch, op.id))
+    return order + [op for op in ops if op.dispatch is None]
 
 
 def _witness(model: Model, ops: list[Operation], cap: int
@@ -438,7 +452,8 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
             entry = entry.next
     meter.left -= used
     part.steps += used
-    return CheckResult("ok", steps=part.steps)
+    # Every op is linearized: the stack holds them in the order they took effect.
+    return CheckResult("ok", steps=part.steps, order=[e.op for e, _ in stack])
 
 
 def _violation(ops: list[Operation], best: list[Operation], state: Any, bits: int, steps: int,
