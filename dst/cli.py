@@ -1,14 +1,16 @@
 """The ``dst`` command line.
 
 Exit codes (DESIGN): 0 all checks passed; 1 a violation was found; 2 bad
-usage or setup; 3 a check ended unknown; 4 an enabled fault class never
-fired; 5 a replay diverged from its recording. Where several apply, 1 wins,
-then 3, then 4.
+usage or setup, or input that cannot be read; 3 a check ended unknown; 4 an
+enabled fault class never fired; 5 a replay diverged from its recording; 6
+internal error (an exception escaped the harness; its traceback is saved,
+see ``_internal_error``). Where several apply, 1 wins, then 3, then 4.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -24,6 +26,7 @@ from dst.history import History, HistoryFormatError, first_difference
 DEFAULT_BACKEND = "lance"  # the embedded default: LanceDB in a local folder
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_UNKNOWN, EXIT_UNFIRED, EXIT_DIVERGED = 0, 1, 2, 3, 4, 5
+EXIT_INTERNAL = 6   # an exception escaped the harness itself: a bug of dst, never a finding
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
+    from dst import reports
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    reports.current_run_dir = None
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -167,6 +173,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         return 130
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug of the harness
+        return _internal_error(exc, args, err)
+
+
+def _internal_error(exc: BaseException, args: argparse.Namespace | None, err) -> int:
+    """Exit 6: one line on stderr, the traceback in a file the line names.
+
+    The file is ``traceback.txt`` in the command's report folder when it made
+    one; otherwise ``traceback-<time>.txt`` under ``--report-dir`` (or
+    ``reports/`` for a command without one, such as ``dst check``), and the
+    system's temporary folder if even that cannot be written.
+    """
+    import tempfile
+    import traceback
+    from dst import reports
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    command = " ".join(sys.argv[1:]) if args is None else getattr(args, "command", "")
+    text = f"dst {command}: internal error\n\n{text}"
+    where = []
+    if reports.current_run_dir is not None:
+        where.append(reports.current_run_dir / "traceback.txt")
+    name = f"traceback-{wallclock.stamp()}-{os.getpid()}.txt"
+    where.append(Path(getattr(args, "report_dir", None) or "reports") / name)
+    where.append(Path(tempfile.gettempdir()) / f"dst-{name}")
+    saved = None
+    for path in where:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            saved = path
+            break
+        except OSError:
+            continue
+    what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    tail = f"traceback in {saved}" if saved is not None else "the traceback could not be saved"
+    err.print(f"internal error: an exception escaped the harness: {what}; {tail}", markup=False)
+    return EXIT_INTERNAL
 
 
 def _load_scenario(args: argparse.Namespace):
@@ -406,7 +449,8 @@ def _print_violation(console, r) -> None:
         op = v["op"]
         console.print(f"  op #{op['index']} (process {op['process']}): {op['f']} {op['input']!r} "
                       f"-> {op['output']!r}", markup=False, soft_wrap=True)
-        console.print(f"  state there: {v['state']}", markup=False, soft_wrap=True)
+        if v.get("state") is not None:
+            console.print(f"  state there: {v['state']}", markup=False, soft_wrap=True)
     console.print(f"  why: {v['message']}", markup=False, soft_wrap=True)
 
 

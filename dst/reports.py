@@ -8,20 +8,40 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from dst import wallclock
+from dst.errors import UsageError
+
+
+# The report folder the current command made, if any: where ``dst.cli``
+# saves the traceback of an internal error. Set by ``new_run_dir``, cleared by
+# ``dst.cli.main`` before each command (one command per process at a time).
+current_run_dir: Path | None = None
 
 
 def new_run_dir(base: str | Path, label: str) -> Path:
-    """A fresh folder under ``base``; never reuses (or clobbers) an old one."""
+    """A fresh folder under ``base``; never reuses (or clobbers) an old one.
+
+    A ``base`` that cannot hold folders (not writable, a file, a missing
+    drive) is a ``UsageError``: one sentence, exit 2, before any seed runs.
+    """
+    global current_run_dir
     base = Path(base)
     stem = f"{wallclock.stamp()}-{label}"
     for n in range(1000):
         d = base / (stem if n == 0 else f"{stem}-{n}")
         try:
             d.mkdir(parents=True, exist_ok=False)
-            return d
         except FileExistsError:
-            continue
-    raise FileExistsError(f"cannot make a fresh report folder under {base}")
+            if d.is_dir():
+                continue
+            raise UsageError(f"--report-dir {str(base)!r}: cannot make a folder in it "
+                             f"({d} exists and is not a folder)") from None
+        except OSError as exc:
+            raise UsageError(f"--report-dir {str(base)!r}: cannot make a folder in it "
+                             f"({exc.strerror or exc})") from None
+        current_run_dir = d
+        return d
+    raise UsageError(f"--report-dir {str(base)!r}: cannot make a fresh report folder "
+                     f"(1000 named {stem}* exist)")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -42,6 +42,8 @@ def violation_kind(result: Any) -> str | None:
     v = result.violations[0]
     if v["kind"] == "invariant":
         return f"invariant:{v.get('check')}"
+    if v["kind"] == "contract":
+        return f"contract:{v.get('check')}"
     f = (v.get("op") or {}).get("f", "?")
     msg = v.get("message", "")
     if msg.startswith("input is invalid"):
@@ -353,9 +355,11 @@ def write_case(path: Path, case: dict[str, Any]) -> None:
 def read_case(path: str | Path) -> dict[str, Any]:
     from dst.errors import UsageError
     try:
-        case = json.loads(Path(path).read_text())
+        case = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(case, dict) or case.get("format") != CASE_FORMAT:
