@@ -227,7 +227,7 @@ def _seed_list(args: argparse.Namespace) -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
-    from dst.reports import new_run_dir, write_json, write_junit
+    from dst.reports import ensure_writable, new_run_dir, write_json, write_junit
     from dst.wallclock import run_token
     from dst.runner import run_seeds
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
@@ -242,6 +242,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = dict(args.opt)
     seeds = _seed_list(args)
     label = f"{scenario.name}-{_safe(args.backend)}-s{args.seed}"
+    if args.junit:
+        ensure_writable(args.junit, "--junit")
     run_dir = new_run_dir(args.report_dir, label)
     token = run_token(run_dir)
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS
@@ -336,14 +338,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**summary, "report_dir": str(run_dir)})
     if args.junit:
-        cases = []
-        for r in results:
-            msg = r.violations[0].get("message", "") if r.violations else r.reason
-            cases.append({"seed": r.seed, "verdict": r.verdict, "time_s": r.run_s + r.check_s,
-                          "message": msg,
-                          "detail": f"replay: dst replay --seed {r.seed} --scenario {scenario.name} "
-                                    f"--backend {args.backend}"})
-        write_junit(args.junit, f"dst.{scenario.name}.{args.backend}", cases)
+        write_junit(args.junit, f"dst.{scenario.name}.{args.backend}", _junit_cases(args, results, run_dir))
 
     _print_summary(console, summary, results, elapsed)
     if recall is not None:
@@ -374,6 +369,31 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"about {'them' if len(unfired) > 1 else 'it'} ({hint})", markup=False)
     console.print(f"report: {run_dir}", markup=False)
     return code
+
+
+def _junit_cases(args: argparse.Namespace, results: list, run_dir: Path) -> list[dict[str, Any]]:
+    """One JUnit case per seed; a seed that did not pass carries commands that
+    reproduce it exactly: its recorded history, and the seed with every flag
+    that shaped it (scenario as given, options, location, ops, clients,
+    budget)."""
+    from dst.reports import history_replay_command, seed_replay_command
+    cases = []
+    for r in results:
+        msg = r.violations[0].get("message", "") if r.violations else r.reason
+        if args.concurrency == "threads":
+            detail = (f"threads mode is not replayable (the interleaving was the operating system's); "
+                      f"the history is {run_dir / 'histories' / f'seed-{r.seed}.jsonl'}")
+        else:
+            budget = args.budget_steps
+            hist = history_replay_command(run_dir / "histories" / f"seed-{r.seed}.jsonl",
+                                          location=args.location, budget_steps=budget)
+            by_seed = seed_replay_command(r.seed, scenario=args.scenario, backend=args.backend,
+                                          location=args.location, options=args.opt, ops=args.ops,
+                                          clients=args.clients, budget_steps=budget)
+            detail = f"replay: {hist}\nor, from the seed: {by_seed}"
+        cases.append({"seed": r.seed, "verdict": r.verdict, "time_s": r.run_s + r.check_s,
+                      "message": msg, "detail": detail})
+    return cases
 
 
 def _tolerant_match(recorded: History, mine: History, eps: float) -> str:
