@@ -481,6 +481,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from dst.bench_backends import BackendPlan, parse_variants
 
     preset = QUICK if args.quick else FULL
+    try:   # before the benchmarks run, not after
+        Path(args.report_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--report-dir {args.report_dir!r}: cannot make it ({exc.strerror or exc})") from None
 
     def ints(text: str | None, flag: str, default: list[int]) -> list[int]:
         if text is None:
@@ -565,6 +569,9 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     options = dict(args.opt)
     if args.file and args.seed is not None:
         raise UsageError("dst shrink: give a FILE or --seed N, not both")
+    if args.out:
+        from dst.reports import ensure_writable
+        ensure_writable(args.out, "--out")
     if args.file and args.file.endswith(".json"):
         case = read_case(args.file)
         from dst.runner import _scenario_raw
@@ -624,7 +631,11 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     case = case_dict(name=name, scenario=scenario, seed=seed, backend=backend, options=options,
                      schedule=small, expected_verdict=final.verdict, expected_kind=final_kind,
                      note=args.note)
-    write_case(path, case)
+    try:
+        write_case(path, case)
+    except OSError as exc:
+        raise UsageError(f"dst shrink: cannot write {str(path)!r} ({exc.strerror or exc}); "
+                         f"name another file with --out") from None
     console.print(f"shrunk {n0} -> {small.n_ops()} ops in {took:.1f} s ({shrinker.trials} trials)"
                   + ("" if not shrinker.out_of_budget() else "; stopped by the budget"), markup=False)
     for line in listing(small):

@@ -51,12 +51,21 @@ def write_json(path: Path, data: Any) -> None:
 
 def ensure_writable(path: str | Path, flag: str) -> None:
     """Fail before any work (``UsageError``, exit 2) when ``path`` cannot be
-    written, rather than lose a finished run's verdict to it at the end."""
+    written, rather than lose a finished run's verdict to it at the end.
+    Leaves no file behind that was not there."""
     p = Path(path)
+    for parent in (p.parent, *p.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {str(path)!r}: cannot write it ({parent} is not a folder)")
+            break
+    existed = p.exists()
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with p.open("a", encoding="utf-8"):
             pass
+        if not existed:
+            p.unlink()
     except OSError as exc:
         raise UsageError(f"{flag} {str(path)!r}: cannot write it ({exc.strerror or exc})") from None
 

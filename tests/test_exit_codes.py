@@ -82,6 +82,17 @@ def test_report_dir_that_cannot_hold_folders_is_exit_2(argv, in_tmp, capsys):
         _one_error_line(capsys.readouterr().err, "--report-dir", "cannot make a folder")
 
 
+@pytest.mark.parametrize("argv, flag", [
+    (["shrink", "--seed", "0", "--backend", "sim", "--out", "{blocked}/case.json"], "--out"),
+    (["bench", "--quick", "--backends", "sim", "--report-dir", "{blocked}/bench"], "--report-dir"),
+])
+def test_unwritable_output_is_refused_before_the_work(argv, flag, in_tmp, capsys):
+    blocker = in_tmp / "taken"
+    blocker.write_text("not a folder\n")
+    assert run_cli(*[a.format(blocked=blocker) for a in argv]) == EXIT_USAGE
+    _one_error_line(capsys.readouterr().err, flag, "taken")
+
+
 def test_unreadable_input_through_the_console_script(tmp_path):
     """The installed command behaves as main() does: exit 2, one line."""
     h = tmp_path / "bad.jsonl"
