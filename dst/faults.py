@@ -37,6 +37,14 @@ in one of three ways (``batch_mode``), by what the backend allows:
   event says which, with the ids applied.
 
 Every firing is counted and becomes a ``nemesis`` event in the history.
+
+The boundary also holds backends to the protocol's output types (a str id
+and a finite number per hit, ``dim`` float32 components from get, an int
+count, a bool from delete and exists). An answer of another type is
+recorded as an ``info`` op with error ``ContractViolation`` (what the store
+did is unknown), and ``contract_violations`` turns those into findings of
+kind ``contract``: the runner reports them first, ``dst check`` finds them
+again in the recorded history.
 """
 
 from __future__ import annotations
