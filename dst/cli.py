@@ -10,7 +10,6 @@ see ``_internal_error``). Where several apply, 1 wins, then 3, then 4.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -191,25 +190,32 @@ def _internal_error(exc: BaseException, args: argparse.Namespace | None, err) ->
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     command = " ".join(sys.argv[1:]) if args is None else getattr(args, "command", "")
     text = f"dst {command}: internal error\n\n{text}"
-    where = []
-    if reports.current_run_dir is not None:
-        where.append(reports.current_run_dir / "traceback.txt")
-    name = f"traceback-{wallclock.stamp()}-{os.getpid()}.txt"
-    where.append(Path(getattr(args, "report_dir", None) or "reports") / name)
-    where.append(Path(tempfile.gettempdir()) / f"dst-{name}")
+    stem = f"traceback-{wallclock.stamp()}"
+    where = [(reports.current_run_dir, "traceback")] if reports.current_run_dir is not None else []
+    where += [(Path(getattr(args, "report_dir", None) or "reports"), stem),
+              (Path(tempfile.gettempdir()), f"dst-{stem}")]
     saved = None
-    for path in where:
+    for folder, name in where:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            saved = path
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = _fresh_file(folder, name)
+            saved.write_text(text, encoding="utf-8")
             break
         except OSError:
-            continue
+            saved = None
     what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
     tail = f"traceback in {saved}" if saved is not None else "the traceback could not be saved"
     err.print(f"internal error: an exception escaped the harness: {what}; {tail}", markup=False)
     return EXIT_INTERNAL
+
+
+def _fresh_file(folder: Path, name: str) -> Path:
+    """``folder/name.txt``, or ``name-1.txt``, ...: never another run's file."""
+    for n in range(1000):
+        path = folder / f"{name}{f'-{n}' if n else ''}.txt"
+        if not path.exists():
+            return path
+    raise FileExistsError(f"1000 files named {name}*.txt in {folder}")
 
 
 def _load_scenario(args: argparse.Namespace):
