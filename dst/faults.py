@@ -316,9 +316,7 @@ def _as_bool(f: str, x: Any) -> bool:
 def _as_count(n: Any) -> int:
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
         raise ContractBreach(f"count returned {_show(n)}, not an int")
-    if n < 0:
-        raise ContractBreach(f"count returned {int(n)}, a negative number")
-    return int(n)
+    return int(n)   # a wrong int (negative, say) is a wrong answer: the model's to judge
 
 
 def _as_vector(v: Any, dim: Any) -> np.ndarray:
