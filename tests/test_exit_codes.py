@@ -60,6 +60,20 @@ def test_non_utf8_case_file_is_exit_2(command, in_tmp, capsys):
     _one_error_line(capsys.readouterr().err, "case.json", "not UTF-8")
 
 
+@pytest.mark.parametrize("command", ["replay", "shrink"])
+@pytest.mark.parametrize("damage, needle", [
+    (lambda c: {"format": c["format"], "version": c["version"]}, "not a complete case (no name"),
+    (lambda c: {**c, "schedule": {**c["schedule"], "clients": "x"}}, "a damaged case"),
+    (lambda c: {**c, "seed": "one"}, "a damaged case"),
+])
+def test_damaged_case_file_is_exit_2(command, damage, needle, in_tmp, capsys):
+    good = json.loads((ROOT / "seeds" / "broken-lost_write.json").read_text())
+    case = in_tmp / "case.json"
+    case.write_text(json.dumps(damage(good)))
+    assert run_cli(command, str(case)) == EXIT_USAGE
+    _one_error_line(capsys.readouterr().err, "case.json", needle)
+
+
 def test_non_utf8_scenario_file_is_exit_2(in_tmp, capsys):
     sc = in_tmp / "mine.toml"
     sc.write_bytes(b'name = "mine"\ndescription = "caf\xe9"\n')
