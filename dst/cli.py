@@ -595,7 +595,10 @@ def cmd_shrink(args: argparse.Namespace) -> int:
             history = History.read(args.file)
             if history.meta.get("concurrency") == "threads":
                 raise UsageError("dst shrink: threads-mode runs are not replayable, so not shrinkable")
-            scenario, seed, backend, rec_options = replay_config(history)
+            try:
+                scenario, seed, backend, rec_options = replay_config(history)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise UsageError(f"dst shrink: {args.file} lacks what a replay needs ({exc})") from None
             backend = args.backend or backend
             options = {**rec_options, **options}
         elif args.seed is not None:

@@ -130,6 +130,8 @@ class History:
                         f"{source}:{lineno}: not a {FORMAT} v{VERSION} file "
                         f"(format={rec.get('format')!r}, version={rec.get('version')!r})")
                 h.meta = rec.get("meta") or {}
+                if not isinstance(h.meta, dict):
+                    raise HistoryFormatError(f"{source}:{lineno}: the header's meta is not a JSON object")
                 header_seen = True
             elif "vector" in rec and "data" in rec:
                 try:

@@ -53,6 +53,18 @@ def test_non_utf8_history_is_exit_2(argv, in_tmp, capsys):
 
 
 @pytest.mark.parametrize("command", ["replay", "shrink"])
+@pytest.mark.parametrize("meta, needle", [
+    ([1], "meta is not a JSON object"),
+    ({"seed": 0, "backend": "sim"}, "lacks what a replay needs"),
+])
+def test_history_without_what_a_replay_needs_is_exit_2(command, meta, needle, in_tmp, capsys):
+    h = in_tmp / "h.jsonl"
+    h.write_text(json.dumps({"format": "vector-dst/history", "version": 1, "meta": meta}) + "\n")
+    assert run_cli(command, str(h)) == EXIT_USAGE
+    _one_error_line(capsys.readouterr().err, "h.jsonl", needle)
+
+
+@pytest.mark.parametrize("command", ["replay", "shrink"])
 def test_non_utf8_case_file_is_exit_2(command, in_tmp, capsys):
     case = in_tmp / "case.json"
     case.write_bytes(b'{"format": "\xff"}')
