@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from dst.errors import UsageError
+from dst.errors import BackendError, DstError, UsageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,18 @@ BUILTIN_BACKENDS = {
     "lance": "backends.lance:open_backend",
     "pgvector": "backends.pgvector:open_backend",
 }
+
+
+def open_backend(factory: Callable[..., Any], config: "BackendConfig") -> Any:
+    """Open a backend for a run's setup. A factory raising something other
+    than a dst error (a user's driver exception, say) cannot open the store:
+    that is a setup error (exit 2) naming it, not a bug of the harness."""
+    try:
+        return factory(config)
+    except DstError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified here, never escapes as a harness bug
+        raise BackendError(f"setup: the backend factory raised {type(exc).__name__}: {exc}"[:500]) from exc
 
 
 def check_options(backend: str, options: Mapping[str, Any], known: Iterable[str]) -> None:

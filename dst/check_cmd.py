@@ -7,7 +7,7 @@ are the model's).
 
 Exit codes (DESIGN): 0 linearizable; 1 not, with the witness printed; 3
 unknown, the search budget ran out; 2 bad usage or an unreadable file, one
-line on stderr.
+line on stderr; 6 an internal error (``dst.cli.main`` saves the traceback).
 
 Budgets are search steps, so a verdict never depends on the machine.
 ``--budget-s N`` is only a friendlier unit for the same thing: N times
@@ -280,7 +280,9 @@ def render(result: dict[str, Any]) -> list[str]:
         return [f"{name}: UNKNOWN ({head}): {result['reason']}",
                 "  the verdict is not a pass; give more --budget-steps to decide it"]
     v = result["violation"]
-    lines = [f"{name}: NOT LINEARIZABLE ({head})"]
+    kind = (v or {}).get("kind", "linearizability")
+    lines = [f"{name}: NOT LINEARIZABLE ({head})" if kind == "linearizability"
+             else f"{name}: VIOLATION, {kind} ({head})"]
     if model == "vector":
         op = v.get("op", {})
         lines.append(f"  op #{op.get('index')} (process {op.get('process')}): {op.get('f')} "
@@ -320,16 +322,10 @@ def _op_text(o: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dst.check_cmd``: the same command, standalone."""
-    from dst.cli import _Parser
-    top = _Parser(prog="dst")
-    add_check_parser(top.add_subparsers(dest="command", parser_class=_Parser))
-    try:
-        args = top.parse_args(["check", *(sys.argv[1:] if argv is None else argv)])
-    except UsageError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
-    return cmd_check(args)
+    """``python -m dst.check_cmd``: the same command, standalone (the same
+    exit codes as ``dst check``, internal error 6 included)."""
+    from dst.cli import main as dst_main
+    return dst_main(["check", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

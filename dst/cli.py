@@ -1,10 +1,12 @@
 """The ``dst`` command line.
 
 Exit codes (DESIGN): 0 all checks passed; 1 a violation was found; 2 bad
-usage or setup; 3 a check ended unknown; 4 not proven (an enabled fault
-class never fired, an op kind the scenario draws never completed ok, or a
-recall floor was never measured); 5 a replay diverged from its recording.
-Where several apply, 1 wins, then 3, then 4.
+usage or setup, or input that cannot be read; 3 a check ended unknown; 4 not
+proven (an enabled fault class never fired, an op kind the scenario draws
+never completed ok, or a recall floor was never measured); 5 a replay
+diverged from its recording; 6 internal error (an exception escaped the
+harness; its traceback is saved, see ``_internal_error``). Where several
+apply, 1 wins, then 3, then 4.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dst.history import History, HistoryFormatError, first_difference
 DEFAULT_BACKEND = "lance"  # the embedded default: LanceDB in a local folder
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_UNKNOWN, EXIT_UNFIRED, EXIT_DIVERGED = 0, 1, 2, 3, 4, 5
+EXIT_INTERNAL = 6   # an exception escaped the harness itself: a bug of dst, never a finding
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
+    from dst import reports
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    reports.current_run_dir = None
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -168,6 +174,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         return 130
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug of the harness
+        return _internal_error(exc, args, err)
+
+
+def _internal_error(exc: BaseException, args: argparse.Namespace | None, err) -> int:
+    """Exit 6: one line on stderr, the traceback in a file the line names.
+
+    The file is ``traceback.txt`` in the command's report folder when it made
+    one; otherwise ``traceback-<time>.txt`` under ``--report-dir`` (or
+    ``reports/`` for a command without one, such as ``dst check``), and the
+    system's temporary folder if even that cannot be written.
+    """
+    import tempfile
+    import traceback
+    from dst import reports
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    command = " ".join(sys.argv[1:]) if args is None else getattr(args, "command", "")
+    text = f"dst {command}: internal error\n\n{text}"
+    stem = f"traceback-{wallclock.stamp()}"
+    where = [(reports.current_run_dir, "traceback")] if reports.current_run_dir is not None else []
+    where += [(Path(getattr(args, "report_dir", None) or "reports"), stem),
+              (Path(tempfile.gettempdir()), f"dst-{stem}")]
+    saved = None
+    for folder, name in where:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = _fresh_file(folder, name)
+            saved.write_text(text, encoding="utf-8")
+            break
+        except OSError:
+            saved = None
+    what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    tail = f"traceback in {saved}" if saved is not None else "the traceback could not be saved"
+    err.print(f"internal error: an exception escaped the harness: {what}; {tail}", markup=False)
+    return EXIT_INTERNAL
+
+
+def _fresh_file(folder: Path, name: str) -> Path:
+    """``folder/name.txt``, or ``name-1.txt``, ...: never another run's file."""
+    for n in range(1000):
+        path = folder / f"{name}{f'-{n}' if n else ''}.txt"
+        if not path.exists():
+            return path
+    raise FileExistsError(f"1000 files named {name}*.txt in {folder}")
 
 
 def _load_scenario(args: argparse.Namespace):
@@ -185,7 +235,7 @@ def _seed_list(args: argparse.Namespace) -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
-    from dst.reports import new_run_dir, write_json, write_junit
+    from dst.reports import ensure_writable, new_run_dir, write_json, write_junit
     from dst.wallclock import run_token
     from dst.runner import run_seeds
     from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
@@ -200,6 +250,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = dict(args.opt)
     seeds = _seed_list(args)
     label = f"{scenario.name}-{_safe(args.backend)}-s{args.seed}"
+    if args.junit:
+        ensure_writable(args.junit, "--junit")
     run_dir = new_run_dir(args.report_dir, label)
     token = run_token(run_dir)
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS
@@ -296,14 +348,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**summary, "report_dir": str(run_dir)})
     if args.junit:
-        cases = []
-        for r in results:
-            msg = r.violations[0].get("message", "") if r.violations else r.reason
-            cases.append({"seed": r.seed, "verdict": r.verdict, "time_s": r.run_s + r.check_s,
-                          "message": msg,
-                          "detail": f"replay: dst replay --seed {r.seed} --scenario {scenario.name} "
-                                    f"--backend {args.backend}"})
-        write_junit(args.junit, f"dst.{scenario.name}.{args.backend}", cases)
+        write_junit(args.junit, f"dst.{scenario.name}.{args.backend}", _junit_cases(args, results, run_dir))
 
     _print_summary(console, summary, results, elapsed)
     if recall is not None:
@@ -336,6 +381,31 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"about {'them' if len(unfired) > 1 else 'it'} ({hint})", markup=False)
     console.print(f"report: {run_dir}", markup=False)
     return code
+
+
+def _junit_cases(args: argparse.Namespace, results: list, run_dir: Path) -> list[dict[str, Any]]:
+    """One JUnit case per seed; a seed that did not pass carries commands that
+    reproduce it exactly: its recorded history, and the seed with every flag
+    that shaped it (scenario as given, options, location, ops, clients,
+    budget)."""
+    from dst.reports import history_replay_command, seed_replay_command
+    cases = []
+    for r in results:
+        msg = r.violations[0].get("message", "") if r.violations else r.reason
+        if args.concurrency == "threads":
+            detail = (f"threads mode is not replayable (the interleaving was the operating system's); "
+                      f"the history is {run_dir / 'histories' / f'seed-{r.seed}.jsonl'}")
+        else:
+            budget = args.budget_steps
+            hist = history_replay_command(run_dir / "histories" / f"seed-{r.seed}.jsonl",
+                                          location=args.location, budget_steps=budget)
+            by_seed = seed_replay_command(r.seed, scenario=args.scenario, backend=args.backend,
+                                          location=args.location, options=args.opt, ops=args.ops,
+                                          clients=args.clients, budget_steps=budget)
+            detail = f"replay: {hist}\nor, from the seed: {by_seed}"
+        cases.append({"seed": r.seed, "verdict": r.verdict, "time_s": r.run_s + r.check_s,
+                      "message": msg, "detail": detail})
+    return cases
 
 
 def _tolerant_match(recorded: History, mine: History, eps: float) -> str:
@@ -415,7 +485,8 @@ def _print_violation(console, r) -> None:
         op = v["op"]
         console.print(f"  op #{op['index']} (process {op['process']}): {op['f']} {op['input']!r} "
                       f"-> {op['output']!r}", markup=False, soft_wrap=True)
-        console.print(f"  state there: {v['state']}", markup=False, soft_wrap=True)
+        if v.get("state") is not None:
+            console.print(f"  state there: {v['state']}", markup=False, soft_wrap=True)
     console.print(f"  why: {v['message']}", markup=False, soft_wrap=True)
 
 
@@ -426,6 +497,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from dst.bench_backends import BackendPlan, parse_variants
 
     preset = QUICK if args.quick else FULL
+    try:   # before the benchmarks run, not after
+        Path(args.report_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--report-dir {args.report_dir!r}: cannot make it ({exc.strerror or exc})") from None
 
     def ints(text: str | None, flag: str, default: list[int]) -> list[int]:
         if text is None:
@@ -512,6 +587,9 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     options = dict(args.opt)
     if args.file and args.seed is not None:
         raise UsageError("dst shrink: give a FILE or --seed N, not both")
+    if args.out:
+        from dst.reports import ensure_writable
+        ensure_writable(args.out, "--out")
     if args.file and args.file.endswith(".json"):
         case = read_case(args.file)
         from dst.runner import _scenario_raw
@@ -531,7 +609,10 @@ def cmd_shrink(args: argparse.Namespace) -> int:
             history = History.read(args.file)
             if history.meta.get("concurrency") == "threads":
                 raise UsageError("dst shrink: threads-mode runs are not replayable, so not shrinkable")
-            scenario, seed, recorded, rec_options = replay_config(history)
+            try:
+                scenario, seed, recorded, rec_options = replay_config(history)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise UsageError(f"dst shrink: {args.file} lacks what a replay needs ({exc})") from None
             backend = args.backend or recorded
             if backend != recorded:      # the recorded options were the other backend's
                 rec_options = {}
@@ -575,7 +656,11 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     case = case_dict(name=name, scenario=scenario, seed=seed, backend=backend, options=options,
                      schedule=small, expected_verdict=final.verdict, expected_kind=final_kind,
                      note=args.note)
-    write_case(path, case)
+    try:
+        write_case(path, case)
+    except OSError as exc:
+        raise UsageError(f"dst shrink: cannot write {str(path)!r} ({exc.strerror or exc}); "
+                         f"name another file with --out") from None
     console.print(f"shrunk {n0} -> {small.n_ops()} ops in {took:.1f} s ({shrinker.trials} trials)"
                   + ("" if not shrinker.out_of_budget() else "; stopped by the budget"), markup=False)
     for line in listing(small):

@@ -37,6 +37,14 @@ in one of three ways (``batch_mode``), by what the backend allows:
   event says which, with the ids applied.
 
 Every firing is counted and becomes a ``nemesis`` event in the history.
+
+The boundary also holds backends to the protocol's output types (a str id
+and a finite number per hit, ``dim`` float32 components from get, an int
+count, a bool from delete and exists). An answer of another type is
+recorded as an ``info`` op with error ``ContractViolation`` (what the store
+did is unknown), and ``contract_violations`` turns those into findings of
+kind ``contract``: the runner reports them first, ``dst check`` finds them
+again in the recorded history.
 """
 
 from __future__ import annotations
@@ -155,6 +163,10 @@ def error_value(exc: BaseException) -> dict[str, str]:
 
 
 def _classify(exc: BaseException) -> Outcome:
+    if isinstance(exc, ContractBreach):
+        # The backend answered, in a shape no answer may have: what it did is
+        # unknown (info), and the checker reports the breach (kind contract).
+        return Outcome("info", {"error": CONTRACT_ERROR, "message": str(exc)[:500]})
     if isinstance(exc, InvalidInput):
         # An answer, not a failure: the model checks it was right to refuse.
         return Outcome("ok", {"error": "InvalidInput", "message": str(exc)[:500]})
@@ -196,6 +208,13 @@ class Boundary:
         return Outcome("ok", out), True
 
     def _invoke(self, backend: Any, f: str, value: dict[str, Any]) -> Any:
+        """The backend call, its output normalised for the history.
+
+        An output of the wrong type or shape raises ``ContractBreach``
+        (``_attempt`` makes it an ``info`` op and the checker a ``contract``
+        violation): the protocol fixes these types, so no answer of another
+        type can be right, and guessing what it meant would hide the bug.
+        """
         t = self.table
         if f == "store":
             backend.store(value["id"], t[value["vector"]])
@@ -207,27 +226,15 @@ class Boundary:
             return _as_bool("delete", backend.delete(value["id"]))
         if f == "get":
             v = backend.get(value["id"])
-            if v is None:
-                return None
-            try:
-                return t.ref(np.asarray(v, dtype=np.float32))
-            except (TypeError, ValueError):
-                return _malformed("get", v)
+            return None if v is None else t.ref(_as_vector(v, getattr(backend, "dim", None)))
         if f == "exists":
             return _as_bool("exists", backend.exists(value["id"]))
         if f == "count":
-            n = backend.count()
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-                return _malformed("count", n)
-            return int(n)
+            return _as_count(backend.count())
         if f == "search" and value.get("exact") is True:
             backend = exact_view(backend)   # the probes' exhaustive search (search_exact)
         if f == "search":
-            hits = backend.search(t[value["vector"]], value["limit"])
-            try:
-                return [[h.id, float(h.score)] for h in hits]
-            except (AttributeError, TypeError, ValueError):
-                return _malformed("search", hits)
+            return _as_hits(backend.search(t[value["vector"]], value["limit"]))
         if f == "maintenance":
             run = getattr(backend, "maintenance", None)
             if run is not None:     # a store without maintenance has nothing to do
@@ -291,12 +298,100 @@ class Boundary:
         return Outcome("ok", None)   # the kill missed: the batch completed and was acknowledged
 
 
-def _malformed(f: str, x: Any) -> dict[str, str]:
-    """An output of the wrong type: recorded as such, and the model rejects it."""
-    return {"malformed": f"{f} returned {type(x).__name__}: {x!r}"[:300]}
+# -- output contract ----------------------------------------------------------
+# The protocol's output types (DESIGN, "The backend protocol"). Anything else
+# is a contract violation of the backend, reported with the op and what was
+# wrong; the op itself is recorded as ``info`` (what the store did is unknown).
+
+CONTRACT_ERROR = "ContractViolation"   # the error name of such an op's completion
 
 
-def _as_bool(f: str, x: Any) -> Any:
+class ContractBreach(Exception):
+    """A backend's output broke the protocol's types. Internal to the
+    boundary: never escapes ``Boundary.call``."""
+
+
+def _show(x: Any) -> str:
+    return f"{type(x).__name__} {x!r}"[:120]
+
+
+def _as_bool(f: str, x: Any) -> bool:
     if not isinstance(x, (bool, np.bool_)):
-        return _malformed(f, x)
+        raise ContractBreach(f"{f} returned {_show(x)}, not a bool")
     return bool(x)
+
+
+def _as_count(n: Any) -> int:
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise ContractBreach(f"count returned {_show(n)}, not an int")
+    return int(n)   # a wrong int (negative, say) is a wrong answer: the model's to judge
+
+
+def _as_vector(v: Any, dim: Any) -> np.ndarray:
+    """get's answer as float32, exactly ``dim`` finite components."""
+    try:
+        arr = np.asarray(v, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ContractBreach(f"get returned {_show(v)}, which is not a float32 vector") from None
+    want = (dim,) if isinstance(dim, int) else None
+    if arr.ndim != 1 or (want is not None and arr.shape != want):
+        raise ContractBreach(f"get returned a vector of shape {arr.shape}; the backend's dim is {dim}, "
+                             f"so the shape must be ({dim},)")
+    if not np.all(np.isfinite(arr)):
+        raise ContractBreach("get returned a vector with NaN or infinite components")
+    return arr
+
+
+def _as_hits(hits: Any) -> list[list[Any]]:
+    """search's answer as [[id, score], ...]: str ids, finite float scores."""
+    if not isinstance(hits, (list, tuple)):
+        raise ContractBreach(f"search returned {_show(hits)}, not a list of SearchHit")
+    out: list[list[Any]] = []
+    for n, h in enumerate(hits):
+        hid, score = getattr(h, "id", _MISSING), getattr(h, "score", _MISSING)
+        if hid is _MISSING or score is _MISSING:
+            raise ContractBreach(f"search hit {n} is {_show(h)}, not a SearchHit (no id/score)")
+        if not isinstance(hid, str):
+            raise ContractBreach(f"search hit {n} has id {_show(hid)}, not a str")
+        if isinstance(score, (bool, np.bool_)) or not isinstance(score, (int, float, np.integer, np.floating)):
+            raise ContractBreach(f"search hit {n} ({hid!r}) has score {_show(score)}, not a number")
+        s = float(score)
+        if not np.isfinite(s):
+            raise ContractBreach(f"search hit {n} ({hid!r}) has score {s}, not a finite number")
+        out.append([hid, s])
+    return out
+
+
+_MISSING = object()
+
+
+def contract_violations(history: Any) -> list[dict[str, Any]]:
+    """The ``contract`` violations a history records, one per op kind that
+    broke the protocol (its first breach, with the op and why, and how many
+    ops of that kind did), in the order they first happened."""
+    found: dict[str, dict[str, Any]] = {}
+    invokes: dict[Any, dict[str, Any]] = {}
+    for e in history.events:
+        proc = e["process"]
+        if proc == "nemesis":
+            continue
+        key = tuple(proc) if isinstance(proc, list) else proc
+        if e["type"] == "invoke":
+            invokes[key] = e
+            continue
+        inv = invokes.pop(key, None)
+        v = e.get("value")
+        if not (isinstance(v, dict) and v.get("error") == CONTRACT_ERROR):
+            continue
+        f = e["f"]
+        if f in found:
+            found[f]["times"] += 1
+            continue
+        found[f] = {
+            "kind": "contract", "check": f, "times": 1,
+            "message": f"the backend broke the protocol: {v.get('message', '')}",
+            "op": {"index": None if inv is None else inv["index"], "process": proc, "f": f,
+                   "input": None if inv is None else inv.get("value"), "output": v,
+                   "type": e["type"], "completed_at": e["index"]},
+        }
+    return list(found.values())

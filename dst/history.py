@@ -109,7 +109,13 @@ class History:
     def from_bytes(cls, data: bytes, source: str = "<history>") -> "History":
         h = cls()
         header_seen = False
-        for lineno, raw in enumerate(data.decode("utf-8").splitlines(), start=1):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise HistoryFormatError(f"{source}:{line}: not UTF-8 text (byte {exc.start} is "
+                                     f"0x{data[exc.start]:02x})") from None
+        for lineno, raw in enumerate(text.splitlines(), start=1):
             if not raw.strip():
                 continue
             try:
@@ -124,6 +130,8 @@ class History:
                         f"{source}:{lineno}: not a {FORMAT} v{VERSION} file "
                         f"(format={rec.get('format')!r}, version={rec.get('version')!r})")
                 h.meta = rec.get("meta") or {}
+                if not isinstance(h.meta, dict):
+                    raise HistoryFormatError(f"{source}:{lineno}: the header's meta is not a JSON object")
                 header_seen = True
             elif "vector" in rec and "data" in rec:
                 try:

@@ -3,29 +3,71 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from dst import wallclock
+from dst.errors import UsageError
+
+
+# The report folder the current command made, if any: where ``dst.cli``
+# saves the traceback of an internal error. Set by ``new_run_dir``, cleared by
+# ``dst.cli.main`` before each command (one command per process at a time).
+current_run_dir: Path | None = None
 
 
 def new_run_dir(base: str | Path, label: str) -> Path:
-    """A fresh folder under ``base``; never reuses (or clobbers) an old one."""
+    """A fresh folder under ``base``; never reuses (or clobbers) an old one.
+
+    A ``base`` that cannot hold folders (not writable, a file, a missing
+    drive) is a ``UsageError``: one sentence, exit 2, before any seed runs.
+    """
+    global current_run_dir
     base = Path(base)
     stem = f"{wallclock.stamp()}-{label}"
     for n in range(1000):
         d = base / (stem if n == 0 else f"{stem}-{n}")
         try:
             d.mkdir(parents=True, exist_ok=False)
-            return d
         except FileExistsError:
-            continue
-    raise FileExistsError(f"cannot make a fresh report folder under {base}")
+            if d.is_dir():
+                continue
+            raise UsageError(f"--report-dir {str(base)!r}: cannot make a folder in it "
+                             f"({d} exists and is not a folder)") from None
+        except OSError as exc:
+            raise UsageError(f"--report-dir {str(base)!r}: cannot make a folder in it "
+                             f"({exc.strerror or exc})") from None
+        current_run_dir = d
+        return d
+    raise UsageError(f"--report-dir {str(base)!r}: cannot make a fresh report folder "
+                     f"(1000 named {stem}* exist)")
 
 
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=True) + "\n")
+
+
+def ensure_writable(path: str | Path, flag: str) -> None:
+    """Fail before any work (``UsageError``, exit 2) when ``path`` cannot be
+    written, rather than lose a finished run's verdict to it at the end.
+    Leaves no file behind that was not there."""
+    p = Path(path)
+    for parent in (p.parent, *p.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {str(path)!r}: cannot write it ({parent} is not a folder)")
+            break
+    existed = p.exists()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with p.open("a", encoding="utf-8"):
+            pass
+        if not existed:
+            p.unlink()
+    except OSError as exc:
+        raise UsageError(f"{flag} {str(path)!r}: cannot write it ({exc.strerror or exc})") from None
 
 
 def write_junit(path: str | Path, suite: str, cases: list[dict[str, Any]]) -> None:
@@ -48,5 +90,54 @@ def write_junit(path: str | Path, suite: str, cases: list[dict[str, Any]]) -> No
             lines.append(f'    <{tag} message={msg}>{body}</{tag}>')
             lines.append('  </testcase>')
     lines.append('</testsuite>')
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--junit {str(path)!r}: cannot write it ({exc.strerror or exc})") from None
+
+
+def _opt_text(value: Any) -> str:
+    """An --opt value as text that ``dst.cli._opt`` parses back to ``value``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def replay_flags(*, location: str | None = None, options: list[tuple[str, Any]] | None = None,
+                 budget_steps: int | None = None) -> list[str]:
+    """The flags a replay needs beyond what a recorded history holds."""
+    flags: list[str] = []
+    if location:
+        flags += ["--location", location]
+    for key, value in options or []:
+        flags += ["--opt", f"{key}={_opt_text(value)}"]
+    if budget_steps:
+        flags += ["--budget-steps", str(budget_steps)]
+    return flags
+
+
+def seed_replay_command(seed: int, *, scenario: str, backend: str, location: str | None = None,
+                        options: list[tuple[str, Any]] | None = None, ops: int | None = None,
+                        clients: int | None = None, budget_steps: int | None = None) -> str:
+    """``dst replay --seed N`` with every flag that shaped the case.
+
+    ``scenario`` is what the user gave ``--scenario`` (a name, or a file's
+    path as given), never the scenario's own name: a file outside
+    ``scenarios/`` is found only by its path.
+    """
+    argv = ["dst", "replay", "--seed", str(seed), "--scenario", scenario, "--backend", backend]
+    if ops is not None:
+        argv += ["--ops", str(ops)]
+    if clients is not None:
+        argv += ["--clients", str(clients)]
+    argv += replay_flags(location=location, options=options, budget_steps=budget_steps)
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def history_replay_command(history: str | Path, *, location: str | None = None,
+                           budget_steps: int | None = None) -> str:
+    """``dst replay FILE``: the recorded history holds scenario, seed,
+    backend and options; location and budget are the run's, not the case's."""
+    argv = ["dst", "replay", str(history)] + replay_flags(location=location, budget_steps=budget_steps)
+    return " ".join(shlex.quote(a) for a in argv)

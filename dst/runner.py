@@ -15,7 +15,7 @@ from dst import availability, wallclock
 from dst.backend import BackendConfig, resolve_backend
 from dst.checkers import worst
 from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, check
-from dst.faults import fires_as
+from dst.faults import contract_violations, fires_as
 from dst.history import History, pair
 from dst.models.vector import VectorModel
 from dst.rng import Rng
@@ -170,9 +170,13 @@ def check_history(history: History, budget_steps: int = DEFAULT_BUDGET_STEPS,
     # Threads mode records no dispatch order, so there is no witness to try.
     witness = m.get("concurrency", "sim") != "threads"
     res = check(model, ops, budget_steps=budget_steps, explain=model.explain, use_witness=witness)
+    # A backend answer of the wrong type is a finding of its own (kind
+    # contract): the op was recorded as info, so the search could not have
+    # caught it. What ended the run (a failed reopen) comes first.
     violations: list[dict[str, Any]] = []
-    if reopen_failure is not None:     # what ended the run comes first
+    if reopen_failure is not None:
         violations.append(dict(reopen_failure))
+    violations += contract_violations(history)
     if res.verdict == "violation":
         violations.append(describe_failure(model, res, history))
     for f in findings or []:

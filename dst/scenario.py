@@ -144,6 +144,8 @@ def load(name_or_path: str) -> Scenario:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"scenario {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"scenario {str(path)!r} is not valid TOML: {exc}") from None
     return parse(raw, default_name=path.stem, source=str(path))

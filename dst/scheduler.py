@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from dst.availability import Tally
-from dst.backend import BackendConfig, check_maintenance_kinds
+from dst.backend import BackendConfig, check_maintenance_kinds, open_backend
 from dst.clock import VirtualClock
 from dst.errors import BackendError, UsageError
 from dst.faults import FIRED_CLASSES, Boundary, Outcome, batch_mode
@@ -99,7 +99,7 @@ class Scheduler:
         self._nemesis_grace = 0
         self._server_down = False
         self.reopen_failure: dict[str, Any] | None = None
-        self.backend = factory(config)
+        self.backend = open_backend(factory, config)
         self.has_maintenance = callable(getattr(self.backend, "maintenance", None))
         self.has_search_exact = callable(getattr(self.backend, "search_exact", None))
         try:

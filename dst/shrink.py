@@ -46,6 +46,8 @@ def violation_kind(result: Any) -> str | None:
         return f"availability:{v.get('f')}"
     if v["kind"].startswith("durability:"):   # e.g. durability:reopen
         return v["kind"]
+    if v["kind"] == "contract":
+        return f"contract:{v.get('check')}"
     f = (v.get("op") or {}).get("f", "?")
     msg = v.get("message", "")
     if msg.startswith("input is invalid"):
@@ -357,9 +359,11 @@ def write_case(path: Path, case: dict[str, Any]) -> None:
 def read_case(path: str | Path) -> dict[str, Any]:
     from dst.errors import UsageError
     try:
-        case = json.loads(Path(path).read_text())
+        case = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(case, dict) or case.get("format") != CASE_FORMAT:
@@ -367,7 +371,27 @@ def read_case(path: str | Path) -> dict[str, Any]:
     if case.get("version") != CASE_VERSION:
         raise UsageError(f"{path}: case format version {case.get('version')!r}, "
                          f"this dst reads {CASE_VERSION}")
+    missing = [k for k in CASE_KEYS if k not in case]
+    if missing:
+        raise UsageError(f"{path}: not a complete case (no {', '.join(missing)})")
+    # Read what a replay reads now, so a damaged case is a sentence here and
+    # not an exception half-way through the run.
+    from dst.runner import _scenario_raw
+    from dst.scenario import parse
+    try:
+        int(case["seed"])
+        parse(_scenario_raw(case["scenario_config"]), default_name=str(case["scenario"]),
+              source=f"{path}: scenario_config")
+        Schedule.from_dict(case["schedule"])
+    except UsageError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise UsageError(f"{path}: a damaged case ({type(exc).__name__}: {exc})") from None
     return case
+
+
+# What every case holds (``case_dict`` writes them all).
+CASE_KEYS = ("name", "scenario", "scenario_config", "seed", "backend", "schedule", "expected")
 
 
 def listing(schedule: Schedule) -> list[str]:
