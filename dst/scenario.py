@@ -23,9 +23,9 @@ FAULT_CLASSES = ("latency", "error", "lost-ack", "timeout", "partial-write", "cr
 VECTOR_KINDS = ("gaussian", "clustered", "duplicates", "near-duplicates")
 DIM_MAX = 4096  # far above 1536; bounds memory of the vector pool
 # A cap seed loads about `cap` rows of `dim` floats: cap * dim stays within
-# this (16384 rows at dim 64; at dim 1536 only caps up to 682), so a seed
-# stays small enough for the sim backend and the checker.
-CAP_ROWS_DIMS_MAX = 1 << 20
+# this (16384 rows up to dim 16, 4096 up to dim 64; at dim 1536 only caps up
+# to 170), so a seed stays cheap for the sim backend and the checker.
+CAP_ROWS_DIMS_MAX = 1 << 18
 
 
 class ScenarioError(UsageError):
@@ -96,7 +96,9 @@ class Scenario:
         if self.limit_caps and rng.chance(self.cap_share_ppm):
             fits = [c for c in self.limit_caps if c * dim <= CAP_ROWS_DIMS_MAX]
             if fits:
-                cap = rng.choice(fits)
+                # Caps above 1024 cost a seed O(cap) in every exhaustive
+                # search: drawn a quarter as often as the small ones.
+                cap = rng.weighted(fits, [4 if c <= 1024 else 1 for c in fits])
         return SeedParams(scenario=self, dim=dim, fault_ppm=faults,
                           op_weights=weights, vector_kinds=kinds, cap=cap)
 

@@ -56,7 +56,7 @@ IDS_PER_FAMILY = 4
 
 # On a cap seed, one search in this many asks for a limit around the cap:
 # one such answer catches a silent cap, and each costs O(cap) to check.
-CAP_SEARCH_ONE_IN = 8
+CAP_SEARCH_ONE_IN = 16
 
 # Bad inputs: each one an InvalidInput case from DESIGN.
 BAD_ID_KINDS = ("empty", "nul", "surrogate", "too-long")
