@@ -281,3 +281,34 @@ def test_capped_search_is_caught(name, in_tmp, capsys):
     msg = bad[0]["violations"][0]["message"]
     # A short answer: the checker says how many hits were expected.
     assert "hits" in msg and "were expected" in msg, msg
+
+
+def test_left_out_check_by_ref_counts_agrees_with_the_full_scan():
+    """search_problem with the state's per-vector counts (the fast path a
+    16k-row state needs) gives the same verdict as the scan over every id."""
+    import random
+    r = random.Random(1)
+    g = np.random.default_rng(1)
+    vecs = [g.standard_normal(3).astype(np.float32) for _ in range(6)]
+    vecs.append(vecs[0] * 2)                          # an exact tie
+    m = VectorModel(vecs, 3, 1e-4, exact=True)
+    state = m.init()
+    disagree = bad = 0
+    for step in range(400):
+        ok, state = m.step(state, ("store", f"i{r.randrange(30)}", r.randrange(len(vecs)), None), None)
+        if r.random() < 0.3:
+            ok, state = m.step(state, ("delete", f"i{r.randrange(30)}", None), r.choice([True, False]))
+        items = state.items
+        sc = m.true_scores(0)
+        ranked = sorted(items, key=lambda i: (-sc[items[i]], i))
+        limit = r.randrange(1, len(ranked) + 1)
+        hits = ranked[:limit]
+        if r.random() < 0.5 and limit < len(ranked):
+            hits = hits[:-1] + [ranked[r.randrange(limit, len(ranked))]]   # leave one out
+        out = tuple((h, sc[items[h]]) for h in hits)
+        full = m.search_problem(items, 0, limit, out)
+        fast = m.search_problem(items, 0, limit, out, state.refs)
+        disagree += (full is None) != (fast is None)
+        bad += full is not None
+    assert disagree == 0
+    assert bad > 50          # the left-out case really came up
