@@ -51,7 +51,8 @@ ID_FAMILIES = {
 }
 FAMILY_KINDS = tuple(ID_FAMILIES)
 # One family per this many ids of hostile share (default: 32 ids at 0.25 ->
-# 2 families; hostile-ids: 24 ids at 1.0 -> 6).
+# 2 families; hostile-ids: 24 ids at 1.0 -> up to 6), in at most half the
+# universe.
 IDS_PER_FAMILY = 4
 
 # On a cap seed, one search in this many asks for a limit around the cap:
@@ -116,15 +117,19 @@ class Workload:
             return []
         count = max(1, round(n * self.s.hostile_share_ppm / PPM / IDS_PER_FAMILY))
         start = rng.below(len(FAMILY_KINDS))
-        families = []
+        families: list[list[str]] = []
+        room = max(2, n // 2)    # the other half stays for the hostile stems
         for j in range(count):
             members = list(ID_FAMILIES[FAMILY_KINDS[(start + j) % len(FAMILY_KINDS)]](j))
-            k = rng.between(2, len(members))
+            k = min(rng.between(2, len(members)), room)
+            if k < 2:
+                break
             families.append(rng.sample(members, k))
+            room -= k
         out: list[str] = []
         for m in range(max(len(f) for f in families)):
             out.extend(f[m] for f in families if m < len(f))
-        return out[:n]
+        return out
 
     def _make_pool(self, rng: Rng) -> list[int]:
         """Vector refs of the pool, in a fixed order."""
