@@ -9,7 +9,7 @@ stores have:
   MySQL's ``_ci`` collations), PAD SPACE (trailing spaces ignored, as
   MySQL's PAD SPACE collations and SQL's CHAR comparison), normalizing to
   NFC or to NFKC (full-width forms folded), or ignoring zero-width
-  characters (as ICU's root collation does). The row keeps the id it was
+  characters (as a nondeterministic ICU collation may). The row keeps the id it was
   first written with, as an upsert on a collated primary key does;
 * a top-k cap: search answers at most N hits whatever the limit (as an ANN
   scan bounded by ef_search, or a server's max top-k, cut silently).
