@@ -24,6 +24,7 @@ Any other key is refused (a setup error naming it). ``search_exact`` is
 
 from __future__ import annotations
 
+import bisect
 import threading
 from typing import Iterable
 
@@ -41,13 +42,25 @@ class _Store:
     is out of date after another handle wrote.
     """
 
-    __slots__ = ("data", "version", "lock", "matrix")
+    __slots__ = ("data", "version", "lock", "matrix", "dirty", "noted")
 
     def __init__(self) -> None:
         self.data: dict[str, np.ndarray] = {}
         self.version = 0
         self.lock = threading.RLock()
         self.matrix: tuple[int, list[str], np.ndarray] | None = None
+        # Ids written since the matrix was built, and how many version bumps
+        # they account for: when every bump is accounted for, the matrix is
+        # patched row by row instead of rebuilt (a 16k-row store stays cheap
+        # to search between single writes).
+        self.dirty: set[str] = set()
+        self.noted = 0
+
+    def touch(self, ids: Iterable[str]) -> None:
+        """Record a write of ``ids`` (call with the lock held)."""
+        self.dirty.update(ids)
+        self.version += 1
+        self.noted += 1
 
 
 # (location, namespace) -> its store. Only this module writes it.
@@ -87,7 +100,7 @@ class SimBackend:
         st = self._live()
         with st.lock:
             st.data[id] = v
-            st.version += 1
+            st.touch((id,))
 
     def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         checked = check_batch(items, self.dim)
@@ -96,12 +109,12 @@ class SimBackend:
             for id_, v in checked:   # one item at a time: no promise for the whole
                 with st.lock:
                     st.data[id_] = v
-                    st.version += 1
+                    st.touch((id_,))
             return
         with st.lock:
             for id_, v in checked:
                 st.data[id_] = v
-            st.version += 1
+            st.touch(id_ for id_, _ in checked)
 
     def delete(self, id: str) -> bool:
         check_id(id)
@@ -109,7 +122,7 @@ class SimBackend:
         with st.lock:
             existed = st.data.pop(id, None) is not None
             if existed:
-                st.version += 1
+                st.touch((id,))
         return existed
 
     # -- reads ----------------------------------------------------------
@@ -135,7 +148,7 @@ class SimBackend:
         # Stable sort on descending score: rows are in id order, so equal
         # scores come out ordered by id.
         order = np.argsort(-scores, kind="stable")[:limit]
-        return [SearchHit(ids[i], float(scores[i])) for i in order]
+        return [SearchHit(ids[i], v) for i, v in zip(order.tolist(), scores[order].tolist())]
 
     def search_exact(self, query: np.ndarray, limit: int) -> list[SearchHit]:
         """The probes' exhaustive search: the same brute force."""
@@ -160,14 +173,55 @@ class SimBackend:
         with st.lock:
             cached = st.matrix
             if cached is None or cached[0] != st.version:
-                ids = sorted(st.data)
-                if ids:
-                    m = np.stack([st.data[i] for i in ids]).astype(np.float64)
-                    m /= np.sqrt(np.einsum("ij,ij->i", m, m))[:, None]
+                if (cached is not None and st.version - cached[0] == st.noted
+                        and len(st.dirty) <= PATCH_ROWS_MAX):
+                    ids, m = _patched(cached[1], cached[2], st.data, st.dirty)
                 else:
-                    m = np.zeros((0, self.dim))
+                    ids = sorted(st.data)
+                    if ids:
+                        m = _unit_rows(np.stack([st.data[i] for i in ids]))
+                    else:
+                        m = np.zeros((0, self.dim))
                 cached = st.matrix = (st.version, ids, m)
+                st.dirty = set()
+                st.noted = 0
         return cached[1], cached[2]
+
+
+# Above this many rows written since the last search, rebuild instead of patching.
+PATCH_ROWS_MAX = 64
+
+
+def _unit_rows(m: np.ndarray) -> np.ndarray:
+    """Rows as float64 unit vectors (row by row the same bits as in bulk)."""
+    m = m.astype(np.float64)
+    m /= np.sqrt(np.einsum("ij,ij->i", m, m))[:, None]
+    return m
+
+
+def _patched(ids: list[str], m: np.ndarray, data: dict[str, np.ndarray],
+             dirty: set[str]) -> tuple[list[str], np.ndarray]:
+    """The search matrix after writes of ``dirty``: a new list and array
+    (a search still holding the old ones is unaffected), rows in id order,
+    exactly as a rebuild would make them."""
+    ids = list(ids)
+    own = False         # whether m is a copy of ours yet (insert and delete make one)
+    for id_ in sorted(dirty):
+        pos = bisect.bisect_left(ids, id_)
+        here = pos < len(ids) and ids[pos] == id_
+        v = data.get(id_)
+        if v is None:
+            if here:
+                del ids[pos]
+                m, own = np.delete(m, pos, axis=0), True
+        elif here:
+            if not own:
+                m, own = m.copy(), True
+            m[pos] = _unit_rows(v[None, :])[0]
+        else:
+            ids.insert(pos, id_)
+            m, own = np.insert(m, pos, _unit_rows(v[None, :])[0], axis=0), True
+    return ids, m
 
 
 def _flag(options: dict, key: str) -> bool:

@@ -22,6 +22,10 @@ OP_KINDS = ("store", "store_batch", "delete", "get", "exists", "count", "search"
 FAULT_CLASSES = ("latency", "error", "lost-ack", "timeout", "partial-write", "crash")
 VECTOR_KINDS = ("gaussian", "clustered", "duplicates", "near-duplicates")
 DIM_MAX = 4096  # far above 1536; bounds memory of the vector pool
+# A cap seed loads about `cap` rows of `dim` floats: cap * dim stays within
+# this (16384 rows up to dim 16, 4096 up to dim 64; at dim 1536 only caps up
+# to 170), so a seed stays cheap for the sim backend and the checker.
+CAP_ROWS_DIMS_MAX = 1 << 18
 
 
 class ScenarioError(UsageError):
@@ -45,6 +49,8 @@ class Scenario:
     batch_max: int = 8
     limit_min: int = 1
     limit_max: int = 10
+    limit_caps: tuple[int, ...] = ()    # limits real stores cap; a cap seed probes one
+    cap_share_ppm: int = 0              # share of seeds that are cap seeds
     score_eps: float = 1e-4
     recall_floor: float = 0.9
     invalid_ppm: int = 0                # share of ops given a bad input
@@ -87,8 +93,17 @@ class Scenario:
                     weights[k] = weights[k] * factor
             picked = tuple(k for k in kinds if rng.below(2) == 0)
             kinds = picked or (rng.choice(kinds),)
+        # Drawn last, and only where caps are set, so no other scenario's
+        # seeds change.
+        cap = None
+        if self.limit_caps and rng.chance(self.cap_share_ppm):
+            fits = [c for c in self.limit_caps if c * dim <= CAP_ROWS_DIMS_MAX]
+            if fits:
+                # Caps above 1024 cost a seed O(cap) in every exhaustive
+                # search: drawn a quarter as often as the small ones.
+                cap = rng.weighted(fits, [4 if c <= 1024 else 1 for c in fits])
         return SeedParams(scenario=self, dim=dim, fault_ppm=faults,
-                          op_weights=weights, vector_kinds=kinds)
+                          op_weights=weights, vector_kinds=kinds, cap=cap)
 
     def with_overrides(self, clients: int | None = None, ops: int | None = None) -> "Scenario":
         s = self
@@ -115,6 +130,9 @@ class SeedParams:
     fault_ppm: dict[str, int]
     op_weights: dict[str, int]
     vector_kinds: tuple[str, ...]
+    # A cap seed: a search limit stores cap (see Scenario.limit_caps). The
+    # seed bulk-loads more rows than that and searches with limits around it.
+    cap: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +141,8 @@ class SeedParams:
             "fault_ppm": {k: self.fault_ppm.get(k, 0) for k in FAULT_CLASSES},
             "op_weights": {k: self.op_weights.get(k, 0) for k in OP_KINDS},
             "vector_kinds": list(self.vector_kinds),
+            # Only on cap seeds, so other seeds' histories stay as they were.
+            **({"cap": self.cap} if self.cap is not None else {}),
         }
 
 
@@ -184,7 +204,11 @@ def parse(raw: dict[str, Any], default_name: str = "scenario", source: str = "<s
     limit = p.table("limit")
     kw["limit_min"] = limit.integer("min", 1, 1, 100_000)
     kw["limit_max"] = limit.integer("max", 10, 1, 100_000)
+    kw["limit_caps"] = tuple(limit.int_list("caps", [], 1, 100_000, empty=True))
+    kw["cap_share_ppm"] = limit.ratio("cap_share", 0.0)
     limit.done()
+    if kw["cap_share_ppm"] and not kw["limit_caps"]:
+        raise ScenarioError(f"{source}: limit.cap_share is set but limit.caps is empty")
     if kw["limit_min"] > kw["limit_max"]:
         raise ScenarioError(f"{source}: limit.min is above limit.max")
 
@@ -272,13 +296,15 @@ class _Parser:
         """A probability in [0, 1], kept as integer parts per million."""
         return round(self.number(key, default, 0.0, 1.0) * PPM)
 
-    def int_list(self, key: str, default: list[int], lo: int, hi: int) -> list[int]:
+    def int_list(self, key: str, default: list[int], lo: int, hi: int,
+                 empty: bool = False) -> list[int]:
         v = self._get(key, default)
         if isinstance(v, int) and not isinstance(v, bool):
             v = [v]
-        if (not isinstance(v, list) or not v
+        if (not isinstance(v, list) or (not v and not empty)
                 or any(isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi for x in v)):
-            raise self._bad(key, f"a non-empty list of integers from {lo} to {hi}", v)
+            what = "a list" if empty else "a non-empty list"
+            raise self._bad(key, f"{what} of integers from {lo} to {hi}", v)
         return v
 
     def str_list(self, key: str, default: list[str]) -> list[str]:

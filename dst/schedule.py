@@ -128,6 +128,7 @@ class RandomDecider:
         self.client_rngs = [rng.fork(f"client-{c}") for c in range(self.s.clients)]
         self.clients = self.s.clients
         self.ids = self.workload.ids
+        self.bulk: list[str] = []     # loaded ids the probes do not visit one by one
         self.probe_query = self.workload.pool[0]
         self._left = self.s.ops
         self.recorded: list[list[OpPlan]] | None = [[] for _ in range(self.clients)] if record else None
@@ -153,6 +154,12 @@ class RandomDecider:
                 ops.append({"f": "store_batch", "value": {"items": items}})
             if has_maintenance:
                 ops.append({"f": "maintenance", "value": {"kind": "index"}})
+        # A cap seed's bulk rows (after any index build: they are there to
+        # be counted and searched, not to train an index).
+        bulk = self.workload.bulk_items()
+        self.bulk = [i for i, _ in bulk]
+        for start in range(0, len(bulk), self.s.load_batch):
+            ops.append({"f": "store_batch", "value": {"items": bulk[start:start + self.s.load_batch]}})
         self.recorded_load = ops
         return ops
 
@@ -213,6 +220,11 @@ class ScriptedDecider:
         self.probe_query = schedule.probe_query
         self.whole_batches = schedule.whole_batches
         self._next = [0] * self.clients
+        # Loaded ids outside the universe are a cap seed's bulk rows.
+        universe = set(schedule.ids)
+        self.bulk = list(dict.fromkeys(
+            it[0] for op in schedule.load if op["f"] == "store_batch"
+            for it in op["value"].get("items", []) if it[0] not in universe))
 
     def load_ops(self, has_maintenance: bool) -> list[dict[str, Any]]:
         return [op for op in self.sched.load if op["f"] != "maintenance" or has_maintenance]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dst.history import VectorTable
-from dst.rng import Rng
+from dst.rng import PPM, Rng
 from dst.scenario import SeedParams
 from dst.validate import ID_MAX_CHARS
 
@@ -26,6 +26,38 @@ HOSTILE_STEMS = (
     "a b", "\t", "ü", "日本語", "🙂", "$1", "?", "NULL", "{}", "[0]",
     "col(\"id\") == ", "\u00a0", "x" * (ID_MAX_CHARS - 8),
 )
+
+# Families of ids a careless store folds into one: each family's members
+# differ only in case, in leading or trailing spaces (a PAD SPACE collation
+# ignores trailing ones), in Unicode normalization form (NFC vs NFD, and a
+# singleton that NFC maps), or by zero-width or full-width characters
+# (NFKC folds those). Every member is a distinct, valid id; a store that
+# collates two members together answers a get, exists, count or search of
+# the other wrongly. ``tag`` keeps the families of one universe apart.
+def _wide(text: str) -> str:
+    """The full-width form of ASCII letters and digits."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in text)
+
+
+ID_FAMILIES = {
+    "case": lambda tag: (f"Case{tag}", f"case{tag}", f"CASE{tag}"),
+    "case-accented": lambda tag: (f"\u00c9t\u00e9{tag}", f"\u00e9t\u00e9{tag}", f"\u00c9T\u00c9{tag}"),
+    "space": lambda tag: (f"pad{tag}", f"pad{tag} ", f" pad{tag}", f"pad{tag}  "),
+    "nfc-nfd": lambda tag: (f"caf\u00e9{tag}", f"cafe\u0301{tag}"),
+    "nfc-singleton": lambda tag: (f"\u00c5ngstr\u00f6m{tag}", f"A\u030angstro\u0308m{tag}",
+                                  f"\u212bngstr\u00f6m{tag}"),
+    "zero-width": lambda tag: (f"zw{tag}", f"z\u200bw{tag}", f"zw{tag}\u200d", f"\ufeffzw{tag}"),
+    "full-width": lambda tag: (f"wide{tag}", _wide(f"wide{tag}"), f"wide{_wide(str(tag))}"),
+}
+FAMILY_KINDS = tuple(ID_FAMILIES)
+# One family per this many ids of hostile share (default: 32 ids at 0.25 ->
+# 2 families; hostile-ids: 24 ids at 1.0 -> up to 6), in at most half the
+# universe.
+IDS_PER_FAMILY = 4
+
+# On a cap seed, one search in this many asks for a limit around the cap:
+# one such answer catches a silent cap, and each costs O(cap) to check.
+CAP_SEARCH_ONE_IN = 16
 
 # Bad inputs: each one an InvalidInput case from DESIGN.
 BAD_ID_KINDS = ("empty", "nul", "surrogate", "too-long")
@@ -66,13 +98,41 @@ class Workload:
     # -- setup --------------------------------------------------------------
     def _make_ids(self, rng: Rng) -> list[str]:
         n = self.s.hot_ids + self.s.cold_ids
-        ids: list[str] = []
-        for i in range(n):
+        ids = self._families(rng.fork("families"), n)
+        for i in range(len(ids), n):
             if rng.chance(self.s.hostile_share_ppm):
                 ids.append(f"{rng.choice(HOSTILE_STEMS)}{i}")
             else:
                 ids.append(f"k{i}")
+        assert len(set(ids)) == len(ids), "the id universe repeats an id"
         return ids
+
+    def _families(self, rng: Rng, n: int) -> list[str]:
+        """Confusable families (ID_FAMILIES), where ids are hostile at all.
+
+        They open the universe, interleaved by member: first members come
+        first, so each family has one in the hot range and its others in
+        the hot range or just after, and ops meet two members of one family
+        in most seeds. Kinds go round from a drawn start, so the families of
+        one seed are of different kinds.
+        """
+        if self.s.hostile_share_ppm <= 0 or n < 2:
+            return []
+        count = max(1, round(n * self.s.hostile_share_ppm / PPM / IDS_PER_FAMILY))
+        start = rng.below(len(FAMILY_KINDS))
+        families: list[list[str]] = []
+        room = max(2, n // 2)    # the other half stays for the hostile stems
+        for j in range(count):
+            members = list(ID_FAMILIES[FAMILY_KINDS[(start + j) % len(FAMILY_KINDS)]](j))
+            k = min(rng.between(2, len(members)), room)
+            if k < 2:
+                break
+            families.append(rng.sample(members, k))
+            room -= k
+        out: list[str] = []
+        for m in range(max(len(f) for f in families)):
+            out.extend(f[m] for f in families if m < len(f))
+        return out
 
     def _make_pool(self, rng: Rng) -> list[int]:
         """Vector refs of the pool, in a fixed order."""
@@ -131,6 +191,25 @@ class Workload:
     def pick_vector(self, rng: Rng) -> int:
         return rng.choice(self.pool)
 
+    def pick_limit(self, rng: Rng) -> int:
+        """The scenario's limit range; on a cap seed, one search in
+        CAP_SEARCH_ONE_IN asks for a limit at or just around the cap (more
+        rows are live; the probes' exhaustive search goes past it too)."""
+        cap = self.params.cap
+        if cap is not None and rng.below(CAP_SEARCH_ONE_IN) == 0:
+            return rng.choice(cap_limits(cap))
+        return rng.between(self.s.limit_min, self.s.limit_max)
+
+    def bulk_items(self) -> list[list]:
+        """A cap seed's bulk rows: ids outside the universe (``bulk0``, ...),
+        loaded once and never touched by an op, so the probes check them by
+        count and exhaustive search, not one by one."""
+        cap = self.params.cap
+        if cap is None:
+            return []
+        rng = self.rng.fork("bulk")
+        return [[f"bulk{i}", self.pick_vector(rng)] for i in range(cap_rows(cap))]
+
     def next_op(self, rng: Rng, maintenance: bool) -> OpSpec:
         """Draw one operation from the seed's mix, with a chance of bad input."""
         s = self.s
@@ -151,7 +230,7 @@ class Workload:
         elif f == "count":
             value = {}
         elif f == "search":
-            value = {"vector": self.pick_vector(rng), "limit": rng.between(s.limit_min, s.limit_max)}
+            value = {"vector": self.pick_vector(rng), "limit": self.pick_limit(rng)}
         else:
             value = {"kind": rng.choice(s.maintenance_kinds)}
         if rng.chance(s.invalid_ppm):
@@ -209,3 +288,14 @@ class Workload:
         else:
             v = np.zeros(self.dim, dtype=np.float32)
         return self.table.ref(v)
+
+
+def cap_limits(cap: int) -> tuple[int, ...]:
+    """Search limits around a store's cap: just below, at, just above, and
+    an eighth above (a store that silently caps at ``cap`` answers short)."""
+    return tuple(x for x in (cap - 1, cap, cap + 1, cap + 1 + cap // 8) if x >= 1)
+
+
+def cap_rows(cap: int) -> int:
+    """Bulk rows of a cap seed: more than the largest limit of cap_limits."""
+    return cap + 2 + cap // 8
