@@ -114,7 +114,7 @@ def test_the_pytest_plugin_fails_on_recall_below_the_floor(pytester, monkeypatch
     """)
     # No -q: inside a checkout (a basetemp under it) pytest would add the
     # project's own -q, and -qq prints no summary line to parse.
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest_subprocess("-o", "addopts=")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*vector-dst: 2 seeds of ann on *worst_topk: recall@k 0.0* is below "
                                  "the scenario's floor 0.8*"])
