@@ -314,11 +314,13 @@ def is_owner_mark(meta: Mapping[Any, Any] | None) -> bool:
     return False
 
 
-def require_owned(owned: bool, what: str, hint: str = "refusing to touch it") -> None:
+def require_owned(owned: bool, what: str, hint: str = "refusing to touch it", *,
+                  message: str | None = None) -> None:
     """Raise ``NotOurs`` unless ``owned``: ``"{what} was not created by
-    vector-dst; {hint}"``. ``what`` names the namespace and where it is."""
+    vector-dst; {hint}"`` (``what`` names the namespace and where it is),
+    or ``message`` when given."""
     if not owned:
-        raise NotOurs(f"{what} was not created by vector-dst; {hint}")
+        raise NotOurs(message or f"{what} was not created by vector-dst; {hint}")
 
 
 def mark_dir(path: str | os.PathLike[str], **extra: Any) -> None:
@@ -379,17 +381,21 @@ def classify(what: str, *, not_applied: Callable[[Exception], bool] | None = Non
 
 # -- namespaces -------------------------------------------------------------------------
 
-def check_namespace(ns: Any, *, max_bytes: int | None = None, reserved: Iterable[str] = (),
-                    limit_name: str = "the store's") -> str:
+def check_namespace(ns: Any, *, max_bytes: int | None = None, too_long: str | None = None,
+                    reserved: Mapping[str, str] | None = None) -> str:
     """``ns`` if it is a non-empty str without NUL, at most ``max_bytes``
-    in UTF-8 and not one of ``reserved``; else ``BackendError``."""
+    in UTF-8 (``too_long`` names the limit in the error) and not a key of
+    ``reserved`` (name -> what vector-dst uses it for); else ``BackendError``."""
     if not isinstance(ns, str) or not ns or "\x00" in ns:
         raise BackendError(f"namespace must be a non-empty string without NUL, got {ns!r}")
-    if max_bytes is not None and len(ns.encode("utf-8")) > max_bytes:
-        raise BackendError(f"namespace {ns!r} is longer than {limit_name} {max_bytes}-byte names")
-    for name in reserved:
-        if ns == name:
-            raise BackendError(f"namespace {name!r} is the name of vector-dst's own bookkeeping")
+    try:
+        size = len(ns.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise BackendError(f"namespace {ns!r} is not valid Unicode text (a lone surrogate)") from None
+    if max_bytes is not None and size > max_bytes:
+        raise BackendError(f"namespace {ns!r} is longer than {too_long or f'{max_bytes} bytes'}")
+    if reserved and ns in reserved:
+        raise BackendError(f"namespace {ns!r} is the name of {reserved[ns]}")
     return ns
 
 
