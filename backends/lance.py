@@ -15,7 +15,8 @@ force either way.
 
 Facts this adapter designs around (LanceDB 0.40): zero vectors are left out
 of cosine results and a zero query returns nothing, a wrong-dimension query
-gives a misleading error, so input is validated before LanceDB sees it;
+gives a misleading error, so input is validated before LanceDB sees it
+(``backends._toolkit.ValidatingBackend``);
 every small write is a new version and fragment and search slows down as
 they pile up, so the adapter compacts every ``compact_every`` writes and
 offers ``maintenance("compact")``.

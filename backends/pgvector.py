@@ -14,9 +14,9 @@ is not recorded (or whose oid changed: dropped and made again by someone
 else) is never used, emptied or dropped.
 
 Semantics are the sim backend's (DESIGN): the input is checked with
-``dst.validate`` first, so PostgreSQL never sees a bad id or vector, and
-``InvalidInput`` changes nothing. Every driver error becomes a
-``BackendError``: ``NotApplied`` when the statement certainly had no
+``dst.validate`` first (``backends._toolkit.ValidatingBackend``), so
+PostgreSQL never sees a bad id or vector, and ``InvalidInput`` changes
+nothing. Every driver error becomes a ``BackendError`` (``classify``): ``NotApplied`` when the statement certainly had no
 effect (it was never sent, or the server answered ERROR, which rolls its
 transaction back), a plain ``BackendError`` (outcome unknown) when the
 connection broke under it. The next call reconnects by itself.
