@@ -15,7 +15,8 @@ force either way.
 
 Facts this adapter designs around (LanceDB 0.40): zero vectors are left out
 of cosine results and a zero query returns nothing, a wrong-dimension query
-gives a misleading error, so input is validated before LanceDB sees it;
+gives a misleading error, so input is validated before LanceDB sees it
+(``backends._toolkit.ValidatingBackend``);
 every small write is a new version and fragment and search slows down as
 they pile up, so the adapter compacts every ``compact_every`` writes and
 offers ``maintenance("compact")``.
@@ -51,23 +52,38 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from dst.backend import BackendConfig, SearchHit, check_options
+from backends._toolkit import (Option, Options, ValidatingBackend, classify, is_owner_mark, owner_mark,
+                               require_owned)
+from dst.backend import BackendConfig, SearchHit
 from dst.errors import BackendError, InvalidInput
-from dst.validate import check_batch_matrix, check_id, check_limit, check_vector
 
-OWNER_KEY = b"dst.owner"
-OWNER = b"vector-dst"
 DEFAULT_LOCATION = os.path.join(".dst", "lance")
 
-_BOOL = {"true": True, "false": False, True: True, False: False, 1: True, 0: False}
 INDEX_TYPES = ("IVF_FLAT", "IVF_SQ", "IVF_PQ", "IVF_RQ", "IVF_HNSW_SQ", "IVF_HNSW_PQ", "IVF_HNSW_FLAT")
-KNOWN_OPTIONS = {"primary_key", "consistency", "compact_every", "scalar_index", "index",
-                 "num_partitions", "num_sub_vectors", "m", "ef_construction", "nprobes",
-                 "refine_factor", "ef"}
+INDEX_KNOBS = ("num_partitions", "num_sub_vectors", "m", "ef_construction")
+QUERY_KNOBS = ("nprobes", "refine_factor", "ef")
+# A bad value is a BackendError here, as it always was for this adapter
+# (both it and a UsageError end a run's setup with exit 2).
+OPTIONS = Options(
+    "lance",
+    Option("primary_key", bool, True),
+    Option("consistency", str, "strong", choices=("strong", "none")),
+    Option("compact_every", int, 200, lo=0),
+    Option("scalar_index", bool, False),
+    Option("index", str, None, choices=INDEX_TYPES, fold="upper"),
+    Option("num_partitions", int, lo=1),
+    Option("num_sub_vectors", int, lo=1),
+    Option("m", int, lo=1),
+    Option("ef_construction", int, lo=1),
+    Option("nprobes", int, lo=1),
+    Option("refine_factor", int, lo=0),
+    Option("ef", int, lo=1),
+    prefix="lance:", error=BackendError)
+KNOWN_OPTIONS = set(OPTIONS.names)
 
 
 def _import():
@@ -82,7 +98,7 @@ def _import():
                            f"(pip install -e '.[lance]'): {exc}") from None
 
 
-class LanceBackend:
+class LanceBackend(ValidatingBackend):
     name = "lance"
     maintenance_kinds = ("compact", "vacuum", "index")
 
@@ -92,21 +108,14 @@ class LanceBackend:
         import pyarrow as pa
 
         self._pa = pa
-        opts = dict(config.options)
-        check_options("lance", opts, KNOWN_OPTIONS)
+        opts = OPTIONS.parse(config.options)
         self.dim = config.dim
-        self.primary_key = _flag(opts, "primary_key", True)
-        self.scalar_index = _flag(opts, "scalar_index", False)
-        consistency = opts.get("consistency", "strong")
-        if consistency not in ("strong", "none"):
-            raise BackendError(f"lance: consistency must be strong or none, got {consistency!r}")
-        self.compact_every = int(opts.get("compact_every", 200))
-        self.index = opts.get("index")
-        if self.index is not None and str(self.index).upper() not in INDEX_TYPES:
-            raise BackendError(f"lance: index must be one of {', '.join(INDEX_TYPES)}, got {self.index!r}")
-        self.index_opts = {k: opts[k] for k in ("num_partitions", "num_sub_vectors", "m",
-                                                 "ef_construction") if k in opts}
-        self.query_opts = {k: opts[k] for k in ("nprobes", "refine_factor", "ef") if k in opts}
+        self.primary_key = opts["primary_key"]
+        self.scalar_index = opts["scalar_index"]
+        self.compact_every = opts["compact_every"]
+        self.index = opts["index"]
+        self.index_opts = {k: opts[k] for k in INDEX_KNOBS if opts[k] is not None}
+        self.query_opts = {k: opts[k] for k in QUERY_KNOBS if opts[k] is not None}
         # Quantized indexes (SQ, PQ) report approximate distances; a refine
         # step re-scores the candidates with the stored vectors, so scores
         # are true cosines. On by default with an index; refine_factor=0
@@ -121,9 +130,9 @@ class LanceBackend:
         self._schema = pa.schema(
             [pa.field("id", pa.string(), nullable=False),
              pa.field("vector", pa.list_(pa.float32(), self.dim), nullable=False)],
-            metadata={OWNER_KEY: OWNER})
-        interval = timedelta(0) if consistency == "strong" else None
-        try:
+            metadata=owner_mark())
+        interval = timedelta(0) if opts["consistency"] == "strong" else None
+        with classify(f"lance: cannot open {self.table_name!r} in {self.location}", text=str):
             Path(self.location).mkdir(parents=True, exist_ok=True)
             self._db = lancedb.connect(self.location, read_consistency_interval=interval)
             exists = self.table_name in self._db.list_tables().tables
@@ -142,16 +151,10 @@ class LanceBackend:
                 if self.scalar_index:
                     table.create_scalar_index("id", index_type="BTREE")
             self._t = table
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"lance: cannot open {self.table_name!r} in {self.location}: {exc}") from None
 
     def _check_owned(self, table) -> None:
-        meta = table.schema.metadata or {}
-        if meta.get(OWNER_KEY) != OWNER:
-            raise BackendError(f"lance: table {self.table_name!r} in {self.location} was not created by "
-                               f"vector-dst; refusing to touch it")
+        require_owned(is_owner_mark(table.schema.metadata),
+                      f"lance: table {self.table_name!r} in {self.location}")
         vf = table.schema.field("vector").type
         if getattr(vf, "list_size", None) != self.dim:
             raise BackendError(f"lance: table {self.table_name!r} has dimension "
@@ -166,11 +169,9 @@ class LanceBackend:
                         schema=self._schema)
 
     def _upsert(self, ids: list[str], matrix: np.ndarray) -> None:
-        try:
+        with _failing("merge_insert"):
             (self._t.merge_insert("id").when_matched_update_all()
              .when_not_matched_insert_all().execute(self._rows(ids, matrix)))
-        except Exception as exc:
-            raise BackendError(f"lance: merge_insert failed: {exc}") from None
         self._wrote()
 
     def _wrote(self) -> None:
@@ -180,75 +181,54 @@ class LanceBackend:
 
     def _compact(self) -> None:
         import warnings
-        try:
-            with warnings.catch_warnings():
-                # cleanup_older_than=0 warns that concurrent readers of old
-                # versions may fail; the harness's handles re-read latest.
-                warnings.simplefilter("ignore")
-                self._t.optimize(cleanup_older_than=timedelta(0))
-        except Exception as exc:
-            raise BackendError(f"lance: optimize failed: {exc}") from None
+        with _failing("optimize"), warnings.catch_warnings():
+            # cleanup_older_than=0 warns that concurrent readers of old
+            # versions may fail; the harness's handles re-read latest.
+            warnings.simplefilter("ignore")
+            self._t.optimize(cleanup_older_than=timedelta(0))
 
     def _where_id(self, id_: str):
         from lancedb.expr import col, lit
         return col("id") == lit(id_)
 
-    # -- the protocol ---------------------------------------------------------
-    def store(self, id: str, vector: np.ndarray) -> None:
-        check_id(id)
-        self._upsert([id], check_vector(vector, self.dim)[None, :])
+    # -- the protocol (input checked by ValidatingBackend) ----------------------
+    def raw_store(self, id: str, vector: np.ndarray) -> None:
+        self._upsert([id], vector[None, :])
 
-    def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        ids, matrix = check_batch_matrix(items, self.dim)
+    def raw_store_batch(self, ids: list[str], matrix: np.ndarray) -> None:
         if ids:
             self._upsert(ids, matrix)
 
-    def delete(self, id: str) -> bool:
-        check_id(id)
-        try:
+    def raw_delete(self, id: str) -> bool:
+        with _failing("delete"):
             res = self._t.delete(self._where_id(id))
-        except Exception as exc:
-            raise BackendError(f"lance: delete failed: {exc}") from None
         self._wrote()
         return int(res.num_deleted_rows) > 0
 
     def _lookup(self, id_: str, columns: list[str]):
-        try:
+        with _failing("lookup"):
             return (self._t.search().where(self._where_id(id_)).select(columns)
                     .limit(2).to_arrow())
-        except Exception as exc:
-            raise BackendError(f"lance: lookup failed: {exc}") from None
 
-    def get(self, id: str) -> np.ndarray | None:
-        check_id(id)
+    def raw_get(self, id: str) -> np.ndarray | None:
         rows = self._lookup(id, ["vector"])
         if rows.num_rows == 0:
             return None
         return np.asarray(rows.column("vector")[0].values.to_numpy(zero_copy_only=False),
                           dtype=np.float32).copy()
 
-    def exists(self, id: str) -> bool:
-        check_id(id)
+    def raw_exists(self, id: str) -> bool:
         return self._lookup(id, ["id"]).num_rows > 0
 
-    def count(self) -> int:
-        try:
+    def raw_count(self) -> int:
+        with _failing("count_rows"):
             return int(self._t.count_rows())
-        except Exception as exc:
-            raise BackendError(f"lance: count_rows failed: {exc}") from None
 
-    def search(self, query: np.ndarray, limit: int) -> list[SearchHit]:
-        return self._search(query, limit, exact=False)
-
-    def search_exact(self, query: np.ndarray, limit: int) -> list[SearchHit]:
-        """Brute force, past any vector index (``bypass_vector_index``): the
-        harness's probes check what is stored, not what an index finds."""
-        return self._search(query, limit, exact=True)
-
-    def _search(self, query: np.ndarray, limit: int, exact: bool) -> list[SearchHit]:
-        q = check_vector(query, self.dim)
-        limit = check_limit(limit)
-        try:
+    def raw_search(self, q: np.ndarray, limit: int, exact: bool) -> list[SearchHit]:
+        """``exact`` (``search_exact``, the probes'): brute force, past any
+        vector index (``bypass_vector_index``): the probes check what is
+        stored, not what an index finds."""
+        with _failing("search"):
             b = (self._t.search(q, vector_column_name="vector").distance_type("cosine")
                  .select(["id", "_distance"]).limit(limit))
             if exact:
@@ -261,8 +241,6 @@ class LanceBackend:
                 if "ef" in self.query_opts:
                     b = b.ef(int(self.query_opts["ef"]))
             rows = b.to_arrow()
-        except Exception as exc:
-            raise BackendError(f"lance: search failed: {exc}") from None
         ids = rows.column("id").to_pylist()
         dist = rows.column("_distance").to_numpy()
         hits = [SearchHit(i, 1.0 - float(d)) for i, d in zip(ids, dist)]
@@ -283,16 +261,11 @@ class LanceBackend:
 
     def _build_index(self) -> None:
         kw: dict[str, Any] = {"metric": "cosine", "vector_column_name": "vector",
-                              "index_type": str(self.index).upper(), "replace": True}
-        for k, v in self.index_opts.items():
-            kw[k] = int(v)
-        try:
-            import warnings
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the legacy keyword API warns
-                self._t.create_index(**kw)
-        except Exception as exc:
-            raise BackendError(f"lance: create_index({self.index}) failed: {exc}") from None
+                              "index_type": self.index, "replace": True, **self.index_opts}
+        import warnings
+        with _failing(f"create_index({self.index})"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy keyword API warns
+            self._t.create_index(**kw)
 
     def close(self) -> None:
         self._t = None
@@ -304,25 +277,17 @@ class LanceBackend:
         Works after close(): the harness closes a handle at the end of a
         seed and drops the tables of seeds that passed afterwards."""
         import lancedb
-        try:
+        with _failing("drop_table"):
             db = self._db if self._db is not None else lancedb.connect(self.location)
             if self.table_name in db.list_tables().tables:
                 self._check_owned(db.open_table(self.table_name))
                 db.drop_table(self.table_name)
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"lance: drop_table failed: {exc}") from None
         self.close()
 
 
-def _flag(opts: dict, key: str, default: bool) -> bool:
-    v = opts.get(key, default)
-    if isinstance(v, str):
-        v = v.lower()
-    if v not in _BOOL:
-        raise BackendError(f"lance: option {key} must be true or false, got {v!r}")
-    return _BOOL[v]
+def _failing(call: str):
+    """LanceDB's exceptions, as BackendError (outcome unknown) naming ``call``."""
+    return classify(f"lance: {call} failed", text=str)
 
 
 def open_backend(config: BackendConfig) -> LanceBackend:

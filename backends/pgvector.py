@@ -14,9 +14,9 @@ is not recorded (or whose oid changed: dropped and made again by someone
 else) is never used, emptied or dropped.
 
 Semantics are the sim backend's (DESIGN): the input is checked with
-``dst.validate`` first, so PostgreSQL never sees a bad id or vector, and
-``InvalidInput`` changes nothing. Every driver error becomes a
-``BackendError``: ``NotApplied`` when the statement certainly had no
+``dst.validate`` first (``backends._toolkit.ValidatingBackend``), so
+PostgreSQL never sees a bad id or vector, and ``InvalidInput`` changes
+nothing. Every driver error becomes a ``BackendError`` (``classify``): ``NotApplied`` when the statement certainly had no
 effect (it was never sent, or the server answered ERROR, which rolls its
 transaction back), a plain ``BackendError`` (outcome unknown) when the
 connection broke under it. The next call reconnects by itself.
@@ -75,10 +75,11 @@ from psycopg import errors as pg_errors
 from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from backends._toolkit import (Option, Options, ValidatingBackend, check_dim, check_namespace, classify,
+                               describe, require_owned)
 from dst import pg_embedded
-from dst.backend import BackendConfig, SearchHit, check_options
-from dst.errors import BackendError, InvalidInput, NotApplied, UsageError
-from dst.validate import check_batch, check_id, check_limit, check_vector
+from dst.backend import BackendConfig, SearchHit
+from dst.errors import BackendError, NotApplied
 
 REGISTRY = "dst_owned"
 STAGING = "dst_staging"           # per-session temporary table for COPY
@@ -96,23 +97,29 @@ TERMINATE_WAIT_MS = 5000          # pg_terminate_backend waits this long for the
 DDL_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"vector-dst ddl", digest_size=8).digest(),
                               "big", signed=True)
 
-OPTION_DEFAULTS: dict[str, Any] = {
-    "index": "none", "m": 16, "ef_construction": 64, "ef_search": 40,
-    "lists": None, "probes": None, "schema": None, "crash": "kill",
-    "complete": False, "autovacuum": False,
-}
+# pgvector's own bounds on the index knobs.
+OPTIONS = Options(
+    "pgvector",
+    Option("index", str, "none", choices=("none", "hnsw", "ivfflat"), fold="lower"),
+    Option("m", int, 16, lo=2, hi=100),
+    Option("ef_construction", int, 64, lo=4, hi=1000),
+    Option("ef_search", int, 40, lo=1, hi=HNSW_EF_SEARCH_MAX),
+    Option("lists", int, None, lo=1, hi=32768),
+    Option("probes", int, None, lo=1, hi=32768),
+    Option("schema", str, None),
+    Option("crash", str, "kill", choices=("kill", "immediate")),
+    Option("complete", bool, False),
+    Option("autovacuum", bool, False))
+OPTION_DEFAULTS: dict[str, Any] = OPTIONS.defaults
 
 
-class PgvectorBackend:
+class PgvectorBackend(ValidatingBackend):
     name = "pgvector"
     atomic_batches = True
     maintenance_kinds = ("index", "vacuum", "compact")
 
     def __init__(self, config: BackendConfig):
-        dim = config.dim
-        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= VECTOR_MAX_DIM:
-            raise BackendError(f"dim must be an integer from 1 to {VECTOR_MAX_DIM} "
-                               f"(pgvector's vector type), got {dim!r}")
+        dim = check_dim(config.dim, VECTOR_MAX_DIM, "pgvector's vector type")
         self.dim = dim
         self.opts = _options(config.options)
         self.index: str | None = None if self.opts["index"] == "none" else self.opts["index"]
@@ -121,7 +128,10 @@ class PgvectorBackend:
             raise BackendError(
                 f"pgvector's {self.index} index holds at most {INDEX_MAX_DIM} dimensions and this "
                 f"run has dim {dim}: use index=none (exact search) or at most {INDEX_MAX_DIM} dimensions")
-        self.namespace = _namespace(config.namespace)
+        self.namespace = check_namespace(
+            config.namespace, max_bytes=IDENT_MAX_BYTES,
+            too_long=f"PostgreSQL's {IDENT_MAX_BYTES}-byte table names",
+            reserved={REGISTRY: "vector-dst's registry table"})
         self._dsn = pg_embedded.resolve(config.location)
         self._conn: psycopg.Connection | None = None
         self._pid: int | None = None          # server pid of the live session (read by nemeses)
@@ -147,21 +157,19 @@ class PgvectorBackend:
         except psycopg.Error as exc:
             _quiet_close(conn)
             raise BackendError(f"opening pgvector namespace {self.namespace!r} failed: "
-                               f"{_describe(exc)}") from None
+                               f"{describe(exc)}") from None
         except BaseException:
             _quiet_close(conn)
             raise
         self._conn = conn
         self._pid = conn.info.backend_pid
 
-    # -- writes ---------------------------------------------------------------
-    def store(self, id: str, vector: np.ndarray) -> None:
-        check_id(id)
-        v = check_vector(vector, self.dim)
-        self._run("store", lambda conn, st: conn.execute(self._q_store, (id, v)))
+    # -- writes (input checked by ValidatingBackend) ---------------------------
+    def raw_store(self, id: str, vector: np.ndarray) -> None:
+        self._run("store", lambda conn, st: conn.execute(self._q_store, (id, vector)))
 
-    def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        self._store_batch(check_batch(items, self.dim), None)
+    def raw_store_batch(self, ids: list[str], matrix: np.ndarray) -> None:
+        self._store_batch(list(zip(ids, matrix)), None)
 
     def kill_mid_batch(self, items: Iterable[tuple[str, np.ndarray]], rows: int) -> dict[str, Any]:
         """``store_batch(items)``, with this handle's own session killed (as
@@ -174,7 +182,8 @@ class PgvectorBackend:
         the kill's report only if the batch completed all the same (the kill
         did not land), in which case it was applied and acknowledged.
         """
-        checked = check_batch(items, self.dim)
+        ids, matrix = self.valid_batch(items)
+        checked = list(zip(ids, matrix))
         report: dict[str, Any] = {}
         self._store_batch(checked, (min(max(rows, 0), len(checked)), report))
         return report
@@ -212,9 +221,7 @@ class PgvectorBackend:
         except BackendError as exc:   # the kill failed: the batch goes on, and says so
             report.update({"terminated": None, "error": str(exc)})
 
-    def delete(self, id: str) -> bool:
-        check_id(id)
-
+    def raw_delete(self, id: str) -> bool:
         def run(conn: psycopg.Connection, st: dict) -> bool:
             cur = conn.execute(self._q_delete, (id,))
             return cur.rowcount == 1
@@ -222,9 +229,7 @@ class PgvectorBackend:
         return self._run("delete", run)
 
     # -- reads ----------------------------------------------------------------
-    def get(self, id: str) -> np.ndarray | None:
-        check_id(id)
-
+    def raw_get(self, id: str) -> np.ndarray | None:
         def run(conn: psycopg.Connection, st: dict) -> np.ndarray | None:
             row = conn.execute(self._q_get, (id,), binary=True).fetchone()
             if row is None:
@@ -233,16 +238,21 @@ class PgvectorBackend:
 
         return self._run("get", run)
 
-    def exists(self, id: str) -> bool:
-        check_id(id)
+    def raw_exists(self, id: str) -> bool:
         return self._run("exists", lambda conn, st: bool(conn.execute(self._q_exists, (id,)).fetchone()[0]))
 
-    def count(self) -> int:
+    def raw_count(self) -> int:
         return self._run("count", lambda conn, st: int(conn.execute(self._q_count).fetchone()[0]))
 
-    def search(self, query: np.ndarray, limit: int) -> list[SearchHit]:
-        q = check_vector(query, self.dim)
-        limit = check_limit(limit)
+    def raw_search(self, q: np.ndarray, limit: int, exact: bool) -> list[SearchHit]:
+        """``exact`` (``search_exact``, the harness's probes): the exact
+        query, never an index scan (its (d, id) order keeps the planner off
+        the ANN index; ``explain_search(exact=True)`` shows the Seq Scan):
+        the probes check what is stored, not what an index scan can reach
+        (at most ef_search rows on HNSW)."""
+        if exact:
+            rows = self._run("search_exact", lambda conn, st: self._exact_rows(conn, {"q": q, "n": limit}))
+            return [SearchHit(id_, 1.0 - float(d)) for id_, d in rows]
 
         def run(conn: psycopg.Connection, st: dict) -> list[tuple[str, float]]:
             params = {"q": q, "n": limit}
@@ -261,16 +271,6 @@ class PgvectorBackend:
         rows = self._run("search", run)
         return [SearchHit(id_, 1.0 - float(d)) for id_, d in rows]
 
-    def search_exact(self, query: np.ndarray, limit: int) -> list[SearchHit]:
-        """The exact query, never an index scan (its (d, id) order keeps the
-        planner off the ANN index; ``explain_search(exact=True)`` shows the
-        Seq Scan): the harness's probes check what is stored, not what an
-        index scan can reach (at most ef_search rows on HNSW)."""
-        q = check_vector(query, self.dim)
-        limit = check_limit(limit)
-        rows = self._run("search_exact", lambda conn, st: self._exact_rows(conn, {"q": q, "n": limit}))
-        return [SearchHit(id_, 1.0 - float(d)) for id_, d in rows]
-
     def _exact_rows(self, conn: psycopg.Connection, params: dict[str, Any],
                     explain: bool = False) -> list[tuple]:
         stmt = (sql.SQL("EXPLAIN ") + self._q_exact) if explain else self._q_exact
@@ -280,8 +280,8 @@ class PgvectorBackend:
         """The plan (EXPLAIN) of the query ``search(query, limit)`` runs
         first (``exact=True``: of ``search_exact``): shows whether the ANN
         index serves it."""
-        q = check_vector(query, self.dim)
-        limit = check_limit(limit)
+        q = self.valid_vector(query)
+        limit = self.valid_limit(limit)
 
         def run(conn: psycopg.Connection, st: dict) -> list[str]:
             params = {"q": q, "n": limit}
@@ -336,8 +336,7 @@ class PgvectorBackend:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
                 oid, registered = self._lookup(conn)
-                if oid is not None and registered != oid:
-                    raise BackendError(self._not_ours())
+                self._require_ours(oid, registered)
                 if oid is not None:
                     conn.execute(sql.SQL("DROP TABLE {}").format(self._t))
                 conn.execute(self._q_unregister, (self.namespace,))
@@ -372,7 +371,7 @@ class PgvectorBackend:
             except psycopg.Error as exc:  # a malformed DSN, say
                 last = exc
                 break
-        raise NotApplied(f"cannot connect to PostgreSQL ({self._where()}): {_describe(last)}")
+        raise NotApplied(f"cannot connect to PostgreSQL ({self._where()}): {describe(last)}")
 
     def _session(self, conn: psycopg.Connection) -> None:
         """What every new session needs: the vector type adapters and the
@@ -398,7 +397,7 @@ class PgvectorBackend:
             self._check_index(conn)
         except psycopg.Error as exc:
             _quiet_close(conn)
-            raise NotApplied(f"reconnecting to PostgreSQL failed: {_describe(exc)}") from None
+            raise NotApplied(f"reconnecting to PostgreSQL failed: {describe(exc)}") from None
         self._conn, self._pid = conn, conn.info.backend_pid
         return conn
 
@@ -410,29 +409,10 @@ class PgvectorBackend:
         """
         conn = self._live_conn()
         st = {"sent": True}
-        try:
+        with classify(f"pgvector {what} failed",
+                      not_applied=lambda exc: _not_applied(exc, conn, st["sent"]),
+                      after=lambda: self._after_failure(conn)):
             return fn(conn, st)
-        except (InvalidInput, BackendError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - DESIGN: no driver exception escapes
-            err = self._failure(what, exc, conn, st["sent"])
-        self._after_failure(conn)
-        raise err
-
-    def _failure(self, what: str, exc: Exception, conn: psycopg.Connection,
-                 sent: bool) -> BackendError:
-        msg = f"pgvector {what} failed: {_describe(exc)}"
-        if not isinstance(exc, psycopg.Error):
-            return BackendError(msg)
-        diag = exc.diag
-        # ERROR (not FATAL or PANIC) from the server: the statement failed
-        # and its transaction rolled back. A broken connection or a FATAL
-        # (pg_terminate_backend, crash, shutdown) may have come after a commit.
-        refused = (diag.sqlstate is not None and diag.severity_nonlocalized == "ERROR"
-                   and not conn.broken and not conn.closed)
-        if not sent or refused:
-            return NotApplied(msg)
-        return BackendError(msg)
 
     def _after_failure(self, conn: psycopg.Connection) -> None:
         if conn.closed or conn.broken:
@@ -518,6 +498,9 @@ class PgvectorBackend:
                            (self.namespace,)).fetchone()
         return oid, (None if reg is None else int(reg[0]))
 
+    def _require_ours(self, oid: int | None, registered: int | None) -> None:
+        require_owned(oid is None or registered == oid, "", message=self._not_ours())
+
     def _not_ours(self) -> str:
         return (f"table {self.schema}.{self.namespace} exists and was not created by vector-dst: "
                 "refusing to use or drop it; pick another namespace or remove it yourself")
@@ -535,8 +518,7 @@ class PgvectorBackend:
                 raise BackendError(f"table {self.schema}.{REGISTRY} exists but is not vector-dst's "
                                    "registry of the tables it created; use another schema") from None
             oid, registered = self._lookup(conn)
-            if oid is not None and registered != oid:
-                raise BackendError(self._not_ours())
+            self._require_ours(oid, registered)
             if oid is not None and fresh:
                 conn.execute(sql.SQL("DROP TABLE {}").format(self._t))
                 oid = None
@@ -656,7 +638,7 @@ class PgvectorBackend:
                     _quiet_close(admin)
                 self._admin = None
                 if attempt == 2:
-                    raise BackendError(f"kill-connection nemesis failed: {_describe(exc)}") from None
+                    raise BackendError(f"kill-connection nemesis failed: {describe(exc)}") from None
         raise AssertionError("unreachable")
 
     def _crash_server(self) -> dict[str, Any]:
@@ -671,46 +653,25 @@ class PgvectorBackend:
 # -- helpers ------------------------------------------------------------------------
 
 def _options(raw: dict[str, Any]) -> dict[str, Any]:
-    check_options("pgvector", raw, OPTION_DEFAULTS)
-    opts = {**OPTION_DEFAULTS, **raw}
-    index = str(opts["index"]).lower()
-    if index not in ("none", "hnsw", "ivfflat"):
-        raise UsageError(f"pgvector backend: index must be none, hnsw or ivfflat, got {opts['index']!r}")
-    opts["index"] = index
-    bounds = {"m": (2, 100), "ef_construction": (4, 1000), "ef_search": (1, HNSW_EF_SEARCH_MAX),
-              "lists": (1, 32768), "probes": (1, 32768)}   # pgvector's own bounds
-    for key, (lo, hi) in bounds.items():
-        v = opts[key]
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise UsageError(f"pgvector backend: {key} must be an integer from {lo} to {hi}, got {v!r}")
+    opts = OPTIONS.parse(raw)
     if opts["ef_construction"] < 2 * opts["m"]:
-        raise UsageError("pgvector backend: ef_construction must be at least twice m "
-                         f"(got m={opts['m']}, ef_construction={opts['ef_construction']})")
-    if opts["crash"] not in ("kill", "immediate"):
-        raise UsageError(f"pgvector backend: crash must be kill or immediate, got {opts['crash']!r}")
-    if opts["schema"] is not None:
-        opts["schema"] = str(opts["schema"])
-    for key in ("complete", "autovacuum"):
-        v = opts[key]
-        if isinstance(v, str):
-            v = {"true": True, "false": False}.get(v.lower(), v)
-        if not isinstance(v, bool):
-            raise UsageError(f"pgvector backend: {key} must be true or false, got {opts[key]!r}")
-        opts[key] = v
+        raise OPTIONS.fail("ef_construction must be at least twice m "
+                           f"(got m={opts['m']}, ef_construction={opts['ef_construction']})")
     return opts
 
 
-def _namespace(ns: Any) -> str:
-    if not isinstance(ns, str) or not ns or "\x00" in ns:
-        raise BackendError(f"namespace must be a non-empty string without NUL, got {ns!r}")
-    if len(ns.encode("utf-8")) > IDENT_MAX_BYTES:
-        raise BackendError(f"namespace {ns!r} is longer than PostgreSQL's {IDENT_MAX_BYTES}-byte "
-                           "table names")
-    if ns == REGISTRY:
-        raise BackendError(f"namespace {REGISTRY!r} is the name of vector-dst's registry table")
-    return ns
+def _not_applied(exc: Exception, conn: psycopg.Connection, sent: bool) -> bool:
+    """Whether a failed call certainly had no effect: it failed before it
+    was sent, or the server answered ERROR (not FATAL or PANIC): the
+    statement failed and its transaction rolled back. A broken connection
+    or a FATAL (pg_terminate_backend, crash, shutdown) may have come after
+    a commit. Anything but a driver error: unknown."""
+    if not isinstance(exc, psycopg.Error):
+        return False
+    diag = exc.diag
+    refused = (diag.sqlstate is not None and diag.severity_nonlocalized == "ERROR"
+               and not conn.broken and not conn.closed)
+    return not sent or refused
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -740,13 +701,6 @@ def _usable(conn: psycopg.Connection) -> bool:
     except (psycopg.Error, OSError, ValueError):
         return False
     return not readable
-
-
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown error"
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:400]
 
 
 def _quiet_close(conn: psycopg.Connection) -> None:

@@ -30,9 +30,9 @@ from typing import Iterable
 
 import numpy as np
 
-from dst.backend import BackendConfig, SearchHit, check_options
-from dst.errors import BackendError, UsageError
-from dst.validate import check_batch, check_id, check_limit, check_vector
+from backends._toolkit import Option, Options, ValidatingBackend, check_dim
+from dst.backend import BackendConfig, SearchHit
+from dst.errors import BackendError
 
 class _Store:
     """One namespace's durable state, shared by every handle opened on it.
@@ -67,20 +67,18 @@ class _Store:
 _REGISTRY: dict[tuple[str, str], _Store] = {}
 
 
-OPTION_DEFAULTS = {"atomic_batches": True}
+OPTIONS = Options("sim", Option("atomic_batches", bool, True))
+OPTION_DEFAULTS = OPTIONS.defaults
 
 
-class SimBackend:
+class SimBackend(ValidatingBackend):
     name = "sim"
     exact = True
     atomic_batches = True
 
     def __init__(self, config: BackendConfig):
-        if config.dim < 1:
-            raise BackendError(f"dim must be at least 1, got {config.dim}")
-        check_options("sim", config.options, OPTION_DEFAULTS)
-        self.dim = config.dim
-        self.atomic_batches = _flag(config.options, "atomic_batches")
+        self.dim = check_dim(config.dim)
+        self.atomic_batches = OPTIONS.parse(config.options)["atomic_batches"]
         self._key = (config.location or "sim-default", config.namespace)
         if config.fresh or self._key not in _REGISTRY:
             # Every namespace in the registry was made by this module, so a
@@ -93,31 +91,27 @@ class SimBackend:
     def _data(self) -> dict[str, np.ndarray]:
         return self._store.data
 
-    # -- writes ---------------------------------------------------------
-    def store(self, id: str, vector: np.ndarray) -> None:
-        check_id(id)
-        v = check_vector(vector, self.dim)
+    # -- writes (input already checked by ValidatingBackend) ---------------
+    def raw_store(self, id: str, vector: np.ndarray) -> None:
         st = self._live()
         with st.lock:
-            st.data[id] = v
+            st.data[id] = vector
             st.touch((id,))
 
-    def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        checked = check_batch(items, self.dim)
+    def raw_store_batch(self, ids: list[str], matrix: np.ndarray) -> None:
         st = self._live()
         if not self.atomic_batches:
-            for id_, v in checked:   # one item at a time: no promise for the whole
+            for id_, v in zip(ids, matrix):   # one item at a time: no promise for the whole
                 with st.lock:
                     st.data[id_] = v
                     st.touch((id_,))
             return
         with st.lock:
-            for id_, v in checked:
+            for id_, v in zip(ids, matrix):
                 st.data[id_] = v
-            st.touch(id_ for id_, _ in checked)
+            st.touch(ids)
 
-    def delete(self, id: str) -> bool:
-        check_id(id)
+    def raw_delete(self, id: str) -> bool:
         st = self._live()
         with st.lock:
             existed = st.data.pop(id, None) is not None
@@ -126,21 +120,19 @@ class SimBackend:
         return existed
 
     # -- reads ----------------------------------------------------------
-    def get(self, id: str) -> np.ndarray | None:
-        check_id(id)
+    def raw_get(self, id: str) -> np.ndarray | None:
         v = self._live().data.get(id)
         return None if v is None else v.copy()
 
-    def exists(self, id: str) -> bool:
-        check_id(id)
+    def raw_exists(self, id: str) -> bool:
         return id in self._live().data
 
-    def count(self) -> int:
+    def raw_count(self) -> int:
         return len(self._live().data)
 
-    def search(self, query: np.ndarray, limit: int) -> list[SearchHit]:
-        q = check_vector(query, self.dim).astype(np.float64)
-        limit = check_limit(limit)
+    def raw_search(self, query: np.ndarray, limit: int, exact: bool) -> list[SearchHit]:
+        """Brute force either way: the store has no index to bypass."""
+        q = query.astype(np.float64)
         ids, unit = self._matrix()
         if not ids:
             return []
@@ -151,7 +143,8 @@ class SimBackend:
         return [SearchHit(ids[i], v) for i, v in zip(order.tolist(), scores[order].tolist())]
 
     def search_exact(self, query: np.ndarray, limit: int) -> list[SearchHit]:
-        """The probes' exhaustive search: the same brute force."""
+        """The probes' exhaustive search: ``search`` itself (a subclass's
+        ``search`` answers the probes too)."""
         return self.search(query, limit)
 
     def close(self) -> None:
@@ -222,15 +215,6 @@ def _patched(ids: list[str], m: np.ndarray, data: dict[str, np.ndarray],
             ids.insert(pos, id_)
             m, own = np.insert(m, pos, _unit_rows(v[None, :])[0], axis=0), True
     return ids, m
-
-
-def _flag(options: dict, key: str) -> bool:
-    v = options.get(key, OPTION_DEFAULTS[key])
-    if isinstance(v, str):
-        v = {"true": True, "false": False}.get(v.lower(), v)
-    if not isinstance(v, bool):
-        raise UsageError(f"sim backend: {key} must be true or false, got {v!r}")
-    return v
 
 
 def open_backend(config: BackendConfig) -> SimBackend:
