@@ -378,7 +378,8 @@ def pg_batch_not_atomic(config: BackendConfig):
     return b
 
 
-def _factory(cls):
+def factory_for(cls):
+    """A factory opening ``cls``, named after it (what ``--backend module:name`` resolves)."""
     def open_backend(config: BackendConfig):
         b = cls(config)
         b.name = f"broken:{cls.__name__}"
@@ -388,4 +389,4 @@ def _factory(cls):
 
 
 for _name, _cls in {**BROKEN, **NEMESIS_BROKEN, **FLAKY, **ANN_BROKEN}.items():
-    globals()[_name] = _factory(_cls)
+    globals()[_name] = factory_for(_cls)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from backends.sim import SimBackend
-from dst.backend import BackendConfig, SearchHit
+from tests.broken_backends import factory_for
+from dst.backend import SearchHit
 
 
 class IntIds(SimBackend):
@@ -107,17 +108,8 @@ CONTRACT_BROKEN = {
 }
 
 
-def _factory(cls):
-    def open_backend(config: BackendConfig):
-        b = cls(config)
-        b.name = f"broken:{cls.__name__}"
-        return b
-    open_backend.__name__ = cls.__name__
-    return open_backend
-
-
 for _name, (_cls, _op) in CONTRACT_BROKEN.items():
-    globals()[_name] = _factory(_cls)
+    globals()[_name] = factory_for(_cls)
 
 
 def factory_raises(config):

@@ -21,6 +21,7 @@ import unicodedata
 from typing import Callable, Iterable
 
 from backends.sim import SimBackend
+from tests.broken_backends import factory_for
 from dst.backend import BackendConfig
 from dst.validate import check_batch, check_id
 
@@ -143,14 +144,5 @@ CAPS = {
 BROKEN_IDS = {**COLLATIONS, **CAPS}
 
 
-def _factory(cls):
-    def open_backend(config: BackendConfig):
-        b = cls(config)
-        b.name = f"broken:{cls.__name__}"
-        return b
-    open_backend.__name__ = cls.__name__
-    return open_backend
-
-
 for _name, _cls in BROKEN_IDS.items():
-    globals()[_name] = _factory(_cls)
+    globals()[_name] = factory_for(_cls)
