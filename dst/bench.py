@@ -32,7 +32,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dst import wallclock
 from dst.bench_backends import VARIANTS, BackendPlan, load_avg, run_rows
@@ -100,8 +100,9 @@ class BenchConfig:
     quick: bool = False
 
 
-def run_bench(config: BenchConfig, console) -> tuple[dict[str, Any], Path]:
+def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> tuple[dict[str, Any], Path]:
     """Run every part, write the JSON and the SVG, print the tables.
+    ``progress(console)``: the command's progress bar (a rich ``Progress``).
     Returns (the figures, the JSON path)."""
     from dst.bench_checker import checker_figures
 
@@ -119,49 +120,49 @@ def run_bench(config: BenchConfig, console) -> tuple[dict[str, Any], Path]:
         "backends": [], "harness": [], "checker": None,
     }
     specs = plan.specs()
-    with _progress(console) as progress:
-        rows_task = progress.add_task("backends", total=len(specs)) if specs else None
+    with progress(console) as bar:
+        rows_task = bar.add_task("backends", total=len(specs)) if specs else None
         current: dict[str, str] = {}
 
         def start(i: int, spec: dict[str, Any]) -> None:
             current["row"] = f"{spec['variant']} n={spec['n']:,} dim={spec['dim']}"
-            progress.update(rows_task, description=f"{current['row']}: starting")
+            bar.update(rows_task, description=f"{current['row']}: starting")
 
         def event(i: int, msg: dict[str, Any]) -> None:
             if msg.get("event") == "progress":
                 extra = f" {msg['done']}/{msg['total']}" if msg.get("total") else ""
-                progress.update(rows_task, description=f"{current['row']}: {msg['phase']}{extra}")
+                bar.update(rows_task, description=f"{current['row']}: {msg['phase']}{extra}")
 
         def done(i: int, row: dict[str, Any]) -> None:
-            progress.advance(rows_task)
+            bar.advance(rows_task)
             head = f"[{i + 1}/{len(specs)}] {current['row']}"
             if row["status"] != "ok":
-                progress.console.print(f"{head}: error: {row['error']}", markup=False, style="yellow")
+                bar.console.print(f"{head}: error: {row['error']}", markup=False, style="yellow")
             else:
-                progress.console.print(
+                bar.console.print(
                     f"{head}: ok in {row['elapsed_s']} s (search p50 {row['search_p50_ms']} ms, "
                     f"recall@10 {row['recall_at_10']}, load {row['load_avg'] and row['load_avg'][0]})",
                     markup=False)
 
         if specs:
             out["backends"] = run_rows(plan, start, event, done)
-            progress.update(rows_task, description="backends")
-        h_task = progress.add_task("harness on sim", total=len(config.scenarios))
+            bar.update(rows_task, description="backends")
+        h_task = bar.add_task("harness on sim", total=len(config.scenarios))
         for name in config.scenarios:
-            progress.update(h_task, description=f"harness: {name}, {config.seeds} seeds on sim")
+            bar.update(h_task, description=f"harness: {name}, {config.seeds} seeds on sim")
             try:
                 out["harness"].append(harness_figures(name, config.seeds))
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 out["harness"].append({"scenario": name, "seeds": config.seeds,
                                        "error": f"{type(exc).__name__}: {exc}"})
-            progress.advance(h_task)
+            bar.advance(h_task)
         if config.checker:
-            c_task = progress.add_task("checker: Porcupine kv and generated histories", total=1)
+            c_task = bar.add_task("checker: Porcupine kv and generated histories", total=1)
             try:
                 out["checker"] = checker_figures()
             except Exception as exc:  # noqa: BLE001
                 out["checker"] = {"error": f"{type(exc).__name__}: {exc}"}
-            progress.advance(c_task)
+            bar.advance(c_task)
     out["load_avg_end"] = load_avg()
     out["elapsed_s"] = round(wallclock.monotonic_s() - t0, 1)
 
@@ -174,11 +175,6 @@ def run_bench(config: BenchConfig, console) -> tuple[dict[str, Any], Path]:
     path.write_text(json.dumps(out, indent=2) + "\n")
     print_tables(out, console)
     return out, path
-
-
-def _progress(console):
-    from dst.cli import _progress as progress  # the one progress bar of the commands
-    return progress(console)
 
 
 # -- output ----------------------------------------------------------------------------------

@@ -376,3 +376,12 @@ def to_json(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return "NaN"
     return value
+
+
+def jsonl_events(path: Path) -> list:
+    """A vector-dst JSONL history's events, with their line numbers."""
+    from dst.history import History
+    h = History.read(path)
+    first = 2 + len(h.table)           # the header, then one line per vector
+    return [Event(first + n, e["process"], e["type"], e["f"], e.get("value"), e.get("key", NO_KEY))
+            for n, e in enumerate(h.events)]

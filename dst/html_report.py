@@ -3,7 +3,7 @@
 ``write_report`` draws a vector-dst run (``reports/<run>/report.html``);
 ``write_check_report`` draws any paired history, such as a register or kv
 history read from Jepsen EDN by ``dst check``; ``write_check_html`` does
-either from the result of ``dst.check_cmd.check_file``.
+either from the result of ``dst.commands.check.check_file``.
 
 What a report holds:
 
@@ -90,7 +90,7 @@ def write_check_report(path: str | Path, events: Iterable[Any], result: dict[str
     ``type`` (invoke|ok|fail|info), ``f``, ``value`` and optionally
     ``key``. Nemesis events (process ``:nemesis`` or ``"nemesis"``) are
     drawn as faults. ``result`` is the dict of
-    ``dst.check_cmd.check_file`` / ``summarize`` (ops are matched to its
+    ``dst.commands.check.check_file`` / ``summarize`` (ops are matched to its
     violation by the invoke's ``line``). These histories carry no time:
     the axis is the line in the file (or, switched, the event order).
     """
@@ -101,7 +101,7 @@ def write_check_report(path: str | Path, events: Iterable[Any], result: dict[str
 def write_check_html(path: str | Path, result: dict[str, Any], title: str | None = None) -> int:
     """``dst check --html OUT``: re-read the checked file and write its report.
 
-    ``result`` is what ``dst.check_cmd.check_file`` returned; its
+    ``result`` is what ``dst.commands.check.check_file`` returned; its
     ``history``, ``format`` and ``model`` say how to read the file again.
     """
     src = result["history"]
@@ -112,7 +112,7 @@ def write_check_html(path: str | Path, result: dict[str, Any], title: str | None
         from dst.edn import read_events
         events = read_events(src)
     else:
-        from dst.check_cmd import jsonl_events
+        from dst.edn import jsonl_events
         events = jsonl_events(Path(src))
     return write_check_report(path, events, result, title)
 
@@ -729,7 +729,7 @@ def render_check_report(events: list[Any], result: dict[str, Any] | None,
 
 
 def _generic_op_line(op: dict[str, Any]) -> str:
-    """One op of a check result (``dst.check_cmd._op_data``) as a line."""
+    """One op of a check result (``dst.commands.check._op_data``) as a line."""
     key = f" key={_json_text(op['key'])}" if "key" in op else ""
     value = "" if op.get("value") is None else f" {_json_text(op['value'])}"
     out = " (outcome unknown)" if op.get("type") != "ok" else f" \u2192 {_json_text(op.get('output'))}"

@@ -300,12 +300,12 @@ def replay_config(history: History) -> tuple[Scenario, int, str, dict[str, Any]]
     """The scenario, seed, backend and options a recorded history ran with."""
     m = history.meta
     cfg = dict(m["scenario_config"])
-    raw = _scenario_raw(cfg)
+    raw = scenario_raw(cfg)
     return parse(raw, default_name=cfg["name"], source="<recorded scenario>"), int(m["seed"]), \
         str(m["backend"]), dict(m.get("options") or {})
 
 
-def _scenario_raw(cfg: dict[str, Any]) -> dict[str, Any]:
+def scenario_raw(cfg: dict[str, Any]) -> dict[str, Any]:
     """Invert Scenario.to_dict into the TOML shape ``parse`` reads."""
     ppm = 1_000_000
     return {
@@ -382,7 +382,7 @@ def run_case(case: dict[str, Any], *, backend: str | None = None, location: str 
              options: dict[str, Any] | None = None, token: str = "case",
              budget_steps: int = DEFAULT_BUDGET_STEPS) -> tuple[SeedResult, History]:
     """Run a recorded case (a seeds/*.json file's content) and check it."""
-    scenario = parse(_scenario_raw(case["scenario_config"]), default_name=case["scenario"],
+    scenario = parse(scenario_raw(case["scenario_config"]), default_name=case["scenario"],
                      source="<recorded scenario>")
     opts = dict(case.get("options") or {})
     opts.update(options or {})

@@ -376,11 +376,11 @@ def read_case(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not a complete case (no {', '.join(missing)})")
     # Read what a replay reads now, so a damaged case is a sentence here and
     # not an exception half-way through the run.
-    from dst.runner import _scenario_raw
+    from dst.runner import scenario_raw
     from dst.scenario import parse
     try:
         int(case["seed"])
-        parse(_scenario_raw(case["scenario_config"]), default_name=str(case["scenario"]),
+        parse(scenario_raw(case["scenario_config"]), default_name=str(case["scenario"]),
               source=f"{path}: scenario_config")
         Schedule.from_dict(case["schedule"])
     except UsageError:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dst.check_cmd import STEPS_PER_SECOND, add_check_parser, check_file, cmd_check, sniff_format
+from dst.commands.check import STEPS_PER_SECOND, add_parser, check_file, main, sniff_format
 from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
-from dst.cli import _Parser
+from dst.console import Parser
 from dst.errors import UsageError
 from dst.history import History
 from tests.conftest import ROOT
@@ -23,13 +23,13 @@ DST = str(Path(sys.executable).parent / "dst")
 
 def parse(*argv):
     """The check subcommand on a parser like the CLI's (usage errors raise)."""
-    top = _Parser(prog="dst")
-    add_check_parser(top.add_subparsers(dest="command", parser_class=_Parser))
+    top = Parser(prog="dst")
+    add_parser(top.add_subparsers(dest="command", parser_class=Parser))
     return top.parse_args(["check", *argv])
 
 
 def run(capsys, *argv):
-    code = cmd_check(parse(*argv))
+    code = main(parse(*argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -260,7 +260,7 @@ def _prog(argv, cwd):
 @pytest.mark.parametrize("how", ["module", "dst"])
 def test_exit_codes_as_a_program(how, tmp_path):
     assert _cli_has_check(), "dst check must be a dst subcommand"
-    prefix = [PYTHON, "-m", "dst.check_cmd"] if how == "module" else [DST, "check"]
+    prefix = [PYTHON, "-m", "dst.commands.check"] if how == "module" else [DST, "check"]
     bad = tmp_path / "bad.edn"
     bad.write_text("{:process 0, :type :invoke, :f :read\n")
     cases = [([C01_OK, "--model", "kv"], 0), ([C01_BAD, "--model", "kv"], 1),

@@ -197,7 +197,7 @@ def test_run_replay_and_check_write_html_reports(in_tmp, capsys):
 
 
 def test_tolerant_replay_match_ignores_tie_order_only():
-    from dst.cli import _tolerant_match
+    from dst.conform import tolerant_match
     from dst.history import History
     from dst.runner import run_seed
     from dst.scenario import load
@@ -210,12 +210,12 @@ def test_tolerant_replay_match_ignores_tie_order_only():
             break
     else:
         raise AssertionError("no tied pair in the ties scenario")
-    assert _tolerant_match(swapped, h, 1e-4).startswith("exact (up to tie order")
+    assert tolerant_match(swapped, h, 1e-4).startswith("exact (up to tie order")
     changed = History.from_bytes(h.to_bytes())
     ev = next(e for e in changed.events if e["type"] == "ok" and e["f"] == "count")
     ev["value"] += 1
-    assert _tolerant_match(changed, h, 1e-4).startswith("diverged at op ")
-    assert "count: different answers" in _tolerant_match(changed, h, 1e-4)
+    assert tolerant_match(changed, h, 1e-4).startswith("diverged at op ")
+    assert "count: different answers" in tolerant_match(changed, h, 1e-4)
 
 
 def test_a_setup_error_during_a_run_is_one_line(tmp_path):

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from dst.cli import EXIT_INTERNAL, EXIT_USAGE, EXIT_VIOLATION
+from dst.console import EXIT_INTERNAL, EXIT_USAGE, EXIT_VIOLATION
 from dst.faults import CONTRACT_ERROR, Boundary
 from dst.history import VectorTable
 from dst.rng import Rng
@@ -215,8 +215,8 @@ def test_internal_error_in_a_run_is_exit_6_with_traceback_in_the_run_folder(in_t
 
 
 def test_internal_error_without_a_run_folder_says_where_the_traceback_went(in_tmp, capsys, monkeypatch):
-    import dst.check_cmd
-    monkeypatch.setattr(dst.check_cmd, "check_file", _harness_bug)
+    import dst.commands.check
+    monkeypatch.setattr(dst.commands.check, "check_file", _harness_bug)
     h = in_tmp / "h.edn"
     h.write_text("{:process 0, :type :invoke, :f :read, :value nil}\n")
     assert run_cli("check", str(h), "--model", "register") == EXIT_INTERNAL

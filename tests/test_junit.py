@@ -11,7 +11,7 @@ import json
 import shlex
 import xml.etree.ElementTree as ET
 
-from dst.cli import EXIT_VIOLATION
+from dst.console import EXIT_VIOLATION
 from tests.conftest import ROOT, run_cli
 
 

@@ -8,6 +8,7 @@ are the model's).
 Exit codes (DESIGN): 0 linearizable; 1 not, with the witness printed; 3
 unknown, the search budget ran out; 2 bad usage or an unreadable file, one
 line on stderr; 6 an internal error (``dst.cli.main`` saves the traceback).
+``python -m dst.commands.check`` runs it standalone.
 
 Budgets are search steps, so a verdict never depends on the machine.
 ``--budget-s N`` is only a friendlier unit for the same thing: N times
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dst.argtypes import positive, seconds
+from dst.console import EXIT_USAGE, VERDICT_EXIT, error_line
 from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, Operation, check
 from dst.errors import DstError, UsageError
 from dst.history import HistoryFormatError
@@ -38,8 +40,6 @@ FORMATS = ("jsonl", "edn")
 # DEFAULT_BUDGET_STEPS is 10 nominal seconds.
 STEPS_PER_SECOND = 500_000
 
-EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
-_EXIT = {"ok": EXIT_OK, "violation": EXIT_VIOLATION, "unknown": EXIT_UNKNOWN}
 
 # How much of a witness the text output shows (the JSON has all of it).
 SHOW_PREFIX_TAIL = 3
@@ -53,7 +53,7 @@ def _budget_seconds(text: str) -> float:
     return s
 
 
-def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``check`` on the CLI's subparsers; returns its parser."""
     p = subparsers.add_parser(
         "check", help="check a recorded history (vector-dst JSONL or Jepsen EDN)",
@@ -78,31 +78,26 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     """Run ``dst check``; returns the exit code. Never raises for bad input."""
     try:
         result = check_file(args.history, args.model, fmt=args.format,
                             budget_steps=budget_from(args), partition=not args.no_partition)
     except (DstError, HistoryFormatError) as exc:    # UsageError is a DstError
-        _error(str(exc))
+        error_line(str(exc))
         return EXIT_USAGE
     if getattr(args, "html", None):
         from dst.html_report import write_check_html
         try:
             write_check_html(args.html, result)
         except OSError as exc:
-            _error(f"dst check: cannot write {args.html}: {exc.strerror}")
+            error_line(f"dst check: cannot write {args.html}: {exc.strerror}")
             return EXIT_USAGE
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False, allow_nan=True))
     else:
         print("\n".join(render(result)))
-    return _EXIT[result["verdict"]]
-
-
-def _error(message: str) -> None:
-    line = " ".join(message.split("\n"))
-    print(f"error: {line}", file=sys.stderr)
+    return VERDICT_EXIT[result["verdict"]]
 
 
 def budget_from(args: argparse.Namespace) -> int:
@@ -154,6 +149,7 @@ def check_file(history: str, model_name: str, fmt: str | None = None,
         from dst.edn import read_events
         events = read_events(path)
     else:
+        from dst.edn import jsonl_events
         events = jsonl_events(path)
     from dst.edn import to_operations
     ops, origin = to_operations(events, model, str(path))
@@ -177,16 +173,6 @@ def make_model(name: str) -> Any:
         from dst.models.kv import KvModel
         return KvModel()
     raise UsageError(f"dst check: unknown model {name!r}")
-
-
-def jsonl_events(path: Path) -> list:
-    """A vector-dst JSONL history's events, with their line numbers."""
-    from dst.history import History
-    from dst.models.base import NO_KEY, Event
-    h = History.read(path)
-    first = 2 + len(h.table)           # the header, then one line per vector
-    return [Event(first + n, e["process"], e["type"], e["f"], e.get("value"), e.get("key", NO_KEY))
-            for n, e in enumerate(h.events)]
 
 
 def _check_vector(path: Path, budget_steps: int) -> dict[str, Any]:
@@ -321,12 +307,8 @@ def _op_text(o: dict[str, Any]) -> str:
     return f"line {o['line']}: process {o['process']} {o['f']}{key}{value}{out}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dst.check_cmd``: the same command, standalone (the same
-    exit codes as ``dst check``, internal error 6 included)."""
-    from dst.cli import main as dst_main
-    return dst_main(["check", *(sys.argv[1:] if argv is None else argv)])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m dst.commands.check``: the same command, standalone (the
+    # same exit codes as ``dst check``, internal error 6 included).
+    from dst.cli import main as dst_main
+    sys.exit(dst_main(["check", *sys.argv[1:]]))
