@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
-    from dst import reports
+    from dst.report import folders
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    reports.current_run_dir = None
+    folders.current_run_dir = None
     args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
@@ -64,12 +64,12 @@ def _internal_error(exc: BaseException, args: argparse.Namespace | None, err) ->
     """
     import tempfile
     import traceback
-    from dst import reports
+    from dst.report import folders
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     command = " ".join(sys.argv[1:]) if args is None else getattr(args, "command", "")
     text = f"dst {command}: internal error\n\n{text}"
     stem = f"traceback-{wallclock.stamp()}"
-    where = [(reports.current_run_dir, "traceback")] if reports.current_run_dir is not None else []
+    where = [(folders.current_run_dir, "traceback")] if folders.current_run_dir is not None else []
     where += [(Path(getattr(args, "report_dir", None) or "reports"), stem),
               (Path(tempfile.gettempdir()), f"dst-{stem}")]
     saved = None

@@ -25,9 +25,9 @@ import pytest
 from backends.pgvector import PgvectorBackend
 from dst import pg_embedded
 from dst.backend import BackendConfig
-from dst.runner import namespace_for, run_case, run_seed
-from dst.scenario import load
-from dst.shrink import read_case, violation_kind
+from dst.sim.runner import namespace_for, run_case, run_seed
+from dst.sim.scenario import load
+from dst.sim.shrink import read_case, violation_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 PGDATA = ROOT / ".dst" / "pgdata"

@@ -9,8 +9,8 @@ import pytest
 from backends.sim import SimBackend
 from dst.backend import BackendConfig
 from dst.errors import BackendError
-from dst.runner import replay_config, run_seed
-from dst.scenario import SCENARIO_DIR, ScenarioError, load, parse
+from dst.sim.runner import replay_config, run_seed
+from dst.sim.scenario import SCENARIO_DIR, ScenarioError, load, parse
 from tests.conftest import run_cli
 
 

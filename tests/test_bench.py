@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from dst import pg_embedded
-from dst.bench_backends import ROW_KEYS, VARIANTS, Truth, make_data, parse_variants, row_id
-from dst.svgplot import Chart, Series, grid
+from dst.bench.backends import ROW_KEYS, VARIANTS, Truth, make_data, parse_variants, row_id
+from dst.report.svg import Chart, Series, grid
 from tests.conftest import ROOT, run_cli
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -96,8 +96,8 @@ def _tables_left(dsn, rows):
 
 
 def test_a_row_past_its_timeout_is_killed_reported_and_cleaned_up(in_tmp, dsn, capsys, monkeypatch):
-    import dst.bench_checker
-    monkeypatch.setattr(dst.bench_checker, "checker_figures", lambda: {"porcupine": [], "synthetic": [],
+    import dst.bench.checker
+    monkeypatch.setattr(dst.bench.checker, "checker_figures", lambda: {"porcupine": [], "synthetic": [],
                                                                        "wall_s": 0.0, "wrong_verdicts": []})
     # 300,000 rows take far longer than a second to make, load and index.
     code = run_cli("bench", "--sizes", "300000", "--dims", "32", "--queries", "5", "--upserts", "3",
@@ -112,8 +112,8 @@ def test_a_row_past_its_timeout_is_killed_reported_and_cleaned_up(in_tmp, dsn, c
 
 
 def test_a_backend_that_cannot_start_is_an_error_row(in_tmp, capsys, monkeypatch):
-    import dst.bench_checker
-    monkeypatch.setattr(dst.bench_checker, "checker_figures", lambda: {"porcupine": [], "synthetic": [],
+    import dst.bench.checker
+    monkeypatch.setattr(dst.bench.checker, "checker_figures", lambda: {"porcupine": [], "synthetic": [],
                                                                        "wall_s": 0.0, "wrong_verdicts": []})
     dead = f"host={in_tmp / 'no-server-here'} port=5999 dbname=dst connect_timeout=2"
     code = run_cli("bench", "--sizes", "200", "--dims", "4", "--queries", "5", "--upserts", "3",

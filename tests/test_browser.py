@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dst.html_report import write_report
-from dst.runner import run_seed
-from dst.scenario import load
+from dst.report.html import write_report
+from dst.sim.runner import run_seed
+from dst.sim.scenario import load
 
 # Chromium starts, loads a local file and renders in about a second here;
 # the bound only keeps a wedged browser from hanging the suite.
@@ -34,7 +34,7 @@ VIRTUAL_TIME_MS = 5000
 WINDOW = (1400, 1800)
 HOSTILE = "</script><b>x\"'&<!--\udc80"
 
-# Canvas colours the timeline script uses (see dst/html_report.py).
+# Canvas colours the timeline script uses (see dst/report/html.py).
 OK_RGB = (0x3C, 0x9A, 0x5F)
 LEAD_RGB = (0xE0, 0x00, 0x7A)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dst.commands.check import STEPS_PER_SECOND, add_parser, check_file, main, sniff_format
-from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
+from dst.check.linearizability import DEFAULT_BUDGET_STEPS
 from dst.console import Parser
 from dst.errors import UsageError
 from dst.history import History
@@ -147,8 +147,8 @@ def test_register_history_in_our_jsonl_format(tmp_path, capsys):
 # -- the vector model on dst run histories --------------------------------------------------------
 
 def test_vector_model_on_a_recorded_history(tmp_path, capsys):
-    from dst.runner import run_seed
-    from dst.scenario import load
+    from dst.sim.runner import run_seed
+    from dst.sim.scenario import load
     _, h = run_seed(load("crud"), 0, "sim")
     p = tmp_path / "history.jsonl"
     h.write(p)
@@ -157,8 +157,8 @@ def test_vector_model_on_a_recorded_history(tmp_path, capsys):
 
 
 def test_vector_model_finds_a_broken_backend(tmp_path, capsys):
-    from dst.runner import run_seed
-    from dst.scenario import load
+    from dst.sim.runner import run_seed
+    from dst.sim.scenario import load
     from tests.broken_backends import BROKEN
     sc = load("crud")
     for seed in range(60):

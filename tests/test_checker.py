@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from dst.checkers.linearizability import INF, UNKNOWN, Operation, check
-from dst.models.vector import INVALID, VectorModel
+from dst.check.linearizability import INF, UNKNOWN, Operation, check
+from dst.check.models.vector import INVALID, VectorModel
 
 V = [np.array(v, dtype=np.float32) for v in ([1, 0], [0, 1], [1, 1], [-1, 0.5])]
 

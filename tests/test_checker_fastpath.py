@@ -6,7 +6,7 @@ when it breaks real time (an op placed before one that returned before it
 was called), when an op that completed has no place in it, and when
 stepping it would take more than the budget; and a cut of the history
 that passes proves nothing about the whole. Each test below was seen to
-fail with the guard it names removed from ``dst/checkers/linearizability.py``
+fail with the guard it names removed from ``dst/check/linearizability.py``
 (``_witness`` / ``_part_search``): without it the checker accepts a stale
 read.
 
@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dst.checkers.linearizability import INF, UNKNOWN, Operation, check
+from dst.check.linearizability import INF, UNKNOWN, Operation, check
 from dst.history import History
-from dst.models.kv import KvModel
-from dst.models.register import RegisterModel
-from dst.models.vector import VectorModel
-from dst.runner import check_history
+from dst.check.models.kv import KvModel
+from dst.check.models.register import RegisterModel
+from dst.check.models.vector import VectorModel
+from dst.sim.runner import check_history
 
 V = [np.array([1, 0], dtype=np.float32), np.array([0, 1], dtype=np.float32)]
 

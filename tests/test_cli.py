@@ -197,10 +197,10 @@ def test_run_replay_and_check_write_html_reports(in_tmp, capsys):
 
 
 def test_tolerant_replay_match_ignores_tie_order_only():
-    from dst.conform import tolerant_match
+    from dst.check.compare import tolerant_match
     from dst.history import History
-    from dst.runner import run_seed
-    from dst.scenario import load
+    from dst.sim.runner import run_seed
+    from dst.sim.scenario import load
     _, h = run_seed(load("ties"), 0, "sim")
     swapped = History.from_bytes(h.to_bytes())
     for e in swapped.events:

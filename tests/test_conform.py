@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from dst.conform import compare_search
+from dst.check.compare import compare_search
 from tests.conftest import run_cli
 
 

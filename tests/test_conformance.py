@@ -12,7 +12,7 @@ import pytest
 from dst.backend import BackendConfig, SearchHit
 from dst.errors import InvalidInput
 from dst.validate import cosine
-from dst.workload import HOSTILE_STEMS
+from dst.sim.workload import HOSTILE_STEMS
 
 DIM = 4
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from dst.conform import compare_histories
-from dst.runner import run_case
-from dst.shrink import read_case, violation_kind
+from dst.check.compare import compare_histories
+from dst.sim.runner import run_case
+from dst.sim.shrink import read_case, violation_kind
 
 SEEDS = sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.json"))
 

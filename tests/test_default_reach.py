@@ -12,13 +12,13 @@ import pytest
 from backends.sim import SimBackend
 from dst.backend import BackendConfig
 from dst.history import History, pair
-from dst.models.vector import VectorModel
+from dst.check.models.vector import VectorModel
 from dst.rng import Rng
-from dst.runner import replay_config, run_seed
-from dst.scenario import load, parse
-from dst.schedule import RandomDecider, ScriptedDecider
+from dst.sim.runner import replay_config, run_seed
+from dst.sim.scenario import load, parse
+from dst.sim.schedule import RandomDecider, ScriptedDecider
 from dst.validate import id_problem
-from dst.workload import FAMILY_KINDS, cap_limits, cap_rows
+from dst.sim.workload import FAMILY_KINDS, cap_limits, cap_rows
 from tests.broken_ids import CAPS, COLLATIONS
 from tests.conftest import run_cli
 
@@ -200,14 +200,14 @@ def test_merged_load_keeps_the_last_write_and_still_catches_a_lost_row():
         h.add(t + 3, "probe", "ok", "count", 2, dispatch=t + 1)
         return h
 
-    from dst.runner import check_history
+    from dst.sim.runner import check_history
     assert check_history(history(lambda r0, r1: r1)).verdict == "ok"
     assert check_history(history(lambda r0, r1: r0)).verdict == "violation"
     assert check_history(history(lambda r0, r1: None)).verdict == "violation"
 
 
 def test_scenario_caps_keys_are_checked_and_survive_replay(in_tmp):
-    from dst.scenario import ScenarioError
+    from dst.sim.scenario import ScenarioError
     base = {"ops": {"store": 1, "search": 1}}
     sc = parse({**base, "limit": {"caps": [10, 100], "cap_share": 0.5}})
     assert sc.limit_caps == (10, 100) and sc.cap_share_ppm == 500_000

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dst.runner import run_seed
-from dst.scenario import load
+from dst.sim.runner import run_seed
+from dst.sim.scenario import load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ def test_no_set_iteration_in_scheduler_and_workload():
     # Iterating a set gives hash order; these modules must iterate sorted or
     # ordered containers only.
     for name in ("scheduler.py", "workload.py", "faults.py"):
-        tree = ast.parse((ROOT / "dst" / name).read_text())
+        tree = ast.parse((ROOT / "dst" / "sim" / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, (ast.For, ast.comprehension)):
                 it = node.iter

@@ -4,13 +4,13 @@ import re
 
 import pytest
 
-from dst.checkers.linearizability import INF, UNKNOWN
-from dst.edn import (EdnError, Keyword, Symbol, parse_events, read_events, read_forms, to_json,
+from dst.check.linearizability import INF, UNKNOWN
+from dst.check.edn import (EdnError, Keyword, Symbol, parse_events, read_events, read_forms, to_json,
                      to_operations)
 from dst.history import HistoryFormatError
-from dst.models.base import NO_KEY
-from dst.models.kv import KvModel
-from dst.models.register import RegisterModel
+from dst.check.models.base import NO_KEY
+from dst.check.models.kv import KvModel
+from dst.check.models.register import RegisterModel
 
 
 def one(text):

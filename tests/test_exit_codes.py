@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dst.console import EXIT_INTERNAL, EXIT_USAGE, EXIT_VIOLATION
-from dst.faults import CONTRACT_ERROR, Boundary
+from dst.sim.faults import CONTRACT_ERROR, Boundary
 from dst.history import VectorTable
 from dst.rng import Rng
 from dst.backend import BackendConfig
@@ -202,8 +202,8 @@ def _harness_bug(*args, **kwargs):
 def test_internal_error_in_a_run_is_exit_6_with_traceback_in_the_run_folder(in_tmp, capsys, monkeypatch):
     # No real bug of the harness is known to reproduce on demand, so one is
     # planted: the checker step raises as a buggy harness would.
-    import dst.runner
-    monkeypatch.setattr(dst.runner, "check_history", _harness_bug)
+    import dst.sim.runner
+    monkeypatch.setattr(dst.sim.runner, "check_history", _harness_bug)
     code = run_cli("run", "--backend", "sim", "--seeds", "1", "--ops", "10")
     assert code == EXIT_INTERNAL
     (run_dir,) = (in_tmp / "reports").iterdir()

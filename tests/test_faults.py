@@ -5,12 +5,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from dst.faults import FaultPlan
+from dst.sim.faults import FaultPlan
 from dst.history import pair
 from dst.rng import PPM, Rng
-from dst.runner import run_seed
-from dst.scenario import load
-from dst.schedule import OpPlan, Schedule
+from dst.sim.runner import run_seed
+from dst.sim.scenario import load
+from dst.sim.schedule import OpPlan, Schedule
 from tests.recording import Recorder, vec_bytes
 
 # The classes each scenario is meant to exercise, by the names they fire

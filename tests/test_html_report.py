@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from dst.history import History, pair
-from dst.html_report import embed_json, write_check_html, write_check_report, write_report
-from dst.runner import run_seed
-from dst.scenario import load, parse
+from dst.report.html import embed_json, write_check_html, write_check_report, write_report
+from dst.sim.runner import run_seed
+from dst.sim.scenario import load, parse
 
 HOSTILE = "</script><b>x\"'&<!--\u2028\udc80"
 DATA_RE = re.compile(r'<script type="application/json" id="dst-data">(.*?)</script>', re.S)
@@ -196,7 +196,7 @@ def test_check_report_of_an_edn_kv_history(tmp_path):
 
 
 def test_check_report_of_a_register_history_with_faults(tmp_path):
-    from dst.edn import parse_events
+    from dst.check.edn import parse_events
     text = "\n".join([
         "{:process 0, :type :invoke, :f :write, :value 1}",
         "{:process :nemesis, :type :info, :f :start, :value \"partition </script>\"}",

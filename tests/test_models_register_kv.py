@@ -11,11 +11,11 @@ unknown, never a pass.
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from dst.checkers.linearizability import UNKNOWN, Operation, check
-from dst.edn import parse_events, to_operations
-from dst.models.base import MapState
-from dst.models.kv import KvModel
-from dst.models.register import RegisterModel
+from dst.check.linearizability import UNKNOWN, Operation, check
+from dst.check.edn import parse_events, to_operations
+from dst.check.models.base import MapState
+from dst.check.models.kv import KvModel
+from dst.check.models.register import RegisterModel
 
 MODELS = {"register": lambda: RegisterModel(), "cas-register": lambda: RegisterModel(cas=True),
           "kv": lambda: KvModel()}
@@ -413,7 +413,7 @@ def test_a_small_budget_gives_unknown_never_a_pass(model_name, data):
 
 @pytest.mark.parametrize("kind", ["kv", "register", "cas-register"])
 def test_generated_histories_are_linearizable_and_seeded(kind):
-    from dst.bench_checker import synthetic_ops
+    from dst.bench.checker import synthetic_ops
     ops = synthetic_ops(kind, 400, clients=4, keys=3, seed=7, info_ppm=100_000)
     assert ops == synthetic_ops(kind, 400, clients=4, keys=3, seed=7, info_ppm=100_000)
     assert ops != synthetic_ops(kind, 400, clients=4, keys=3, seed=8, info_ppm=100_000)
@@ -424,7 +424,7 @@ def test_generated_histories_are_linearizable_and_seeded(kind):
 
 
 def test_checker_figures_shape(monkeypatch):
-    import dst.bench_checker as bc
+    import dst.bench.checker as bc
     monkeypatch.setattr(bc, "PORCUPINE", ("c01-ok", "c01-bad"))
     monkeypatch.setattr(bc, "SYNTHETIC", (("kv-small", "kv", 200, 3, 2, True),
                                           ("reg-small", "cas-register", 200, 3, 1, False)))

@@ -14,13 +14,13 @@ import pytest
 from backends.sim import SimBackend
 from dst.backend import (BackendConfig, check_maintenance_kinds, check_options, exact_view,
                          scoped_options)
-from dst.conform import compare_histories
+from dst.check.compare import compare_histories
 from dst.errors import UsageError
 from dst.history import History, pair
 from dst.rng import Rng
-from dst.runner import check_history, run_seed
-from dst.scenario import load, parse
-from dst.schedule import OpPlan, RandomDecider, Schedule
+from dst.sim.runner import check_history, run_seed
+from dst.sim.scenario import load, parse
+from dst.sim.schedule import OpPlan, RandomDecider, Schedule
 from tests.conftest import run_cli
 
 
@@ -349,7 +349,7 @@ def test_replaying_on_another_backend_drops_the_recorded_backends_options(in_tmp
 
 
 def test_a_case_replayed_on_another_backend_drops_its_options(in_tmp, capsys, tmp_path):
-    from dst.shrink import read_case, write_case
+    from dst.sim.shrink import read_case, write_case
     from tests.test_corpus import SEEDS
     (src,) = [p for p in SEEDS if p.stem == "pgvector-hnsw-dead-tuple-completeness"]
     case = read_case(src)

@@ -27,10 +27,10 @@ from dst import pg_embedded
 from dst.backend import BackendConfig, SearchHit, VectorBackend, resolve_backend
 from dst.errors import BackendError, InvalidInput, NotApplied, UsageError
 from dst.history import pair
-from dst.runner import namespace_for, run_seed
-from dst.scenario import load, parse
+from dst.sim.runner import namespace_for, run_seed
+from dst.sim.scenario import load, parse
 from dst.validate import cosine
-from dst.workload import HOSTILE_STEMS
+from dst.sim.workload import HOSTILE_STEMS
 
 ROOT = Path(__file__).resolve().parent.parent
 PGDATA = ROOT / ".dst" / "pgdata"

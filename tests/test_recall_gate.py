@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from dst.checkers.linearizability import INF, UNKNOWN, Operation, check
-from dst.gates import evaluate
-from dst.models.vector import VectorModel
-from dst.runner import SeedResult, run_seed
-from dst.scenario import load
+from dst.check.linearizability import INF, UNKNOWN, Operation, check
+from dst.sim.gates import evaluate
+from dst.check.models.vector import VectorModel
+from dst.sim.runner import SeedResult, run_seed
+from dst.sim.scenario import load
 from tests.conftest import run_cli
 
 WORST = "tests.broken_backends:worst_topk"

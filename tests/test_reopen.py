@@ -5,9 +5,9 @@ command, and it shrinks; never a setup error (exit 2, empty report)."""
 import json
 
 from dst.history import History
-from dst.runner import run_seed
-from dst.scenario import load
-from dst.shrink import violation_kind
+from dst.sim.runner import run_seed
+from dst.sim.scenario import load
+from dst.sim.shrink import violation_kind
 from tests.conftest import run_cli
 
 BACKEND = "tests.broken_backends:cannot_reopen"

@@ -1,7 +1,7 @@
 import pytest
 
 from dst.errors import UsageError
-from dst.scenario import FAULT_CLASSES, OP_KINDS, available, load, parse
+from dst.sim.scenario import FAULT_CLASSES, OP_KINDS, available, load, parse
 from dst.rng import Rng
 
 

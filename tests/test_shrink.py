@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from dst.runner import run_seed
-from dst.schedule import Schedule
-from dst.scenario import load
-from dst.shrink import Shrinker, _ddmin, kinds_of, listing, violation_kind
+from dst.sim.runner import run_seed
+from dst.sim.schedule import Schedule
+from dst.sim.scenario import load
+from dst.sim.shrink import Shrinker, _ddmin, kinds_of, listing, violation_kind
 from tests.broken_backends import BROKEN
 from tests.conftest import run_cli
 
@@ -74,7 +74,7 @@ def test_dst_shrink_writes_a_case_that_replays(in_tmp, capsys):
 
 
 def test_load_rows_are_shrunk_and_unused_vectors_pruned():
-    from dst.shrink import prune_vectors
+    from dst.sim.shrink import prune_vectors
     sc = load("search-heavy")
     backend = "tests.broken_backends:off_by_one_topk"
     seed, r = None, None
@@ -99,7 +99,7 @@ def test_load_rows_are_shrunk_and_unused_vectors_pruned():
 
 
 def test_plan_round_trip_keeps_zero_valued_decisions():
-    from dst.schedule import OpPlan
+    from dst.sim.schedule import OpPlan
     p = OpPlan("store", {"id": "a", "vector": 0}, think_us=0, d1=0, d2=1, crash_us=0, nemesis_us=0)
     back = OpPlan.from_dict(json.loads(json.dumps(p.to_dict())))
     assert back == p and back.crash_us == 0        # a crash at once is still a crash

@@ -8,10 +8,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from backends.sim import open_backend
 from dst.backend import BackendConfig, SearchHit, VectorBackend, resolve_backend
-from dst.checkers.linearizability import UNKNOWN
+from dst.check.linearizability import UNKNOWN
 from dst.errors import InvalidInput, UsageError
 from dst.history import VectorTable
-from dst.models.vector import INVALID, VectorModel
+from dst.check.models.vector import INVALID, VectorModel
 from dst.validate import batch_problem, id_problem, vector_problem
 
 DIM = 3

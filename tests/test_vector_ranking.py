@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dst.html_report import search_comparison
-from dst.models.vector import VectorModel
+from dst.report.html import search_comparison
+from dst.check.models.vector import VectorModel
 
 E = 1e-4                      # score_eps throughout
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from dst.argtypes import positive, seconds
 from dst.console import EXIT_USAGE, VERDICT_EXIT, error_line
-from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, Operation, check
+from dst.check.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, Operation, check
 from dst.errors import DstError, UsageError
 from dst.history import HistoryFormatError
 
@@ -87,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
         error_line(str(exc))
         return EXIT_USAGE
     if getattr(args, "html", None):
-        from dst.html_report import write_check_html
+        from dst.report.html import write_check_html
         try:
             write_check_html(args.html, result)
         except OSError as exc:
@@ -146,12 +146,12 @@ def check_file(history: str, model_name: str, fmt: str | None = None,
         return _check_vector(path, budget_steps)
     model = make_model(model_name)
     if fmt == "edn":
-        from dst.edn import read_events
+        from dst.check.edn import read_events
         events = read_events(path)
     else:
-        from dst.edn import jsonl_events
+        from dst.check.edn import jsonl_events
         events = jsonl_events(path)
-    from dst.edn import to_operations
+    from dst.check.edn import to_operations
     ops, origin = to_operations(events, model, str(path))
     try:
         res = check(model, ops, budget_steps=budget_steps, partition=partition)
@@ -164,20 +164,20 @@ def check_file(history: str, model_name: str, fmt: str | None = None,
 
 def make_model(name: str) -> Any:
     if name == "register":
-        from dst.models.register import RegisterModel
+        from dst.check.models.register import RegisterModel
         return RegisterModel(cas=False)
     if name == "cas-register":
-        from dst.models.register import RegisterModel
+        from dst.check.models.register import RegisterModel
         return RegisterModel(cas=True)
     if name == "kv":
-        from dst.models.kv import KvModel
+        from dst.check.models.kv import KvModel
         return KvModel()
     raise UsageError(f"dst check: unknown model {name!r}")
 
 
 def _check_vector(path: Path, budget_steps: int) -> dict[str, Any]:
     from dst.history import History
-    from dst.runner import check_history
+    from dst.sim.runner import check_history
     h = History.read(path)
     if "dim" not in h.meta:
         raise UsageError(f"dst check: {path} has no 'dim' in its header; the vector model "
@@ -230,8 +230,8 @@ def _failure_data(fl: Any, model: Any, origin: list) -> dict[str, Any]:
 
 
 def _op_data(op: Operation, origin: list) -> dict[str, Any]:
-    from dst.edn import to_json
-    from dst.models.base import NO_KEY
+    from dst.check.edn import to_json
+    from dst.check.models.base import NO_KEY
     c = origin[op.id]
     d = {"line": c.line, "end_line": c.end_line, "process": to_json(c.process), "f": c.f,
          "type": c.type, "value": to_json(c.input),
@@ -242,8 +242,8 @@ def _op_data(op: Operation, origin: list) -> dict[str, Any]:
 
 
 def _state_data(state: Any) -> Any:
-    from dst.edn import to_json
-    from dst.models.base import MapState
+    from dst.check.edn import to_json
+    from dst.check.models.base import MapState
     if isinstance(state, MapState):
         return {(k if isinstance(k, str) else repr(k)): to_json(v)
                 for k, v in sorted(state.items.items(), key=lambda kv: repr(kv[0]))}

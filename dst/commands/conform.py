@@ -1,6 +1,6 @@
 """``dst conform``: the same cases on several backends, side by side.
 
-How the cases are paired and compared: ``dst.conform``. Exit 1 on any
+How the cases are paired: ``dst.sim.cases``; compared: ``dst.check.compare``. Exit 1 on any
 disagreement or violation.
 """
 
@@ -13,9 +13,10 @@ from typing import Any
 from dst import wallclock
 from dst.argtypes import positive
 from dst.argtypes import seed as seed_number
-from dst.conform import KINDS, Cases, add_counts, compare_histories
+from dst.check.compare import KINDS, compare_histories
 from dst.console import EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATION, add_store_flags, print_json, progress, safe
 from dst.errors import UsageError
+from dst.sim.cases import Cases
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -28,16 +29,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return con
 
 
+def add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
+    for k, v in counts.items():
+        total[k] = total.get(k, 0) + v
+
+
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from dst.backend import resolve_backend, scoped_options
-    from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.scenario import load
-    from dst.reports import new_run_dir, write_json
+    from dst.check.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.sim.scenario import load
+    from dst.report.folders import new_run_dir, write_json
     from dst.wallclock import run_token
-    from dst.runner import run_seed
+    from dst.sim.runner import run_seed
 
     console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
     out = Console(highlight=False, soft_wrap=True, quiet=args.json)
@@ -143,8 +149,8 @@ def _scope_hint(exc: UsageError, opts: list) -> str:
 def _shrink_disagreement(args, scenario, seed, ref, other, schedule, f, options, budget, out, console):
     """Shrink a disagreement: keep the backends disagreeing on the same op kind.
     ``options``: each backend's own (``scoped_options``)."""
-    from dst.runner import run_seed
-    from dst.shrink import Shrinker, case_dict, listing, prune_vectors, slug, write_case
+    from dst.sim.runner import run_seed
+    from dst.sim.shrink import Shrinker, case_dict, listing, prune_vectors, slug, write_case
 
     def disagrees(cand) -> bool:
         _, ha = run_seed(scenario, seed, ref, location=args.location, options=options[ref],

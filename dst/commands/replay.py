@@ -9,7 +9,7 @@ from typing import Any
 from dst.argtypes import seed as seed_number
 from dst.console import (DEFAULT_BACKEND, EXIT_DIVERGED, EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATION, add_store_flags,
                          print_json, print_violation, safe)
-from dst.conform import tolerant_match
+from dst.check.compare import tolerant_match
 from dst.errors import UsageError
 from dst.history import History, first_difference
 
@@ -24,11 +24,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
-    from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.reports import new_run_dir, write_json
+    from dst.check.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.report.folders import new_run_dir, write_json
     from dst.wallclock import run_token
-    from dst.runner import replay_config, run_seed
-    from dst.scenario import load
+    from dst.sim.runner import replay_config, run_seed
+    from dst.sim.scenario import load
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     doc = {"replay_of": args.file, "seed": seed, "scenario": scenario.name,
            "backend": backend, "match": match, **result.summary()}
     write_json(run_dir / "result.json", doc)
-    from dst.html_report import write_report
+    from dst.report.html import write_report
     write_report(run_dir / "report.html", history, doc)
     if args.json:
         print_json({**doc, "report_dir": str(run_dir)})
@@ -106,11 +106,11 @@ def main(args: argparse.Namespace) -> int:
 
 def _replay_case(args: argparse.Namespace, console) -> int:
     """Replay a seeds/*.json case and compare with its expected verdict."""
-    from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.reports import new_run_dir, write_json
+    from dst.check.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.report.folders import new_run_dir, write_json
     from dst.wallclock import run_token
-    from dst.runner import run_case
-    from dst.shrink import read_case, violation_kind
+    from dst.sim.runner import run_case
+    from dst.sim.shrink import read_case, violation_kind
     if not Path(args.file).is_file():
         raise UsageError(f"dst replay: no such file {args.file!r}")
     case = read_case(args.file)

@@ -38,11 +38,12 @@ def _seed_list(args: argparse.Namespace) -> list[int]:
 
 def main(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
-    from dst.reports import ensure_writable, new_run_dir, write_json, write_junit
+    from dst.report.folders import ensure_writable, new_run_dir, write_json
+    from dst.report.junit import write_junit
     from dst.wallclock import run_token
-    from dst.runner import run_seeds
-    from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.scenario import FAULT_CLASSES, load
+    from dst.sim.runner import run_seeds
+    from dst.check.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.sim.scenario import FAULT_CLASSES, load
 
     console, out = consoles(args)
     args.backend = args.backend or DEFAULT_BACKEND
@@ -98,10 +99,10 @@ def main(args: argparse.Namespace) -> int:
     shown = first_fail[1] if first_fail else last_history
     if shown is not None:
         shown.write(run_dir / "history.jsonl")
-    # Run-level gates (dst.gates): availability per op kind, and ANN recall,
+    # Run-level gates (dst.sim.gates): availability per op kind, and ANN recall,
     # a quality gate over the whole run reported beside the verdict (one
     # query may miss; the mean must reach the scenario's floor).
-    from dst.gates import evaluate
+    from dst.sim.gates import evaluate
     gates = evaluate(results, scenario.backend_error_ppm, scenario.recall_floor)
     recall = gates.recall
     violations = [r for r in results if r.verdict == "violation"]
@@ -143,7 +144,7 @@ def main(args: argparse.Namespace) -> int:
         "results": [r.summary() for r in results],
     }
     if shown is not None:
-        from dst.html_report import write_report
+        from dst.report.html import write_report
         write_report(run_dir / "report.html", shown, summary)
     write_json(run_dir / "result.json", summary)
     if args.json:
@@ -189,7 +190,7 @@ def _junit_cases(args: argparse.Namespace, results: list, run_dir: Path) -> list
     reproduce it exactly: its recorded history, and the seed with every flag
     that shaped it (scenario as given, options, location, ops, clients,
     budget)."""
-    from dst.reports import history_replay_command, seed_replay_command
+    from dst.report.junit import history_replay_command, seed_replay_command
     cases = []
     for r in results:
         msg = r.violations[0].get("message", "") if r.violations else r.reason
@@ -210,5 +211,5 @@ def _junit_cases(args: argparse.Namespace, results: list, run_dir: Path) -> list
 
 
 def _fault_order(name: str) -> tuple:
-    from dst.scenario import FAULT_CLASSES
+    from dst.sim.scenario import FAULT_CLASSES
     return (0, FAULT_CLASSES.index(name), "") if name in FAULT_CLASSES else (1, 0, name)

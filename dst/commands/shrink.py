@@ -30,11 +30,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.runner import replay_config, run_case, run_seed
-    from dst.scenario import load, parse
-    from dst.schedule import Schedule
-    from dst.shrink import (Shrinker, case_dict, kinds_of, listing, prune_vectors, read_case, slug,
+    from dst.check.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.sim.runner import replay_config, run_case, run_seed
+    from dst.sim.scenario import load, parse
+    from dst.sim.schedule import Schedule
+    from dst.sim.shrink import (Shrinker, case_dict, kinds_of, listing, prune_vectors, read_case, slug,
                             violation_kind, write_case)
 
     console, out = consoles(args)
@@ -43,11 +43,11 @@ def main(args: argparse.Namespace) -> int:
     if args.file and args.seed is not None:
         raise UsageError("dst shrink: give a FILE or --seed N, not both")
     if args.out:
-        from dst.reports import ensure_writable
+        from dst.report.folders import ensure_writable
         ensure_writable(args.out, "--out")
     if args.file and args.file.endswith(".json"):
         case = read_case(args.file)
-        from dst.runner import scenario_raw
+        from dst.sim.runner import scenario_raw
         scenario = parse(scenario_raw(case["scenario_config"]), default_name=case["scenario"])
         seed, backend = int(case["seed"]), args.backend or case["backend"]
         if backend != case["backend"]:   # the recorded options were the other backend's

@@ -1,6 +1,6 @@
 """What a model is, and the small helpers the models share.
 
-The contract itself is ``dst.checkers.linearizability.Model``: a pure
+The contract itself is ``dst.check.linearizability.Model``: a pure
 sequential specification with ``name``, ``init()`` and ``step(state,
 input, output) -> (ok, next_state)``, plus the optional ``partition``,
 ``describe_partition``, ``describe`` and ``explain``. In short:
@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
 
-from dst.checkers.linearizability import INF, Operation
+from dst.check.linearizability import INF, Operation
 from dst.history import HistoryFormatError
 
 

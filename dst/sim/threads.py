@@ -11,7 +11,7 @@ the interleaving is real. No dispatch order is known, so the checker runs
 the full linearizability search, without the witness.
 
 Fault classes here: ``error``, ``lost-ack`` and ``partial-write`` (drawn
-per op at the boundary, counted as what they did, as in ``dst.faults``: a
+per op at the boundary, counted as what they did, as in ``dst.sim.faults``: a
 partial write on a store the harness cannot cut is a ``batch-error``).
 ``latency``, ``timeout`` and ``crash`` are virtual-time faults of the
 scheduler and are off in this mode.
@@ -25,11 +25,11 @@ from typing import Any, Callable
 
 from dst import wallclock
 from dst.backend import BackendConfig
-from dst.faults import Boundary, FaultPlan
+from dst.sim.faults import Boundary, FaultPlan
 from dst.history import History
 from dst.rng import Rng
-from dst.scenario import SeedParams
-from dst.scheduler import Scheduler, SeedRun
+from dst.sim.scenario import SeedParams
+from dst.sim.scheduler import Scheduler, SeedRun
 
 THREAD_FAULTS = ("error", "lost-ack", "partial-write")
 JOIN_TIMEOUT_S = 600  # a client stuck this long in one backend call is a hung backend

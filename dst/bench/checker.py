@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from dst import wallclock
-from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS, INF, UNKNOWN, Operation, check
-from dst.models.kv import KvModel
-from dst.models.register import RegisterModel
+from dst.check.linearizability import DEFAULT_BUDGET_STEPS, INF, UNKNOWN, Operation, check
+from dst.check.models.kv import KvModel
+from dst.check.models.register import RegisterModel
 from dst.rng import Rng
 
-PORCUPINE_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "porcupine-kv"
+PORCUPINE_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "porcupine-kv"
 PORCUPINE = ("c01-ok", "c01-bad", "c10-ok", "c10-bad")
 
 # Generated histories: (name, model kind, ops, clients, keys, partitioned).
@@ -50,7 +50,7 @@ def _timed(model: Any, ops: list[Operation], partition: bool,
 
 
 def porcupine_figures(directory: Path = PORCUPINE_DIR) -> list[dict[str, Any]]:
-    from dst.edn import read_events, to_operations
+    from dst.check.edn import read_events, to_operations
     out = []
     for name in PORCUPINE:
         path = directory / f"{name}.txt"

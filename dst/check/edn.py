@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dst.checkers.linearizability import Operation
+from dst.check.linearizability import Operation
 from dst.history import HistoryFormatError
-from dst.models.base import EVENT_TYPES, NO_KEY, Call, Event, pair_calls, short
+from dst.check.models.base import EVENT_TYPES, NO_KEY, Call, Event, pair_calls, short
 
 # Nesting deeper than this is not a history; refusing it keeps the
 # recursive reader far from Python's recursion limit.

@@ -23,15 +23,15 @@ import heapq
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from dst.availability import Tally
+from dst.sim.availability import Tally
 from dst.backend import BackendConfig, check_maintenance_kinds, open_backend
 from dst.clock import VirtualClock
 from dst.errors import BackendError, UsageError
-from dst.faults import FIRED_CLASSES, Boundary, Outcome, batch_mode
+from dst.sim.faults import FIRED_CLASSES, Boundary, Outcome, batch_mode
 from dst.history import History
 from dst.rng import Rng
-from dst.scenario import SeedParams
-from dst.workload import OpSpec
+from dst.sim.scenario import SeedParams
+from dst.sim.workload import OpSpec
 
 # Bound on events per seed: a run that needs more is a harness bug, not a
 # long workload (each op schedules at most four events).
@@ -59,7 +59,7 @@ class SeedRun:
     fired: dict[str, int]
     probe_findings: list[dict[str, Any]] = field(default_factory=list)
     crashes: int = 0
-    availability: dict[str, dict[str, Any]] = field(default_factory=dict)   # dst.availability.Tally
+    availability: dict[str, dict[str, Any]] = field(default_factory=dict)   # dst.sim.availability.Tally
     # Set when the store could not be reopened after a crash: a durability
     # finding; the run stopped there.
     reopen_failure: dict[str, Any] | None = None
@@ -222,7 +222,7 @@ class Scheduler:
         shadowed = self._shadowed()
         name = op.plan.nemesis
         if name is not None and name in self.nemeses:
-            from dst.nemesis import call_during, is_crash
+            from dst.sim.nemesis import call_during, is_crash
             out, report = call_during(
                 lambda: self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault,
                                            keep=op.plan.keep),

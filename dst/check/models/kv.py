@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from dst.checkers.linearizability import INF, UNKNOWN, Operation
+from dst.check.linearizability import INF, UNKNOWN, Operation
 from dst.history import HistoryFormatError
-from dst.models.base import NO_KEY, Call, MapState, group_by, same, short
+from dst.check.models.base import NO_KEY, Call, MapState, group_by, same, short
 
 INITIAL = ""
 ALIASES = {"get": "get", "read": "get", "put": "put", "write": "put", "append": "append"}

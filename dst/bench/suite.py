@@ -6,7 +6,7 @@ Three parts, each reported in one JSON file
 against size, per variant, one column per dimension, log scales) and
 tables on the console:
 
-* backends (``dst.bench_backends``): per variant, size and dimension, batch
+* backends (``dst.bench.backends``): per variant, size and dimension, batch
   insert rows/s, single upsert p50, search p50/p95, recall@10 against the
   exact float64 answer, memory (worker RSS growth, on-disk size) and the
   adapter's overhead against the raw driver doing the same work. A row
@@ -15,7 +15,7 @@ tables on the console:
 * harness (``harness_figures``), single process, on the sim backend:
   checked ops/s (client and probe ops run *and* checked, end to end),
   seeds/s, and checker-only ops/s (re-checking the recorded histories);
-* checker (``dst.bench_checker.checker_figures``): the linearizability
+* checker (``dst.bench.checker.checker_figures``): the linearizability
   checker on the Porcupine kv histories and on long generated histories.
 
 Wall-clock time comes from ``dst.wallclock`` only. The machine's load
@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dst import wallclock
-from dst.bench_backends import VARIANTS, BackendPlan, load_avg, run_rows
-from dst.runner import check_history, run_seed
-from dst.scenario import load
+from dst.bench.backends import VARIANTS, BackendPlan, load_avg, run_rows
+from dst.sim.runner import check_history, run_seed
+from dst.sim.scenario import load
 
 QUICK = {"sizes": [1000, 10_000], "dims": [128], "queries": 100, "upserts": 50, "seeds": 50}
 FULL = {"sizes": [1000, 10_000, 100_000], "dims": [128, 768], "queries": 200, "upserts": 100, "seeds": 200}
@@ -104,7 +104,7 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
     """Run every part, write the JSON and the SVG, print the tables.
     ``progress(console)``: the command's progress bar (a rich ``Progress``).
     Returns (the figures, the JSON path)."""
-    from dst.bench_checker import checker_figures
+    from dst.bench.checker import checker_figures
 
     stamp = wallclock.stamp()
     t0 = wallclock.monotonic_s()
@@ -259,7 +259,7 @@ def _escape(text: str) -> str:
 def plot(out: dict[str, Any]) -> str:
     """The SVG: a row per dimension; columns search p50, insert rows/s and
     recall@10 against the number of vectors, one line per variant."""
-    from dst.svgplot import Chart, Series, grid
+    from dst.report.svg import Chart, Series, grid
     rows = [r for r in out["backends"] if r["status"] == "ok"]
     dims = sorted({r["dim"] for r in out["backends"]}) or [0]
     metrics = (("search_p50_ms", "search p50 (ms)", True, None, None),

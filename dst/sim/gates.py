@@ -4,7 +4,7 @@ A seed's verdict says its answers were right. Some conditions only make
 sense over the whole run, and ``dst run`` and the pytest plugin's
 ``dst_run`` judge them alike (DESIGN "What a pass means"):
 
-* availability (``dst.availability``): the backend's own errors per op
+* availability (``dst.sim.availability``): the backend's own errors per op
   kind within ``backend_error_ppm`` over the run (else a violation, exit
   1); every op kind the scenario draws completed ``ok`` at least once
   (else not proven, exit 4);
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from dst import availability
+from dst.sim import availability
 
 
 @dataclass

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from dst.checkers.linearizability import INF, UNKNOWN, Operation
+from dst.check.linearizability import INF, UNKNOWN, Operation
 from dst.history import HistoryFormatError
-from dst.models.base import NO_KEY, Call, same, short
+from dst.check.models.base import NO_KEY, Call, same, short
 
 
 class RegisterModel:

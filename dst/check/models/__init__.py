@@ -3,6 +3,6 @@
 ``vector`` is the oracle of the harness (id -> vector, exact cosine top-k).
 """
 
-from dst.models.vector import VectorModel, VectorState
+from dst.check.models.vector import VectorModel, VectorState
 
 __all__ = ["VectorModel", "VectorState"]

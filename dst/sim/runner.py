@@ -11,17 +11,18 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from dst import availability, wallclock
+from dst import wallclock
+from dst.sim import availability
 from dst.backend import BackendConfig, resolve_backend
-from dst.checkers import worst
-from dst.checkers.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, check
-from dst.faults import contract_violations, fires_as
+from dst.check import worst
+from dst.check.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, check
+from dst.sim.faults import contract_violations, fires_as
 from dst.history import History, pair
-from dst.models.vector import VectorModel
+from dst.check.models.vector import VectorModel
 from dst.rng import Rng
-from dst.scenario import FAULT_CLASSES, Scenario, parse
-from dst.schedule import RandomDecider, Schedule, ScriptedDecider
-from dst.scheduler import Scheduler
+from dst.sim.scenario import FAULT_CLASSES, Scenario, parse
+from dst.sim.schedule import RandomDecider, Schedule, ScriptedDecider
+from dst.sim.scheduler import Scheduler
 
 
 @dataclass
@@ -45,7 +46,7 @@ class SeedResult:
     realised: dict[str, str] = field(default_factory=dict)  # scenario class -> name it fires as here
     exact: bool = True                       # the backend's search is exact (no recall gate)
     # Per op kind: ok / fail / info / own (the backend's own errors) and the
-    # first messages (dst.availability); and the kinds this seed's op mix draws.
+    # first messages (dst.sim.availability); and the kinds this seed's op mix draws.
     availability: dict[str, dict[str, Any]] = field(default_factory=dict)
     drawn_ops: list[str] = field(default_factory=list)
 
@@ -95,7 +96,7 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     else:
         decider = RandomDecider(params, rng, history.table, record=record)
     if concurrency == "threads":
-        from dst.threads import THREAD_FAULTS, ThreadRunner
+        from dst.sim.threads import THREAD_FAULTS, ThreadRunner
         sched = ThreadRunner(params, decider, factory, config, history, rng)
         enabled_classes = THREAD_FAULTS
     else:

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from dst.faults import FaultPlan, split_mask
+from dst.sim.faults import FaultPlan, split_mask
 from dst.history import VectorTable
 from dst.rng import Rng
-from dst.scenario import SeedParams
-from dst.workload import Workload
+from dst.sim.scenario import SeedParams
+from dst.sim.workload import Workload
 
 CASE_FORMAT = "vector-dst/case"
 CASE_VERSION = 1
@@ -74,7 +74,7 @@ class Schedule:
     start_us: list[int] = field(default_factory=list)            # each client's first invoke
     # Partial writes error before or after the whole batch, never cut it:
     # the one form every backend takes alike (``dst conform`` sets it to
-    # compare backends that would cut a batch differently; see dst.faults).
+    # compare backends that would cut a batch differently; see dst.sim.faults).
     whole_batches: bool = False
 
     def n_ops(self) -> int:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from dst.checkers.linearizability import INF, UNKNOWN, Operation
+from dst.check.linearizability import INF, UNKNOWN, Operation
 from dst.validate import id_problem, limit_problem, vector_problem
 
 if TYPE_CHECKING:

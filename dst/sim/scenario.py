@@ -16,7 +16,7 @@ from typing import Any
 from dst.errors import UsageError
 from dst.rng import PPM, Rng
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 OP_KINDS = ("store", "store_batch", "delete", "get", "exists", "count", "search", "maintenance")
 FAULT_CLASSES = ("latency", "error", "lost-ack", "timeout", "partial-write", "crash")
@@ -55,7 +55,7 @@ class Scenario:
     recall_floor: float = 0.9
     invalid_ppm: int = 0                # share of ops given a bad input
     # The backend's own errors tolerated per op kind, in parts per million of
-    # that kind's calls (dst.availability). 0: any own error is a finding.
+    # that kind's calls (dst.sim.availability). 0: any own error is a finding.
     backend_error_ppm: int = 0
     swarm: bool = False
     load_items: int = 0                 # bulk store_batch before the random phase

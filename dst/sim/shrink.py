@@ -1,6 +1,6 @@
 """Shrinking: reduce a failing case while the same kind of failure persists.
 
-A case is an explicit ``Schedule`` (see ``dst.schedule``). The passes, in
+A case is an explicit ``Schedule`` (see ``dst.sim.schedule``). The passes, in
 order, each repeated until nothing more goes:
 
 1. the id universe cut to the ids the ops use (the probes get shorter);
@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from dst import wallclock
-from dst.schedule import CASE_FORMAT, CASE_VERSION, OpPlan, Schedule
+from dst.sim.schedule import CASE_FORMAT, CASE_VERSION, OpPlan, Schedule
 from dst.validate import id_problem, vector_problem
 
 TRIALS_MAX = 5_000   # a shrink that needs more trials than this is not converging
@@ -376,8 +376,8 @@ def read_case(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not a complete case (no {', '.join(missing)})")
     # Read what a replay reads now, so a damaged case is a sentence here and
     # not an exception half-way through the run.
-    from dst.runner import scenario_raw
-    from dst.scenario import parse
+    from dst.sim.runner import scenario_raw
+    from dst.sim.scenario import parse
     try:
         int(case["seed"])
         parse(scenario_raw(case["scenario_config"]), default_name=str(case["scenario"]),

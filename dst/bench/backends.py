@@ -73,7 +73,7 @@ Searches and upserts alternate adapter and raw driver in blocks of ten
 calls (who goes first alternates too), so a change in machine load hits
 both sides alike.
 
-Run as ``python -m dst.bench_backends`` it is the worker: a row spec (JSON)
+Run as ``python -m dst.bench.backends`` it is the worker: a row spec (JSON)
 on stdin, progress and the result as JSON lines on stdout.
 """
 
@@ -803,7 +803,7 @@ def run_in_worker(spec: dict[str, Any], timeout_s: float,
                   on_event: Callable[[dict[str, Any]], None] = lambda m: None) -> dict[str, Any]:
     """Run one row in a fresh Python process; a crash, a hang past
     ``timeout_s`` or a worker that says nothing becomes an error row."""
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env.setdefault("LANCE_LOG", "error")
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -811,7 +811,7 @@ def run_in_worker(spec: dict[str, Any], timeout_s: float,
     pids: list[int] = []
     why = None
     with tempfile.TemporaryFile("w+", errors="replace") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "dst.bench_backends"], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "dst.bench.backends"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=err, env=env, text=True)
         lines: queue.Queue = queue.Queue()
 

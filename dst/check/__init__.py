@@ -4,7 +4,7 @@ Verdicts are three-way and compose by priority: violation > unknown > ok
 (Jepsen's order); unknown is never folded into a pass.
 """
 
-from dst.checkers.linearizability import (UNKNOWN, CheckResult, Failure, Operation, check)
+from dst.check.linearizability import (UNKNOWN, CheckResult, Failure, Operation, check)
 
 VERDICT_RANK = {"ok": 0, "unknown": 1, "violation": 2}
 

@@ -86,7 +86,7 @@ def write_check_report(path: str | Path, events: Iterable[Any], result: dict[str
     """Write the HTML report of a generic (non-vector) history; returns bytes.
 
     ``events`` are the history's events in file order, each a
-    ``dst.models.base.Event`` or a dict with ``line``, ``process``,
+    ``dst.check.models.base.Event`` or a dict with ``line``, ``process``,
     ``type`` (invoke|ok|fail|info), ``f``, ``value`` and optionally
     ``key``. Nemesis events (process ``:nemesis`` or ``"nemesis"``) are
     drawn as faults. ``result`` is the dict of
@@ -109,10 +109,10 @@ def write_check_html(path: str | Path, result: dict[str, Any], title: str | None
         from dst.history import History
         return write_report(path, History.read(src), result, title)
     if result.get("format") == "edn":
-        from dst.edn import read_events
+        from dst.check.edn import read_events
         events = read_events(src)
     else:
-        from dst.edn import jsonl_events
+        from dst.check.edn import jsonl_events
         events = jsonl_events(Path(src))
     return write_check_report(path, events, result, title)
 
@@ -276,7 +276,7 @@ def vector_output_text(f: str, type_: str, value: Any) -> str:
 
 def _generic_input(f: str, value: Any, event: Any) -> str:
     """A generic op's input: its key (kv histories), then its value."""
-    from dst.models.base import NO_KEY
+    from dst.check.models.base import NO_KEY
     key = event.get("key", NO_KEY) if isinstance(event, dict) else getattr(event, "key", NO_KEY)
     text = _generic_text(value)
     if key is NO_KEY:
@@ -287,7 +287,7 @@ def _generic_input(f: str, value: Any, event: Any) -> str:
 def _generic_text(value: Any) -> str:
     if value is None:
         return ""
-    from dst.edn import to_json
+    from dst.check.edn import to_json
     return _cut(_json_text(to_json(value)))
 
 
@@ -306,7 +306,7 @@ class _Proc:
 
 
 def _process_label(process: Any) -> str:
-    from dst.edn import to_json
+    from dst.check.edn import to_json
     p = to_json(process)
     return _clean(p if isinstance(p, str) else json.dumps(p, ensure_ascii=False, default=repr))
 
@@ -589,9 +589,9 @@ def _vector_states(h: Any, violation: dict[str, Any]) -> tuple[Any, dict[str, tu
     of it and its message about the op; otherwise the report says the
     state could not be reconstructed rather than show a guess.
     """
-    from dst.checkers.linearizability import INF, UNKNOWN, Operation
+    from dst.check.linearizability import INF, UNKNOWN, Operation
     from dst.history import pair
-    from dst.models.vector import VectorModel
+    from dst.check.models.vector import VectorModel
     m = h.meta
     model = VectorModel(h.table.vectors, int(m["dim"]), float(m.get("score_eps", 1e-4)),
                         exact=bool(m.get("exact", True)))
@@ -690,7 +690,7 @@ def render_report(h: Any, seed_result: dict[str, Any] | None, run: dict[str, Any
 def render_check_report(events: list[Any], result: dict[str, Any] | None,
                         title: str | None = None) -> str:
     """The report of a generic history (register, cas-register, kv)."""
-    from dst.edn import is_nemesis
+    from dst.check.edn import is_nemesis
     result = result or {}
     verdict = result.get("verdict") or "not checked"
     timeline = build_timeline(

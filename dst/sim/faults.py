@@ -58,7 +58,7 @@ from dst.backend import exact_view
 from dst.errors import BackendError, InvalidInput
 from dst.history import VectorTable
 from dst.rng import PPM, Rng
-from dst.scenario import FAULT_CLASSES
+from dst.sim.scenario import FAULT_CLASSES
 from dst.validate import batch_problem
 
 # Faults decided per operation, in the order they are drawn. Crash is
@@ -153,7 +153,7 @@ class Outcome:
     fired: str | None = None           # the fault that really took effect, by its honest name
     detail: dict[str, Any] | None = None   # what it did (its nemesis event's value)
     # The backend raised (BackendError, or a driver exception) in a call the
-    # harness did not tamper with: its own error (dst.availability). The
+    # harness did not tamper with: its own error (dst.sim.availability). The
     # scheduler may still attribute it to a nemesis in flight.
     own: bool = False
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from dst.history import VectorTable
 from dst.rng import PPM, Rng
-from dst.scenario import SeedParams
+from dst.sim.scenario import SeedParams
 from dst.validate import ID_MAX_CHARS
 
 # Ids that break naive escaping: quotes, backslashes, LIKE wildcards, SQL
