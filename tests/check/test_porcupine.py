@@ -13,7 +13,7 @@ from dst.check.linearizability import DEFAULT_BUDGET_STEPS, check
 from dst.check.edn import read_events, to_operations
 from dst.check.models.kv import KvModel
 
-DATA = Path(__file__).parent / "data" / "porcupine-kv"
+DATA = Path(__file__).resolve().parents[1] / "data" / "porcupine-kv"
 CASES = [("c01-ok", "ok"), ("c01-bad", "violation"), ("c10-ok", "ok"), ("c10-bad", "violation")]
 
 

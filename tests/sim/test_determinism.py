@@ -10,7 +10,7 @@ import pytest
 from dst.sim.runner import run_seed
 from dst.sim.scenario import load
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_twenty_seeds_twice_identical_bytes():

@@ -29,7 +29,7 @@ from dst.sim.runner import namespace_for, run_case, run_seed
 from dst.sim.scenario import load
 from dst.sim.shrink import read_case, violation_kind
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PGDATA = ROOT / ".dst" / "pgdata"
 CASE = ROOT / "seeds" / "pgvector-hnsw-dead-tuple-completeness.json"
 # Tables carry the test process's pid: two sessions on one server never meet.

@@ -171,7 +171,7 @@ count = 1
 [nemeses]
 kill-connection = 0.2
 """)
-    code = run_cli("run", "--backend", "tests.test_availability:open_killable", "--scenario", path,
+    code = run_cli("run", "--backend", "tests.sim.test_availability:open_killable", "--scenario", path,
                    "--seeds", "5", "--quiet")
     res, _ = _result(in_tmp)
     assert code == 0, (res["availability"], res["results"][0]["violations"])

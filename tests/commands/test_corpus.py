@@ -8,7 +8,7 @@ from dst.check.compare import compare_histories
 from dst.sim.runner import run_case
 from dst.sim.shrink import read_case, violation_kind
 
-SEEDS = sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.json"))
+SEEDS = sorted((Path(__file__).resolve().parents[2] / "seeds").glob("*.json"))
 
 
 def test_the_corpus_is_not_empty():

@@ -32,7 +32,7 @@ from dst.sim.scenario import load, parse
 from dst.validate import cosine
 from dst.sim.workload import HOSTILE_STEMS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PGDATA = ROOT / ".dst" / "pgdata"
 WAIT_S = 20   # bound on every wait for another thread or the server
 # Table names carry the test process's pid: two test sessions sharing one

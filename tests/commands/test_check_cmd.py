@@ -15,7 +15,7 @@ from dst.errors import UsageError
 from dst.history import History
 from tests.conftest import ROOT
 
-DATA = Path(__file__).parent / "data" / "porcupine-kv"
+DATA = Path(__file__).resolve().parents[1] / "data" / "porcupine-kv"
 C01_OK, C01_BAD, C10_OK = (str(DATA / f"{n}.txt") for n in ("c01-ok", "c01-bad", "c10-ok"))
 PYTHON = sys.executable
 DST = str(Path(sys.executable).parent / "dst")

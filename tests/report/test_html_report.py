@@ -180,7 +180,7 @@ def test_report_of_5000_ops_at_dim_1536_is_small(tmp_path):
 
 def test_check_report_of_an_edn_kv_history(tmp_path):
     from dst.commands.check import check_file
-    src = Path(__file__).parent / "data" / "porcupine-kv" / "c01-bad.txt"
+    src = Path(__file__).resolve().parents[1] / "data" / "porcupine-kv" / "c01-bad.txt"
     result = check_file(str(src), "kv", fmt="edn")
     assert result["verdict"] == "violation"
     out = tmp_path / "kv.html"

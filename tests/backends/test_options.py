@@ -350,7 +350,7 @@ def test_replaying_on_another_backend_drops_the_recorded_backends_options(in_tmp
 
 def test_a_case_replayed_on_another_backend_drops_its_options(in_tmp, capsys, tmp_path):
     from dst.sim.shrink import read_case, write_case
-    from tests.test_corpus import SEEDS
+    from tests.commands.test_corpus import SEEDS
     (src,) = [p for p in SEEDS if p.stem == "pgvector-hnsw-dead-tuple-completeness"]
     case = read_case(src)
     assert case["options"]            # pgvector's: index, ef_search
