@@ -24,8 +24,8 @@ import pytest
 from dst.backend import resolve_backend
 from dst.errors import UsageError
 from dst.sim.gates import evaluate
-from dst.wallclock import run_token
 from dst.sim.runner import run_seeds
+from dst.wallclock import run_token
 
 _CALLS = 0  # dst_run calls in this process: each gets its own tables
 from dst.sim.scenario import FAULT_CLASSES, load

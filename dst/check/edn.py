@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from dst.check.linearizability import Operation
-from dst.history import HistoryFormatError
 from dst.check.models.base import EVENT_TYPES, NO_KEY, Call, Event, pair_calls, short
+from dst.history import HistoryFormatError
 
 # Nesting deeper than this is not a history; refusing it keeps the
 # recursive reader far from Python's recursion limit.

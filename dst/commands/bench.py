@@ -47,8 +47,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from dst.bench.suite import FULL, QUICK, BenchConfig, print_json, run_bench
     from dst.bench.backends import BackendPlan, parse_variants
+    from dst.bench.suite import FULL, QUICK, BenchConfig, print_json, run_bench
 
     preset = QUICK if args.quick else FULL
     try:   # before the benchmarks run, not after

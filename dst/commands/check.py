@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from dst.argtypes import positive, seconds
-from dst.console import EXIT_USAGE, VERDICT_EXIT, error_line
 from dst.check.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, Operation, check
+from dst.console import EXIT_USAGE, VERDICT_EXIT, error_line
 from dst.errors import DstError, UsageError
 from dst.history import HistoryFormatError
 

@@ -40,10 +40,10 @@ def main(args: argparse.Namespace) -> int:
 
     from dst.backend import resolve_backend, scoped_options
     from dst.check.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.sim.scenario import load
     from dst.report.folders import new_run_dir, write_json
-    from dst.wallclock import run_token
     from dst.sim.runner import run_seed
+    from dst.sim.scenario import load
+    from dst.wallclock import run_token
 
     console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
     out = Console(highlight=False, soft_wrap=True, quiet=args.json)

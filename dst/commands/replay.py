@@ -26,9 +26,9 @@ def main(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
     from dst.check.linearizability import DEFAULT_BUDGET_STEPS
     from dst.report.folders import new_run_dir, write_json
-    from dst.wallclock import run_token
     from dst.sim.runner import replay_config, run_seed
     from dst.sim.scenario import load
+    from dst.wallclock import run_token
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False, quiet=args.quiet, soft_wrap=True)
@@ -108,9 +108,9 @@ def _replay_case(args: argparse.Namespace, console) -> int:
     """Replay a seeds/*.json case and compare with its expected verdict."""
     from dst.check.linearizability import DEFAULT_BUDGET_STEPS
     from dst.report.folders import new_run_dir, write_json
-    from dst.wallclock import run_token
     from dst.sim.runner import run_case
     from dst.sim.shrink import read_case, violation_kind
+    from dst.wallclock import run_token
     if not Path(args.file).is_file():
         raise UsageError(f"dst replay: no such file {args.file!r}")
     case = read_case(args.file)

@@ -38,12 +38,12 @@ def _seed_list(args: argparse.Namespace) -> list[int]:
 
 def main(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
+    from dst.check.linearizability import DEFAULT_BUDGET_STEPS
     from dst.report.folders import ensure_writable, new_run_dir, write_json
     from dst.report.junit import write_junit
-    from dst.wallclock import run_token
     from dst.sim.runner import run_seeds
-    from dst.check.linearizability import DEFAULT_BUDGET_STEPS
     from dst.sim.scenario import FAULT_CLASSES, load
+    from dst.wallclock import run_token
 
     console, out = consoles(args)
     args.backend = args.backend or DEFAULT_BACKEND

@@ -592,8 +592,8 @@ def _vector_states(h: Any, violation: dict[str, Any]) -> tuple[Any, dict[str, tu
     state could not be reconstructed rather than show a guess.
     """
     from dst.check.linearizability import INF, UNKNOWN, Operation
-    from dst.history import pair
     from dst.check.models.vector import VectorModel
+    from dst.history import pair
     m = h.meta
     model = VectorModel(h.table.vectors, int(m["dim"]), float(m.get("score_eps", 1e-4)),
                         exact=bool(m.get("exact", True)))

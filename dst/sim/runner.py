@@ -12,14 +12,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from dst import wallclock
-from dst.sim import availability
 from dst.backend import BackendConfig, resolve_backend
 from dst.check import worst
 from dst.check.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, check
-from dst.sim.faults import contract_violations, fires_as
-from dst.history import History, pair
 from dst.check.models.vector import VectorModel
+from dst.history import History, pair
 from dst.rng import Rng
+from dst.sim import availability
+from dst.sim.faults import contract_violations, fires_as
 from dst.sim.scenario import FAULT_CLASSES, Scenario, parse
 from dst.sim.schedule import RandomDecider, Schedule, ScriptedDecider
 from dst.sim.scheduler import Scheduler

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from dst.sim.faults import FaultPlan, split_mask
 from dst.history import VectorTable
 from dst.rng import Rng
+from dst.sim.faults import FaultPlan, split_mask
 from dst.sim.scenario import SeedParams
 from dst.sim.workload import Workload
 

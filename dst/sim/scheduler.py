@@ -23,13 +23,13 @@ import heapq
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from dst.sim.availability import Tally
 from dst.backend import BackendConfig, check_maintenance_kinds, open_backend
 from dst.clock import VirtualClock
 from dst.errors import BackendError, UsageError
-from dst.sim.faults import FIRED_CLASSES, Boundary, Outcome, batch_mode
 from dst.history import History
 from dst.rng import Rng
+from dst.sim.availability import Tally
+from dst.sim.faults import FIRED_CLASSES, Boundary, Outcome, batch_mode
 from dst.sim.scenario import SeedParams
 from dst.sim.workload import OpSpec
 

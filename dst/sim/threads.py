@@ -25,9 +25,9 @@ from typing import Any, Callable
 
 from dst import wallclock
 from dst.backend import BackendConfig
-from dst.sim.faults import Boundary, FaultPlan
 from dst.history import History
 from dst.rng import Rng
+from dst.sim.faults import Boundary, FaultPlan
 from dst.sim.scenario import SeedParams
 from dst.sim.scheduler import Scheduler, SeedRun
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from dst.check.linearizability import INF, UNKNOWN, Operation
-from dst.history import HistoryFormatError
 from dst.check.models.base import NO_KEY, Call, MapState, group_by, same, short
+from dst.history import HistoryFormatError
 
 INITIAL = ""
 ALIASES = {"get": "get", "read": "get", "put": "put", "write": "put", "append": "append"}

@@ -23,8 +23,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from dst.check.linearizability import INF, UNKNOWN, Operation
-from dst.history import HistoryFormatError
 from dst.check.models.base import NO_KEY, Call, same, short
+from dst.history import HistoryFormatError
 
 
 class RegisterModel:
