@@ -8,7 +8,7 @@ fixture ``dst_run``; the same function can be imported directly::
 
 A violation, an unknown verdict or a fault class that never fired fails the
 test with the seed, the violation and the one command that replays it. So
-do the run-level gates ``dst run`` applies (``dst.gates``): the backend's
+do the run-level gates ``dst run`` applies (``dst.sim.gates``): the backend's
 own errors over ``backend_error_ppm``, an op kind the scenario draws that
 never completed ok, and on an ANN backend a mean recall below the
 scenario's floor or never measured.
@@ -23,12 +23,12 @@ import pytest
 
 from dst.backend import resolve_backend
 from dst.errors import UsageError
-from dst.gates import evaluate
+from dst.sim.gates import evaluate
+from dst.sim.runner import run_seeds
 from dst.wallclock import run_token
-from dst.runner import run_seeds
 
 _CALLS = 0  # dst_run calls in this process: each gets its own tables
-from dst.scenario import FAULT_CLASSES, load
+from dst.sim.scenario import FAULT_CLASSES, load
 
 
 def dst_run(backend: str = "sim", scenario: str = "default", seeds: int = 100, *, first_seed: int = 0,

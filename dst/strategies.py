@@ -5,7 +5,7 @@
 characters mixed in, vectors that include exact ties (scaled copies) and,
 with ``invalid=True``, inputs every backend must refuse as InvalidInput.
 Use them in a ``RuleBasedStateMachine`` or a plain ``@given`` test and
-compare against ``dst.models.vector.VectorModel`` (see tests/test_strategies.py).
+compare against ``dst.check.models.vector.VectorModel`` (see tests/test_strategies.py).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from dst.scenario import load
-from dst.runner import run_seed
-from dst.shrink import Shrinker, kinds_of, violation_kind
+from dst.sim.scenario import load
+from dst.sim.runner import run_seed
+from dst.sim.shrink import Shrinker, kinds_of, violation_kind
 from tests.broken_backends import BROKEN
 sc = load("default")
 print("| broken backend | first failing seed | seeds run | seconds to first failure | kind | shrunk ops | shrink seconds | trials |")

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dst.history import History, HistoryFormatError, first_difference, pair
-from dst.runner import run_seed
-from dst.scenario import load
+from dst.sim.runner import run_seed
+from dst.sim.scenario import load
 
 
 def test_roundtrip_of_a_real_history_is_exact():

@@ -6,7 +6,7 @@ from backends.sim import open_backend
 from dst.backend import BackendConfig
 from dst.errors import InvalidInput
 from dst.history import VectorTable
-from dst.models.vector import INVALID, VectorModel
+from dst.check.models.vector import INVALID, VectorModel
 from dst.strategies import operations
 from dst.validate import batch_problem, id_problem, limit_problem, vector_problem
 

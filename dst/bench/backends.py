@@ -1,0 +1,917 @@
+"""Backend benchmarks for ``dst bench``: each adapter on real data sizes,
+and the raw driver doing the same work beside it.
+
+A *row* is one variant (a backend with its options) at one size ``n`` and
+dimension ``dim``. Variants:
+
+=================  =========  =====================================================
+variant            backend    options
+=================  =========  =====================================================
+sim                sim        (exact, in memory, float64)
+lance              lance      (exact: brute force)
+lance-hnsw-sq      lance      index=IVF_HNSW_SQ, refined (refine_factor 1, the
+                              adapter's default with an index)
+pgvector           pgvector   (exact: sequential scan)
+pgvector-hnsw      pgvector   index=hnsw (m 16, ef_construction 64, ef_search 40)
+=================  =========  =====================================================
+
+Per row, in this order, in a worker process of its own (so the memory
+figures start from a clean process, a row that crashes or hangs cannot take
+the others with it, and a row past ``row_timeout`` is killed and reported):
+
+1. data: ``n`` vectors and the queries, seeded (``dst.rng``), by default
+   low-rank plus noise (rank 32 Gaussian, 25 % isotropic noise: like
+   embeddings, whose intrinsic dimension is far below ``dim``), and the
+   exact answer: float64 cosine of every query against every vector.
+2. batch insert: ``store_batch`` of all ``n`` vectors in batches of
+   ``batch_size`` into a fresh namespace; rows/s (median of three loads,
+   each into a fresh namespace; the last one stays for what follows).
+3. index: ``maintenance("index")`` for index variants, timed.
+4. search: on a handle opened anew after the load (``fresh=False``), as a
+   reader would search, ``limit`` 10 for every query, after ten untimed
+   warm-up queries; p50 and p95 latency; recall@10 against the exact
+   answer. Recall counts a returned id as correct when its true score is
+   within ``SCORE_EPS`` of the true 10th best (ties and float32 rounding do
+   not count against an exact backend), each id once.
+5. memory: resident set growth of the worker since just before the first
+   open (after the data was made), now and at its peak (``VmHWM`` after a
+   reset through ``/proc/self/clear_refs``, where Linux allows it); on-disk
+   size: the lance table folder, or ``pg_total_relation_size`` (table,
+   TOAST and indexes). For pgvector the data lives in the server: the
+   worker's growth is the client side only.
+6. raw batch insert (lance, pgvector): the same batches into a table of the
+   raw driver's own, three loads, median. (Not interleaved with the
+   adapter's loads: the raw driver's data would then count in the memory
+   figures.)
+7. single upsert: ``store`` of an existing id with a new vector (the row's
+   own, rotated by one component), p50 and p95, alternating with the raw
+   driver's single upsert; each side on rows of its own (see the code).
+
+The raw driver (overhead = adapter time / raw time, so 1.0 is no overhead):
+
+* lance: a ``lancedb.connect`` of its own on the same folder (default
+  consistency settings). Insert: ``merge_insert("id")`` of the same Arrow
+  tables, built before the clock starts, into a table with the same schema
+  and unenforced primary key. Search: the same builder (``search`` ...
+  ``distance_type("cosine")``, ``select``, ``limit``, ``refine_factor``
+  with an index) on the adapter's table. Upsert: a one-row
+  ``merge_insert`` into the raw table (the same size and fragment layout
+  as the adapter's; merge_insert scans the id column either way).
+  The adapter reads with ``read_consistency_interval`` 0 (it sees other
+  handles' commits); that check counts as adapter overhead here.
+* pgvector: psycopg sessions of its own, one to load and one to search and
+  upsert, as on the adapter's side (a session's history changes what the
+  server's work costs; see ``_PgRaw``). Insert: per batch, the adapter's
+  transaction (binary COPY into a temporary table, one INSERT ... SELECT
+  ... ON CONFLICT DO UPDATE) into a table of its own. Search: the adapter's
+  SQL on the adapter's table, with the same session settings
+  (``enable_seqscan`` off and ``hnsw.ef_search`` with the index). Upsert:
+  the adapter's INSERT ... ON CONFLICT on the adapter's table.
+* sim: no driver underneath; no overhead figure.
+
+Searches and upserts alternate adapter and raw driver in blocks of ten
+calls (who goes first alternates too), so a change in machine load hits
+both sides alike.
+
+Run as ``python -m dst.bench.backends`` it is the worker: a row spec (JSON)
+on stdin, progress and the result as JSON lines on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from dst import wallclock
+from dst.rng import Rng
+
+K = 10                      # recall@10, search limit 10
+SCORE_EPS = 1e-5            # recall tolerance on the true score (float32 backends)
+WARMUP_QUERIES = 10         # untimed, per side, before the timed searches
+WARMUP_UPSERTS = 10         # untimed, per side: the first updates after a load run slow
+LOWRANK_RANK = 32
+LOWRANK_NOISE = 0.25
+INSERT_ROUNDS = 3           # batch loads per side (each into a fresh table); the median counts
+ALTERNATE_BLOCK = 10        # adapter and raw driver take turns in blocks of this many calls
+EXIT_GRACE_S = 60           # a worker that sent its result gets this long to exit
+CHUNK = 8192                # rows per float64 chunk when computing the exact answer
+ERR_TAIL = 1500             # characters of a worker's stderr kept in an error
+
+# variant -> (backend, options, label for tables and plots)
+VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "sim": ("sim", {}, "sim (exact)"),
+    "lance": ("lance", {}, "lance (exact)"),
+    "lance-hnsw-sq": ("lance", {"index": "IVF_HNSW_SQ"}, "lance IVF_HNSW_SQ (refined)"),
+    "pgvector": ("pgvector", {}, "pgvector (exact)"),
+    "pgvector-hnsw": ("pgvector", {"index": "hnsw"}, "pgvector hnsw"),
+}
+BACKEND_VARIANTS = {"sim": ["sim"], "lance": ["lance", "lance-hnsw-sq"],
+                    "pgvector": ["pgvector", "pgvector-hnsw"]}
+DATA_KINDS = ("lowrank", "normal")
+
+# Every row carries these keys, ok or not (None where a figure does not apply).
+ROW_KEYS = ("variant", "label", "backend", "index", "namespace", "n", "dim", "exact", "status", "error",
+            "insert_rows_per_s", "insert_s", "insert_rounds", "index_build_s",
+            "upsert_p50_ms", "upsert_p95_ms", "search_p50_ms", "search_p95_ms", "queries",
+            "recall_at_10", "rss_growth_mb", "peak_rss_growth_mb", "disk_mb",
+            "raw", "overhead", "driver", "load_avg", "elapsed_s")
+
+
+def parse_variants(text: str) -> list[str]:
+    """``sim,lance,pgvector`` (each backend's variants) or variant names,
+    comma-separated; in the order of VARIANTS, without repeats."""
+    want: set[str] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if part in BACKEND_VARIANTS:
+            want.update(BACKEND_VARIANTS[part])
+        elif part in VARIANTS:
+            want.add(part)
+        else:
+            raise ValueError(f"unknown backend {part!r}: use {', '.join(BACKEND_VARIANTS)} "
+                             f"or a variant ({', '.join(VARIANTS)})")
+    if not want:
+        raise ValueError("no backend named")
+    return [v for v in VARIANTS if v in want]
+
+
+# -- data and the exact answer ----------------------------------------------------------
+
+def make_data(n: int, dim: int, n_queries: int, seed: int = 0,
+              kind: str = "lowrank") -> tuple[np.ndarray, np.ndarray]:
+    """(data n x dim, queries n_queries x dim), float32, seeded. The queries
+    (and the basis) depend on ``seed``, ``kind`` and ``dim`` only, so every
+    size is asked the same questions."""
+    if kind not in DATA_KINDS:
+        raise ValueError(f"data kind must be one of {DATA_KINDS}, got {kind!r}")
+    g = Rng(seed).fork(f"bench/{kind}/{dim}").np
+    if kind == "normal":
+        queries = g.standard_normal((n_queries, dim), dtype=np.float32)
+        data = g.standard_normal((n, dim), dtype=np.float32)
+    else:
+        rank = min(LOWRANK_RANK, dim)
+        basis = g.standard_normal((rank, dim)) / math.sqrt(rank)
+
+        def draw(m: int) -> np.ndarray:
+            out = np.empty((m, dim), dtype=np.float32)
+            for a in range(0, m, CHUNK):
+                b = min(m, a + CHUNK)
+                z = g.standard_normal((b - a, rank))
+                out[a:b] = z @ basis + LOWRANK_NOISE * g.standard_normal((b - a, dim))
+            return out
+
+        queries = draw(n_queries)
+        data = draw(n)
+    # A zero row is invalid input (DESIGN); vanishingly unlikely, but never sent.
+    for m in (data, queries):
+        zero = ~m.any(axis=1)
+        m[zero, 0] = 1.0
+    return data, queries
+
+
+def row_id(i: int) -> str:
+    return f"v{i:07d}"
+
+
+class Truth:
+    """Exact top-k by float64 cosine, and tie-tolerant recall against it."""
+
+    def __init__(self, data: np.ndarray, queries: np.ndarray, k: int = K):
+        n = len(data)
+        self.k = min(k, n)
+        q = queries.astype(np.float64)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        self.scores = np.empty((len(queries), n))
+        for a in range(0, n, CHUNK):
+            d = data[a:a + CHUNK].astype(np.float64)
+            d /= np.linalg.norm(d, axis=1, keepdims=True)
+            self.scores[:, a:a + len(d)] = q @ d.T
+        if n:
+            self.kth = np.partition(self.scores, n - self.k, axis=1)[:, n - self.k]
+        else:
+            self.kth = np.zeros(len(queries))
+
+    def recall(self, found: list[list[str]]) -> float | None:
+        if not found or self.k == 0:
+            return None
+        n = self.scores.shape[1]
+        hits = 0
+        for qi, ids in enumerate(found):
+            seen: set[int] = set()
+            for id_ in ids[:self.k]:
+                try:
+                    i = int(id_[1:]) if id_[:1] == "v" else -1
+                except ValueError:
+                    i = -1
+                if not 0 <= i < n or i in seen:
+                    continue
+                seen.add(i)
+                if self.scores[qi, i] >= self.kth[qi] - SCORE_EPS:
+                    hits += 1
+        return hits / (self.k * len(found))
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+def _ms(samples: list[float], pct: float) -> float | None:
+    if not samples:
+        return None
+    return round(float(np.percentile(np.asarray(samples), pct)) * 1000, 4)
+
+
+def _median(samples: list[float]) -> float:
+    return float(np.median(np.asarray(samples)))
+
+
+def rss_mb() -> float | None:
+    """Resident set size of this process, MB (/proc/self/statm; psutil elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    try:
+        import psutil
+        return psutil.Process().memory_info().rss / 2**20
+    except Exception:  # noqa: BLE001 - memory figures are best effort
+        return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak RSS mark (VmHWM) to the current RSS (Linux)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def load_avg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def dir_bytes(path: Path) -> int | None:
+    if not path.is_dir():
+        return None
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += (Path(root) / f).stat().st_size
+            except OSError:
+                pass
+    return total
+
+
+def describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = wallclock.monotonic_s()
+    out = fn()
+    return wallclock.monotonic_s() - t0, out
+
+
+# -- the raw drivers -----------------------------------------------------------------------
+
+class _LanceRaw:
+    """lancedb without the adapter: see the module doc."""
+
+    def __init__(self, spec: dict[str, Any], options: dict[str, Any]):
+        os.environ.setdefault("LANCE_LOG", "error")
+        import lancedb
+        import pyarrow as pa
+        self.pa = pa
+        self.dim = spec["dim"]
+        self.folder = Path(spec["lance_dir"])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.db = lancedb.connect(str(self.folder))
+        self.ns = spec["namespace"]
+        self.raw_name = spec["namespace"] + "_raw"
+        self.index = options.get("index")
+        self.schema = pa.schema([pa.field("id", pa.string(), nullable=False),
+                                 pa.field("vector", pa.list_(pa.float32(), self.dim), nullable=False)])
+        self.raw_t = None
+        self.search_t = None
+        self.created = False
+        self.driver = {"lancedb": lancedb.__version__, "pyarrow": pa.__version__}
+
+    def prepare(self, items: list[tuple[str, np.ndarray]]):
+        pa = self.pa
+        flat = np.concatenate([v for _, v in items]).astype(np.float32, copy=False)
+        return pa.table({"id": pa.array([i for i, _ in items], pa.string()),
+                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), self.dim)},
+                        schema=self.schema)
+
+    def _merge(self, table, data) -> None:
+        table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+
+    def fresh(self) -> None:
+        if self.created:
+            self.db.drop_table(self.raw_name)
+        elif self.raw_name in self.db.list_tables().tables:
+            raise RuntimeError(f"lance table {self.raw_name!r} exists already; not ours to replace")
+        self.raw_t = self.db.create_table(self.raw_name, schema=self.schema)
+        self.created = True
+        self.raw_t.set_unenforced_primary_key("id")
+
+    def load(self, prepared: list) -> None:
+        for t in prepared:
+            self._merge(self.raw_t, t)
+
+    def open_search(self) -> None:
+        self.search_t = self.db.open_table(self.ns)
+
+    def search(self, q: np.ndarray, k: int) -> list[str]:
+        b = (self.search_t.search(q, vector_column_name="vector").distance_type("cosine")
+             .select(["id", "_distance"]).limit(k))
+        if self.index is not None:
+            b = b.refine_factor(1)
+        return b.to_arrow().column("id").to_pylist()
+
+    def upsert(self, prepared) -> None:
+        self._merge(self.raw_t, prepared)
+
+    def disk_bytes(self) -> int | None:
+        return dir_bytes(self.folder / f"{self.ns}.lance")
+
+    def pids(self) -> list[int]:
+        return []
+
+    def cleanup(self) -> None:
+        if self.created:
+            self.db.drop_table(self.raw_name)
+            self.created = False
+
+
+class _PgRaw:
+    """psycopg without the adapter: see the module doc.
+
+    Two sessions, as on the adapter's side: one loads its own table (as the
+    adapter's loading handles do), the other searches and upserts (as the
+    adapter's reopened handle does). What a session did before changes its
+    cost: on pgvector 0.6 HNSW a session that had loaded a table inserted
+    into the graph in 0.65 ms where one that had only searched took 1.6 ms.
+    """
+
+    def __init__(self, spec: dict[str, Any], options: dict[str, Any]):
+        import psycopg
+        from psycopg import sql
+        self.sql = sql
+        self.dsn = spec["pg_dsn"]
+        self.dim = spec["dim"]
+        self.index = options.get("index")
+        self.conn = self._session()
+        self.loader = None
+        self.schema = self.conn.execute("SELECT current_schema()").fetchone()[0]
+        self.ns = spec["namespace"]
+        self.raw_name = spec["namespace"] + "_raw"
+        self.t = sql.Identifier(self.schema, self.ns)
+        self.raw = sql.Identifier(self.schema, self.raw_name)
+        self.q_copy = "COPY pg_temp.bench_stage (id, embedding) FROM STDIN (FORMAT BINARY)"
+        self.q_upsert_staged = sql.SQL(
+            "INSERT INTO {} (id, embedding) SELECT id, embedding FROM pg_temp.bench_stage ORDER BY id "
+            "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding").format(self.raw)
+        self.q_store = sql.SQL("INSERT INTO {} (id, embedding) VALUES (%s, %b) "
+                               "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding").format(self.t)
+        self.q_exact = sql.SQL("SELECT id, embedding <=> %(q)b AS d FROM {} ORDER BY d, id "
+                               "LIMIT %(n)s").format(self.t)
+        self.q_ann = sql.SQL("SELECT id, d FROM (SELECT id, embedding <=> %(q)b AS d FROM {} "
+                             "ORDER BY d LIMIT %(n)s) AS ann ORDER BY d, id").format(self.t)
+        self.created = False
+        self.ef_search = int(options.get("ef_search", 40))
+        row = self.conn.execute("SELECT current_setting('server_version'), "
+                                "(SELECT extversion FROM pg_extension WHERE extname = 'vector')").fetchone()
+        self.driver = {"postgres": row[0], "pgvector": row[1], "psycopg": psycopg.__version__}
+
+    def _session(self):
+        import psycopg
+        from pgvector.psycopg import register_vector
+        conn = psycopg.connect(self.dsn, autocommit=True, application_name="vector-dst bench raw")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")   # as the adapter does at open
+        register_vector(conn)
+        conn.execute("SELECT '[1]'::vector")                    # load the vector library in this session
+        conn.execute("CREATE TEMPORARY TABLE bench_stage (id text NOT NULL, embedding vector NOT NULL) "
+                     "ON COMMIT DELETE ROWS")
+        return conn
+
+    def prepare(self, items: list[tuple[str, np.ndarray]]):
+        return items
+
+    def fresh(self) -> None:
+        sql = self.sql
+        if self.loader is None:
+            self.loader = self._session()
+        if self.created:
+            self.loader.execute(sql.SQL("DROP TABLE {}").format(self.raw))
+        # No IF NOT EXISTS: a table of that name that is not ours makes this fail.
+        self.loader.execute(sql.SQL('CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, '
+                                    'embedding vector({}) NOT NULL)').format(self.raw, sql.Literal(self.dim)))
+        self.created = True
+
+    def load(self, prepared: list) -> None:
+        for batch in prepared:
+            with self.loader.transaction():
+                with self.loader.cursor() as cur:
+                    with cur.copy(self.q_copy) as cp:
+                        cp.set_types(["text", "vector"])
+                        for row in batch:
+                            cp.write_row(row)
+                    cur.execute(self.q_upsert_staged)
+
+    def open_search(self) -> None:
+        if self.index is not None:
+            self.conn.execute("SELECT set_config('enable_seqscan', 'off', false)")
+            self.conn.execute("SELECT set_config('hnsw.ef_search', %s, false)",
+                              (str(max(self.ef_search, K)),))
+
+    def search(self, q: np.ndarray, k: int) -> list[str]:
+        stmt = self.q_ann if self.index is not None else self.q_exact
+        return [r[0] for r in self.conn.execute(stmt, {"q": q, "n": k}).fetchall()]
+
+    def upsert(self, prepared) -> None:
+        self.conn.execute(self.q_store, prepared)
+
+    def disk_bytes(self) -> int | None:
+        row = self.conn.execute(
+            "SELECT pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+            (self.schema, self.ns)).fetchone()
+        return None if row is None else int(row[0])
+
+    def pids(self) -> list[int]:
+        return [c.info.backend_pid for c in (self.conn, self.loader) if c is not None]
+
+    def cleanup(self) -> None:
+        try:
+            if self.created:
+                self.conn.execute(self.sql.SQL("DROP TABLE IF EXISTS {}").format(self.raw))
+                self.created = False
+        finally:
+            for c in (self.conn, self.loader):
+                if c is not None:
+                    c.close()
+
+
+RAW_DRIVERS = {"lance": _LanceRaw, "pgvector": _PgRaw}
+
+
+# -- one row -------------------------------------------------------------------------------
+
+def empty_row(spec: dict[str, Any]) -> dict[str, Any]:
+    backend, options, label = VARIANTS[spec["variant"]]
+    row: dict[str, Any] = {k: None for k in ROW_KEYS}
+    row.update(variant=spec["variant"], label=label, backend=backend, index=options.get("index"),
+               n=spec["n"], dim=spec["dim"], exact=options.get("index") is None, status="error",
+               namespace=spec.get("namespace"))
+    return row
+
+
+def _location(spec: dict[str, Any], backend: str) -> str | None:
+    return {"sim": "dst-bench", "lance": spec.get("lance_dir"), "pgvector": spec.get("pg_dsn")}[backend]
+
+
+def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambda m: None) -> dict[str, Any]:
+    """Measure one row (see the module doc); never raises: a failure comes
+    back as ``status: error`` with the phase it happened in."""
+    from dst.backend import BackendConfig, resolve_backend
+
+    t_row = wallclock.monotonic_s()
+    backend, options, _ = VARIANTS[spec["variant"]]
+    row = empty_row(spec)
+    row["load_avg"] = load_avg()
+    n, dim, nq = spec["n"], spec["dim"], spec["queries"]
+    phase = ["data"]
+
+    def step(name: str, done: int = 0, total: int = 0) -> None:
+        phase[0] = name
+        emit({"event": "progress", "phase": name, "done": done, "total": total})
+
+    adapter = raw = None
+    try:
+        step("data")
+        data, queries = make_data(n, dim, nq, spec.get("seed", 0), spec.get("data", "lowrank"))
+        truth = Truth(data, queries, K)
+        k = truth.k
+        ids = [row_id(i) for i in range(n)]
+        bs = max(1, int(spec.get("batch_size", 10_000)))
+        batches = [list(zip(ids[a:a + bs], data[a:a + bs])) for a in range(0, n, bs)]
+        rounds = int(spec.get("rounds", 1))
+        factory = resolve_backend(backend)
+        config = BackendConfig(dim=dim, location=_location(spec, backend), namespace=spec["namespace"],
+                               fresh=True, options=dict(options))
+        if backend in RAW_DRIVERS:
+            step("raw driver")
+            raw = RAW_DRIVERS[backend](spec, options)
+            row["driver"] = raw.driver
+            emit({"event": "pids", "pids": raw.pids()})
+
+        # -- batch insert (adapter) ----------------------------------------------------------
+        base = rss_mb()
+        peak_ok = reset_peak_rss()
+        load_s: list[float] = []
+        for r in range(rounds):
+            step("insert", r, rounds)
+            if adapter is not None:
+                adapter.close()
+            adapter = factory(config)
+            emit({"event": "pids", "pids": [p for p in [getattr(adapter, "_pid", None)] if p]})
+            if backend == "pgvector":
+                # The first vector in a new server session loads pgvector's
+                # library; the raw session did that already.
+                adapter.store_batch(batches[0][:1])
+                adapter.delete(batches[0][0][0])
+            t = 0.0
+            for batch in batches:
+                dt, _ = _timed(lambda: adapter.store_batch(batch))
+                t += dt
+            load_s.append(t)
+        if adapter.count() != n:
+            raise RuntimeError(f"count() is {adapter.count()} after loading {n} rows")
+        row["insert_rounds"] = rounds
+        row["insert_s"] = round(_median(load_s), 4)
+        row["insert_rows_per_s"] = round(n / max(_median(load_s), 1e-9), 1)
+
+        # -- index ------------------------------------------------------------------------------
+        if options.get("index") is not None:
+            step("index build")
+            dt, _ = _timed(lambda: adapter.maintenance("index"))
+            row["index_build_s"] = round(dt, 3)
+
+        # -- search -----------------------------------------------------------------------------
+        # Search (and upsert) through a handle opened after the load, as a
+        # reader would. The pgvector session that loaded the table and built
+        # its HNSW index searched it about 20 % faster than any other session
+        # (raw SQL included), which would flatter the adapter against the raw
+        # driver's session.
+        step("reopen")
+        adapter.close()
+        adapter = factory(replace(config, fresh=False))
+        emit({"event": "pids", "pids": [p for p in [getattr(adapter, "_pid", None)] if p]})
+        if adapter.count() != n:
+            raise RuntimeError(f"count() is {adapter.count()} after reopening {n} rows")
+        step("search", 0, nq)
+        if raw is not None:
+            raw.open_search()
+        for q in queries[:WARMUP_QUERIES]:
+            adapter.search(q, k)
+            if raw is not None:
+                raw.search(q, k)
+        lat, raw_lat, found, raw_found = [], [], [], []
+
+        def ours(i: int) -> None:
+            dt, hits = _timed(lambda: adapter.search(queries[i], k))
+            lat.append(dt)
+            found.append([h.id for h in hits])
+
+        def theirs(i: int) -> None:
+            dt, got = _timed(lambda: raw.search(queries[i], k))
+            raw_lat.append(dt)
+            raw_found.append(got)
+
+        _alternate(nq, ours, theirs if raw is not None else None, lambda done: step("search", done, nq))
+        row["queries"] = nq
+        row["search_p50_ms"] = _ms(lat, 50)
+        row["search_p95_ms"] = _ms(lat, 95)
+        rec = truth.recall(found)
+        row["recall_at_10"] = None if rec is None else round(rec, 4)
+
+        # -- memory and disk -----------------------------------------------------------------
+        now, peak = rss_mb(), peak_rss_mb()
+        if base is not None and now is not None:
+            row["rss_growth_mb"] = round(now - base, 1)
+        if peak_ok and base is not None and peak is not None:
+            row["peak_rss_growth_mb"] = round(peak - base, 1)
+        if raw is not None:
+            b = raw.disk_bytes()
+            row["disk_mb"] = None if b is None else round(b / 2**20, 2)
+
+        # -- raw batch insert ------------------------------------------------------------------
+        raw_out: dict[str, Any] = {}
+        if raw is not None:
+            prepared = [raw.prepare(b) for b in batches]
+            raw_load: list[float] = []
+            for r in range(rounds):
+                step("raw insert", r, rounds)
+                raw.fresh()
+                emit({"event": "pids", "pids": raw.pids()})
+                dt, _ = _timed(lambda: raw.load(prepared))
+                raw_load.append(dt)
+            del prepared
+            raw_out["insert_s"] = round(_median(raw_load), 4)
+            raw_out["insert_rows_per_s"] = round(n / max(_median(raw_load), 1e-9), 1)
+            raw_out["search_p50_ms"] = _ms(raw_lat, 50)
+            raw_out["search_p95_ms"] = _ms(raw_lat, 95)
+            rr = truth.recall(raw_found)
+            raw_out["recall_at_10"] = None if rr is None else round(rr, 4)
+
+        # -- single upserts --------------------------------------------------------------------
+        # Each side replaces the vector of rows of its own: the adapter in
+        # the first half of the ids, the raw driver at the same offsets in
+        # the second half, so no row or heap page is shared. The new vector
+        # is the row's own rotated by one component (same norm, a vector no
+        # row holds). An update that leaves the vector as it was costs far
+        # less on pgvector HNSW when its page has room (about 0.2 against
+        # 0.7 ms at 1k rows: likely a HOT update, no index entry), and which
+        # rows get that depends on the page layout, not on the adapter.
+        half = n // 2
+        cnt = min(half, int(spec.get("upserts", 100)) + WARMUP_UPSERTS)
+        mine = [(j * half) // cnt for j in range(cnt)] if cnt else []
+        theirs_rows = [half + i for i in mine]
+        new_vec = {i: np.roll(data[i], 1) for i in mine + theirs_rows}
+        warm = min(WARMUP_UPSERTS, max(0, len(theirs_rows) - 1))
+        n_up = min(len(mine), len(theirs_rows)) - warm
+        step("upsert", 0, n_up)
+        raw_items = [raw.prepare([(ids[i], new_vec[i])]) if backend == "lance" else (ids[i], new_vec[i])
+                     for i in theirs_rows] if raw is not None else []
+        for w in range(warm):            # taking turns
+            adapter.store(ids[mine[w]], new_vec[mine[w]])
+            if raw is not None:
+                raw.upsert(raw_items[w])
+        up, raw_up = [], []
+
+        def ours_up(j: int) -> None:
+            i = mine[warm + j]
+            up.append(_timed(lambda: adapter.store(ids[i], new_vec[i]))[0])
+
+        def theirs_up(j: int) -> None:
+            raw_up.append(_timed(lambda: raw.upsert(raw_items[warm + j]))[0])
+
+        _alternate(n_up, ours_up, theirs_up if raw is not None else None)
+        row["upsert_p50_ms"] = _ms(up, 50)
+        row["upsert_p95_ms"] = _ms(up, 95)
+        if raw is not None:
+            raw_out["upsert_p50_ms"] = _ms(raw_up, 50)
+            row["raw"] = raw_out
+            row["overhead"] = {
+                "insert": _ratio(row["insert_s"], raw_out["insert_s"]),
+                "upsert": _ratio(row["upsert_p50_ms"], raw_out["upsert_p50_ms"]),
+                "search": _ratio(row["search_p50_ms"], raw_out["search_p50_ms"]),
+            }
+        if adapter.count() != n:
+            raise RuntimeError(f"count() is {adapter.count()} after {n_up} upserts of existing ids")
+        row["status"] = "ok"
+    except BaseException as exc:  # noqa: BLE001 - a row's failure is a figure, not a crash
+        row["status"] = "error"
+        row["error"] = f"{phase[0]}: {describe(exc)}"
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+    finally:
+        step("cleanup")
+        problems = []
+        for what, fn in (("drop", getattr(adapter, "drop", None)), ("raw cleanup", getattr(raw, "cleanup", None))):
+            if fn is None:
+                continue
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"{what}: {describe(exc)}")
+        if problems and row["status"] == "ok":
+            row["status"] = "error"
+            row["error"] = "; ".join(problems)
+        row["elapsed_s"] = round(wallclock.monotonic_s() - t_row, 2)
+    return row
+
+
+def _alternate(count: int, ours: Callable[[int], None], theirs: Callable[[int], None] | None,
+               on_block: Callable[[int], None] = lambda done: None) -> None:
+    """``ours(i)`` and ``theirs(i)`` for every i, in blocks of ALTERNATE_BLOCK:
+    one side runs the block, then the other, and who goes first alternates
+    block by block, so load that drifts hits both sides alike. (Alternating
+    call by call made the raw side about 10 % slower than the adapter on
+    pgvector HNSW, in whichever position; in blocks the two came out level,
+    as they do run one after the other.)"""
+    for b, start in enumerate(range(0, count, ALTERNATE_BLOCK)):
+        block = range(start, min(count, start + ALTERNATE_BLOCK))
+        for side in ((ours, theirs) if b % 2 == 0 else (theirs, ours)):
+            if side is not None:
+                for i in block:
+                    side(i)
+        on_block(block[-1] + 1)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return round(a / b, 3)
+
+
+# -- rows in worker processes ------------------------------------------------------------
+
+@dataclass
+class BackendPlan:
+    variants: list[str]
+    sizes: list[int]
+    dims: list[int]
+    queries: int = 200
+    upserts: int = 100
+    batch_size: int = 10_000
+    data: str = "lowrank"
+    seed: int = 0
+    row_timeout_s: float = 1800.0
+    pg_location: str | None = None
+    pg_maintenance_work_mem: str | None = "1GB"
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def specs(self) -> list[dict[str, Any]]:
+        out = []
+        for dim in self.dims:
+            for n in self.sizes:
+                for v in self.variants:
+                    out.append({"variant": v, "n": n, "dim": dim, "queries": self.queries,
+                                "upserts": self.upserts, "batch_size": self.batch_size,
+                                "rounds": INSERT_ROUNDS,
+                                "data": self.data, "seed": self.seed})
+        return out
+
+
+def _pg_dsn(location: str | None, maintenance_work_mem: str | None) -> str:
+    """The DSN rows connect to; the embedded server is started here, in the
+    parent, so it stays up across rows (and stops at exit if we started it)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from dst import pg_embedded
+    dsn = pg_embedded.resolve(location)
+    if maintenance_work_mem:
+        # pgvector builds an HNSW graph fast only while it fits in
+        # maintenance_work_mem (64MB by default); a session setting, for the
+        # adapter and the raw driver alike.
+        opts = conninfo_to_dict(dsn).get("options") or ""
+        dsn = make_conninfo(dsn, options=f"{opts} -c maintenance_work_mem={maintenance_work_mem}".strip())
+    return dsn
+
+
+def _kill_server_sessions(dsn: str, pids: list[int]) -> None:
+    import psycopg
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        for pid in pids:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def _cleanup_failed(spec: dict[str, Any], pids: list[int]) -> str | None:
+    """After a worker was killed or died: end its server sessions and drop
+    the tables its row made (names unique to this run). None or a problem."""
+    backend = VARIANTS[spec["variant"]][0]
+    if backend != "pgvector" or not spec.get("pg_dsn"):
+        return None     # sim lives in the worker; lance's folder is removed with the run's temp folder
+    try:
+        import psycopg
+        from psycopg import sql
+
+        from dst.backend import BackendConfig, resolve_backend
+        if pids:
+            _kill_server_sessions(spec["pg_dsn"], pids)
+        b = resolve_backend("pgvector")(BackendConfig(dim=spec["dim"], location=spec["pg_dsn"],
+                                                       namespace=spec["namespace"], fresh=False))
+        b.drop()
+        with psycopg.connect(spec["pg_dsn"], autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(spec["namespace"] + "_raw")))
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return f"cleanup after the failure: {describe(exc)}"
+
+
+def run_in_worker(spec: dict[str, Any], timeout_s: float,
+                  on_event: Callable[[dict[str, Any]], None] = lambda m: None) -> dict[str, Any]:
+    """Run one row in a fresh Python process; a crash, a hang past
+    ``timeout_s`` or a worker that says nothing becomes an error row."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env.setdefault("LANCE_LOG", "error")
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    result: dict[str, Any] | None = None
+    pids: list[int] = []
+    why = None
+    with tempfile.TemporaryFile("w+", errors="replace") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "dst.bench.backends"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+        lines: queue.Queue = queue.Queue()
+
+        def read() -> None:
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        deadline = wallclock.Deadline(timeout_s)
+        try:
+            proc.stdin.write(json.dumps(spec))
+            proc.stdin.close()
+            while True:
+                try:
+                    line = lines.get(timeout=0.25)
+                except queue.Empty:
+                    if deadline.expired():
+                        why = f"timed out after {timeout_s:g} s (row timeout; worker killed)"
+                        proc.kill()     # our own child, by its handle
+                        break
+                    continue
+                if line is None:
+                    break
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if msg.get("event") == "result":
+                    result = msg["row"]
+                    deadline = wallclock.Deadline(EXIT_GRACE_S)   # only exiting is left
+                elif msg.get("event") == "pids":
+                    pids.extend(p for p in msg.get("pids", []) if p not in pids)
+                else:
+                    on_event(msg)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            _cleanup_failed(spec, pids)
+            raise
+        code = proc.wait()
+        reader.join(timeout=5)
+        if result is None:
+            err.seek(0)
+            tail = err.read()[-ERR_TAIL:].strip()
+            why = why or f"worker exited with code {code} without a result" + (f": {tail}" if tail else "")
+    if result is not None:
+        return result
+    row = empty_row(spec)
+    problem = _cleanup_failed(spec, pids)
+    row["error"] = why + (f"; {problem}" if problem else "")
+    return row
+
+
+def run_rows(plan: BackendPlan, on_row_start: Callable[[int, dict[str, Any]], None] = lambda i, s: None,
+             on_event: Callable[[int, dict[str, Any]], None] = lambda i, m: None,
+             on_row_done: Callable[[int, dict[str, Any]], None] = lambda i, r: None) -> list[dict[str, Any]]:
+    """Every row of the plan, one worker each; rows in plan order."""
+    specs = plan.specs()
+    tmp = Path(tempfile.mkdtemp(prefix="dst-bench-"))
+    token = "".join(c for c in tmp.name.rsplit("-", 1)[-1].lower() if c.isalnum())[:10] or "run"
+    pg_dsn = pg_error = None
+    rows: list[dict[str, Any]] = []
+    try:
+        if any(VARIANTS[s["variant"]][0] == "pgvector" for s in specs):
+            try:
+                pg_dsn = _pg_dsn(plan.pg_location, plan.pg_maintenance_work_mem)
+            except Exception as exc:  # noqa: BLE001 - reported per row
+                pg_error = f"PostgreSQL unavailable: {describe(exc)}"
+        for i, spec in enumerate(specs):
+            spec.update(namespace=f"dstbench_{token}_{i}", lance_dir=str(tmp / "lance"), pg_dsn=pg_dsn)
+            on_row_start(i, spec)
+            if VARIANTS[spec["variant"]][0] == "pgvector" and pg_error:
+                row = empty_row(spec)
+                row["error"] = pg_error
+            else:
+                row = run_in_worker(spec, plan.row_timeout_s, lambda m, i=i: on_event(i, m))
+            rows.append(row)
+            on_row_done(i, row)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    plan.rows = rows
+    return rows
+
+
+def _worker() -> int:
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)                      # anything a library prints goes to stderr
+    sys.stdout = sys.stderr
+
+    def emit(msg: dict[str, Any]) -> None:
+        proto.write(json.dumps(msg) + "\n")
+        proto.flush()
+
+    spec = json.loads(sys.stdin.read())
+    row = run_row(spec, emit)
+    emit({"event": "result", "row": row})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker())

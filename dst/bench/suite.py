@@ -1,0 +1,290 @@
+"""``dst bench``: backend benchmarks, harness figures and checker figures.
+
+Three parts, each reported in one JSON file
+(``<report-dir>/bench-<timestamp>.json``), an SVG plot beside it
+(``bench-<timestamp>.svg``: search p50, insert throughput and recall@10
+against size, per variant, one column per dimension, log scales) and
+tables on the console:
+
+* backends (``dst.bench.backends``): per variant, size and dimension, batch
+  insert rows/s, single upsert p50, search p50/p95, recall@10 against the
+  exact float64 answer, memory (worker RSS growth, on-disk size) and the
+  adapter's overhead against the raw driver doing the same work. A row
+  that fails (a backend that cannot start, a crash, a timeout) is an error
+  in its row, not a traceback;
+* harness (``harness_figures``), single process, on the sim backend:
+  checked ops/s (client and probe ops run *and* checked, end to end),
+  seeds/s, and checker-only ops/s (re-checking the recorded histories);
+* checker (``dst.bench.checker.checker_figures``): the linearizability
+  checker on the Porcupine kv histories and on long generated histories.
+
+Wall-clock time comes from ``dst.wallclock`` only. The machine's load
+average is recorded at the start, per row and at the end: the numbers are
+only as quiet as the machine was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from dst import wallclock
+from dst.bench.backends import VARIANTS, BackendPlan, load_avg, run_rows
+from dst.sim.runner import check_history, run_seed
+from dst.sim.scenario import load
+
+QUICK = {"sizes": [1000, 10_000], "dims": [128], "queries": 100, "upserts": 50, "seeds": 50}
+FULL = {"sizes": [1000, 10_000, 100_000], "dims": [128, 768], "queries": 200, "upserts": 100, "seeds": 200}
+
+
+def harness_figures(scenario: str = "default", seeds: int = 200, first_seed: int = 0) -> dict[str, Any]:
+    sc = load(scenario)
+    histories = []
+    ops = 0
+    run_s = check_s = 0.0
+    t0 = wallclock.monotonic_s()
+    for seed in range(first_seed, first_seed + seeds):
+        r, h = run_seed(sc, seed, "sim")
+        if r.verdict != "ok":
+            raise RuntimeError(f"sim seed {seed} did not pass: {r.verdict}")
+        ops += r.ops
+        run_s += r.run_s
+        check_s += r.check_s
+        histories.append(h)
+    wall = wallclock.monotonic_s() - t0
+    t1 = wallclock.monotonic_s()
+    for h in histories:
+        check_history(h)
+    recheck = wallclock.monotonic_s() - t1
+    return {
+        "scenario": scenario, "seeds": seeds, "ops": ops,
+        "wall_s": round(wall, 3),
+        "checked_ops_per_s": round(ops / wall),
+        "seeds_per_s": round(seeds / wall, 1),
+        "simulate_s": round(run_s, 3), "check_s": round(check_s, 3),
+        "checker_only_ops_per_s": round(ops / recheck) if recheck > 0 else None,
+    }
+
+
+def machine() -> dict[str, Any]:
+    out: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
+                           "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+    try:
+        import psutil
+        out["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except Exception:  # noqa: BLE001 - optional detail
+        pass
+    versions = {}
+    for pkg in ("numpy", "lancedb", "pyarrow", "psycopg", "pgvector", "pgserver"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    out["packages"] = versions
+    return out
+
+
+@dataclass
+class BenchConfig:
+    report_dir: str = "reports"
+    scenarios: list[str] = field(default_factory=lambda: ["default", "crud"])
+    seeds: int = FULL["seeds"]
+    plan: BackendPlan = field(default_factory=lambda: BackendPlan(list(VARIANTS), FULL["sizes"], FULL["dims"]))
+    checker: bool = True
+    quick: bool = False
+
+
+def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> tuple[dict[str, Any], Path]:
+    """Run every part, write the JSON and the SVG, print the tables.
+    ``progress(console)``: the command's progress bar (a rich ``Progress``).
+    Returns (the figures, the JSON path)."""
+    from dst.bench.checker import checker_figures
+
+    stamp = wallclock.stamp()
+    t0 = wallclock.monotonic_s()
+    plan = config.plan
+    out: dict[str, Any] = {
+        "kind": "dst-bench", "version": 2, "stamp": stamp, "quick": config.quick,
+        "machine": machine(), "load_avg_start": load_avg(),
+        "config": {"variants": plan.variants, "sizes": plan.sizes, "dims": plan.dims,
+                   "queries": plan.queries, "upserts": plan.upserts, "batch_size": plan.batch_size,
+                   "data": plan.data, "seed": plan.seed, "k": 10, "row_timeout_s": plan.row_timeout_s,
+                   "pg_maintenance_work_mem": plan.pg_maintenance_work_mem,
+                   "scenarios": config.scenarios, "seeds": config.seeds},
+        "backends": [], "harness": [], "checker": None,
+    }
+    specs = plan.specs()
+    with progress(console) as bar:
+        rows_task = bar.add_task("backends", total=len(specs)) if specs else None
+        current: dict[str, str] = {}
+
+        def start(i: int, spec: dict[str, Any]) -> None:
+            current["row"] = f"{spec['variant']} n={spec['n']:,} dim={spec['dim']}"
+            bar.update(rows_task, description=f"{current['row']}: starting")
+
+        def event(i: int, msg: dict[str, Any]) -> None:
+            if msg.get("event") == "progress":
+                extra = f" {msg['done']}/{msg['total']}" if msg.get("total") else ""
+                bar.update(rows_task, description=f"{current['row']}: {msg['phase']}{extra}")
+
+        def done(i: int, row: dict[str, Any]) -> None:
+            bar.advance(rows_task)
+            head = f"[{i + 1}/{len(specs)}] {current['row']}"
+            if row["status"] != "ok":
+                bar.console.print(f"{head}: error: {row['error']}", markup=False, style="yellow")
+            else:
+                bar.console.print(
+                    f"{head}: ok in {row['elapsed_s']} s (search p50 {row['search_p50_ms']} ms, "
+                    f"recall@10 {row['recall_at_10']}, load {row['load_avg'] and row['load_avg'][0]})",
+                    markup=False)
+
+        if specs:
+            out["backends"] = run_rows(plan, start, event, done)
+            bar.update(rows_task, description="backends")
+        h_task = bar.add_task("harness on sim", total=len(config.scenarios))
+        for name in config.scenarios:
+            bar.update(h_task, description=f"harness: {name}, {config.seeds} seeds on sim")
+            try:
+                out["harness"].append(harness_figures(name, config.seeds))
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                out["harness"].append({"scenario": name, "seeds": config.seeds,
+                                       "error": f"{type(exc).__name__}: {exc}"})
+            bar.advance(h_task)
+        if config.checker:
+            c_task = bar.add_task("checker: Porcupine kv and generated histories", total=1)
+            try:
+                out["checker"] = checker_figures()
+            except Exception as exc:  # noqa: BLE001
+                out["checker"] = {"error": f"{type(exc).__name__}: {exc}"}
+            bar.advance(c_task)
+    out["load_avg_end"] = load_avg()
+    out["elapsed_s"] = round(wallclock.monotonic_s() - t0, 1)
+
+    report = Path(config.report_dir)
+    report.mkdir(parents=True, exist_ok=True)
+    path = report / f"bench-{stamp}.json"
+    svg_path = report / f"bench-{stamp}.svg"
+    out["plot"] = svg_path.name
+    svg_path.write_text(plot(out))
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print_tables(out, console)
+    return out, path
+
+
+# -- output ----------------------------------------------------------------------------------
+
+def _num(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}g}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _mb(v: Any) -> str:
+    return "-" if v is None else f"{v:,.1f}"
+
+
+def print_tables(out: dict[str, Any], console) -> None:
+    from rich.table import Table
+    load_s, load_e = out.get("load_avg_start"), out.get("load_avg_end")
+    m = out["machine"]
+    console.print(f"machine: {m.get('cpus')} cpus, {m.get('memory_gb', '?')} GB; load average (1/5/15 min) "
+                  f"at start {load_s}, at end {load_e}; {out['elapsed_s']} s", markup=False)
+    if out["backends"]:
+        c = out["config"]
+        t = Table(title=f"dst bench: backends ({c['queries']} queries, top 10, {c['data']} data; "
+                        "overhead = adapter time / raw driver time)")
+        for col, j in (("variant", "left"), ("n", "right"), ("dim", "right"), ("insert rows/s", "right"),
+                       ("index s", "right"), ("upsert p50 ms", "right"), ("search p50 ms", "right"),
+                       ("p95 ms", "right"), ("recall@10", "right"), ("peak RSS +MB", "right"),
+                       ("disk MB", "right"), ("overhead ins/ups/search", "right"), ("load", "right"),
+                       ("note", "left")):
+            t.add_column(col, justify=j)
+        for r in out["backends"]:
+            if r["status"] != "ok":
+                t.add_row(r["label"], f"{r['n']:,}", str(r["dim"]), *(["-"] * 10),
+                          f"[red]error[/]: {_escape(r['error'] or '')}")
+                continue
+            ov = r.get("overhead") or {}
+            over = "/".join(_num(ov.get(k), 3) for k in ("insert", "upsert", "search")) if ov else "-"
+            la = r.get("load_avg")
+            t.add_row(r["label"], f"{r['n']:,}", str(r["dim"]), _num(r["insert_rows_per_s"]),
+                      _num(r["index_build_s"]), _num(r["upsert_p50_ms"]), _num(r["search_p50_ms"]),
+                      _num(r["search_p95_ms"]), f"{r['recall_at_10']:.3f}",
+                      _mb(r["peak_rss_growth_mb"] if r["peak_rss_growth_mb"] is not None else r["rss_growth_mb"]),
+                      _mb(r["disk_mb"]), over, "-" if not la else f"{la[0]:.1f}", "")
+        console.print(t)
+    if out["harness"]:
+        t = Table(title="dst bench: harness on the sim backend (one process)")
+        for col in ("scenario", "seeds", "ops", "checked ops/s", "seeds/s", "checker-only ops/s"):
+            t.add_column(col, justify="right")
+        for f in out["harness"]:
+            if "error" in f:
+                t.add_row(f["scenario"], str(f["seeds"]), "-", "-", "-", f"error: {_escape(f['error'])}")
+                continue
+            t.add_row(f["scenario"], str(f["seeds"]), f"{f['ops']:,}", f"{f['checked_ops_per_s']:,}",
+                      f"{f['seeds_per_s']}", _num(f["checker_only_ops_per_s"]))
+        console.print(t)
+    ch = out.get("checker")
+    if ch:
+        if "error" in ch:
+            console.print(f"checker: error: {ch['error']}", markup=False)
+        else:
+            t = Table(title=f"dst bench: linearizability checker ({ch['wall_s']} s in all; parsing excluded)")
+            for col in ("history", "mode", "ops", "verdict", "expected", "steps", "check s"):
+                t.add_column(col, justify="right")
+            for f in ch["porcupine"] + ch["synthetic"]:
+                t.add_row(f["history"], "partitioned" if f["partitioned"] else "whole", f"{f['ops']:,}",
+                          f["verdict"], f["expected"], f"{f['steps']:,}", f"{f['check_s']:.4f}")
+            console.print(t)
+            if ch["wrong_verdicts"]:
+                console.print(f"checker: WRONG VERDICTS: {', '.join(ch['wrong_verdicts'])}", markup=False,
+                              style="red")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+    return escape(text)
+
+
+def plot(out: dict[str, Any]) -> str:
+    """The SVG: a row per dimension; columns search p50, insert rows/s and
+    recall@10 against the number of vectors, one line per variant."""
+    from dst.report.svg import Chart, Series, grid
+    rows = [r for r in out["backends"] if r["status"] == "ok"]
+    dims = sorted({r["dim"] for r in out["backends"]}) or [0]
+    metrics = (("search_p50_ms", "search p50 (ms)", True, None, None),
+               ("insert_rows_per_s", "batch insert (rows/s)", True, None, None),
+               ("recall_at_10", "recall@10", False, 0.0, 1.0))
+    labels = [VARIANTS[v][2] for v in out["config"]["variants"]]
+    charts = []
+    for dim in dims:
+        line = []
+        for key, name, log_y, y_min, y_max in metrics:
+            c = Chart(title=f"{name}, dim {dim}", x_label="vectors", y_label=name, log_x=True,
+                      log_y=log_y, y_min=y_min, y_max=y_max)
+            for label in labels:
+                pts = [(float(r["n"]), float(r[key])) for r in rows
+                       if r["label"] == label and r["dim"] == dim and r[key] is not None]
+                c.series.append(Series(label, sorted(pts)))
+            line.append(c)
+        charts.append(line)
+    la = out.get("load_avg_start")
+    m = out["machine"]
+    sub = (f"{m.get('cpus')} cpus, {m.get('memory_gb', '?')} GB, load average (1/5/15 min) at start {la}; "
+           f"{out['config']['queries']} queries, top 10, {out['config']['data']} data")
+    return grid(charts, title=f"dst bench {out['stamp']}", subtitle=sub)
+
+
+def print_json(out: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(out, indent=2) + "\n")
+    sys.stdout.flush()

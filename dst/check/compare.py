@@ -1,0 +1,108 @@
+"""Comparing two backends' histories of the same case op by op (``dst conform``,
+and ``dst replay`` of a real store up to ties).
+
+Each seed's case is drawn once (on the first backend, recording every
+decision as an explicit schedule) and then run, op for op and fault for
+fault, on every other backend. Each history is checked on its own; then
+the answers are compared op by op against the first backend:
+
+* search: same length; an id both returned must have scores within
+  ``score_eps``; scores rank by rank within ``score_eps``; ids only one
+  side returned must sit in the tie group at the bottom (a tie at the
+  cut-off may go either way). Searches on an approximate backend are
+  compared by its ANN conditions only, so they count as ``ann``, not as
+  agreement;
+* get: the same vector bytes; other ops: equal answers; an op that one
+  backend answered and another failed or left unknown is an ``outcome``
+  disagreement.
+
+Which schedule each pair runs (whole-batch faults where two backends cut
+batches differently): ``dst.sim.cases``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dst.history import History, pair
+
+KINDS = ("store", "store_batch", "delete", "get", "exists", "count", "search", "maintenance")
+
+
+def compare_search(a: list, b: list, eps: float) -> str | None:
+    """None if two search answers agree up to ties and score_eps, else why not."""
+    if len(a) != len(b):
+        return f"{len(a)} hits vs {len(b)}"
+    if not a:
+        return None
+    for r, ((ia, xa), (ib, xb)) in enumerate(zip(a, b)):
+        if not abs(xa - xb) <= eps:
+            return f"rank {r}: score {xa!r} ({ia!r}) vs {xb!r} ({ib!r})"
+    sa, sb = dict((i, x) for i, x in a), dict((i, x) for i, x in b)
+    for i in sorted(sa.keys() & sb.keys()):
+        if not abs(sa[i] - sb[i]) <= eps:
+            return f"id {i!r} scored {sa[i]!r} vs {sb[i]!r}"
+    low = min(min(sa.values()), min(sb.values()))
+    for i in sorted(sa.keys() - sb.keys()):
+        if sa[i] > low + eps:
+            return f"id {i!r} (score {sa[i]!r}) returned by one backend only, above the tie at the cut-off"
+    for i in sorted(sb.keys() - sa.keys()):
+        if sb[i] > low + eps:
+            return f"id {i!r} (score {sb[i]!r}) returned by one backend only, above the tie at the cut-off"
+    return None
+
+
+def compare_histories(ref: History, other: History, eps: float, ann: bool) -> tuple[dict, list]:
+    """Per-kind counts (agree, ann, differ) and the list of disagreements."""
+    pa, pb = pair(ref.events), pair(other.events)
+    counts = {k: {"agree": 0, "ann": 0, "differ": 0} for k in KINDS}
+    diffs: list[dict[str, Any]] = []
+    if len(pa) != len(pb):
+        diffs.append({"index": None, "f": None, "why": f"{len(pa)} ops vs {len(pb)}: the schedules diverged"})
+    for x, y in zip(pa, pb):
+        if x.f != y.f or x.call != y.call:
+            diffs.append({"index": x.index, "f": x.f, "why": "the op sequences diverged here"})
+            break
+        why = None
+        if x.type != y.type:
+            why = f"outcome {x.type} vs {y.type}"
+        elif x.type == "ok":
+            if x.f == "search" and isinstance(x.output, list) and isinstance(y.output, list):
+                # An ANN backend's answers are its own; a probe's exact search
+                # ("exact": true, search_exact) must agree all the same.
+                if ann and not (isinstance(x.input, dict) and x.input.get("exact") is True):
+                    counts["search"]["ann"] += 1
+                    continue
+                why = compare_search(x.output, y.output, eps)
+            elif x.f == "get" and isinstance(x.output, int) and isinstance(y.output, int):
+                if ref.table[x.output].tobytes() != other.table[y.output].tobytes():
+                    why = "different vectors"
+            elif x.output != y.output:
+                why = "different answers"
+        c = counts.setdefault(x.f, {"agree": 0, "ann": 0, "differ": 0})
+        if why is None:
+            c["agree"] += 1
+        else:
+            c["differ"] += 1
+            diffs.append({"index": x.index, "f": x.f, "input": x.input, "why": why,
+                          "outputs": [_show(ref, x), _show(other, y)]})
+    return counts, diffs
+
+
+def _show(h: History, p) -> Any:
+    if p.type != "ok":
+        return {"type": p.type, "value": p.output}
+    if p.f == "get" and isinstance(p.output, int):
+        return {"vector": h.table[p.output].tolist()[:8]}
+    return p.output
+
+
+def tolerant_match(recorded: History, mine: History, eps: float) -> str:
+    """exact-up-to-ties, or where the replay first answered differently."""
+    ann = not (recorded.meta.get("exact", True) and mine.meta.get("exact", True))
+    _, diffs = compare_histories(recorded, mine, eps, ann)
+    if not diffs:
+        return "exact (up to tie order and score_eps)"
+    first = diffs[0]
+    where = first["index"] if first["index"] is not None else "?"
+    return f"diverged at op {where} ({first['f']}: {first['why']})"

@@ -1,0 +1,149 @@
+"""The ``kv`` model: string keys, every key initially "" (Porcupine's kv).
+
+Ops: ``get k`` returns the value; ``put k v`` sets it; ``append k v``
+concatenates ``v`` to it. In a history the key comes as ``:key "k"`` with
+the value in ``:value`` (Porcupine's files), or as ``:value [k v]``
+(Knossos's multi-register, whose ``read``/``write`` are taken as
+``get``/``put``). A get that returns nil matches the initial "".
+
+Keys are independent, so the model partitions the history by key
+(P-compositionality): ``partition`` gives one part per key, in order of
+first appearance, and each part is checked alone. Checked whole, the state
+is a ``MapState`` (key -> value, hash kept incrementally).
+
+Inputs: ``("get", k)``, ``("put", k, v)``, ``("append", k, v)``. Outputs:
+a get's value; None for put and append; ``UNKNOWN`` when nobody saw it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from dst.check.linearizability import INF, UNKNOWN, Operation
+from dst.check.models.base import NO_KEY, Call, MapState, group_by, same, short
+from dst.history import HistoryFormatError
+
+INITIAL = ""
+ALIASES = {"get": "get", "read": "get", "put": "put", "write": "put", "append": "append"}
+
+
+class KvModel:
+    name = "kv"
+
+    # -- the model --------------------------------------------------------
+    def init(self) -> MapState:
+        return MapState()
+
+    def step(self, state: MapState, inp: tuple, out: Any) -> tuple[bool, MapState]:
+        # The checker's hot path: MapState.set and same() inlined.
+        f, key = inp[0], inp[1]
+        items = state.items
+        cur = items.get(key, INITIAL)
+        if f == "get":
+            if out is UNKNOWN:
+                return True, state
+            if out == cur:
+                return isinstance(out, bool) is isinstance(cur, bool), state
+            return (out is None and cur == INITIAL), state
+        if f == "put":
+            value = inp[2]
+            if value == cur and isinstance(value, bool) is isinstance(cur, bool):
+                return True, state
+        elif f == "append":
+            if cur.__class__ is not str:
+                return False, state      # a put left a non-string there
+            if not inp[2]:
+                return True, state
+            value = cur + inp[2]
+        else:
+            raise AssertionError(f"kv: unknown op {f!r}")
+        h = state.h
+        new = items.copy()
+        if key in items:
+            h ^= hash((key, cur))
+            del new[key]
+        if value != INITIAL or isinstance(value, bool):
+            new[key] = value
+            h ^= hash((key, value))
+        return True, MapState(new, h)
+
+    def partition(self, ops: Sequence[Operation]) -> list[list[Operation]]:
+        return group_by(ops, lambda op: op.input[1])
+
+    def describe_partition(self, ops: Sequence[Operation]) -> str:
+        return f"key {short(ops[0].input[1])}" if ops else "no ops"
+
+    def describe(self, state: MapState) -> str:
+        keys = sorted(state.items, key=repr)
+        shown = ", ".join(f"{short(k)}: {short(state.items[k])}" for k in keys[:8])
+        more = f", ... ({len(keys)} keys)" if len(keys) > 8 else ""
+        return "{" + shown + more + "}" + (" (other keys \"\")" if keys else " (every key \"\")")
+
+    def explain(self, state: MapState, op: Operation) -> str:
+        f, key = op.input[0], op.input[1]
+        if f == "get":
+            cur = state.items.get(key, INITIAL)
+            return f"get {short(key)} returned {short(op.output)}, but the key holds {short(cur)}"
+        if f == "append":
+            return f"append to {short(key)}, which holds the non-string {short(state.items.get(key))}"
+        return "rejected"
+
+    # -- from a history -----------------------------------------------------
+    def operations(self, calls: Iterable[Call], source: str = "<history>"
+                   ) -> tuple[list[Operation], list[Call]]:
+        """Encode paired calls; returns the ops and, per op id, its call.
+
+        ``fail`` ops did not happen; gets whose result nobody saw
+        constrain nothing: both are dropped.
+        """
+        ops: list[Operation] = []
+        origin: list[Call] = []
+        for c in calls:
+            f = ALIASES.get(c.f)
+            if f is None:
+                raise HistoryFormatError(f"{source}:{c.line}: {c.f!r} is not an op of the kv "
+                                         "model (get, put, append; or read, write)")
+            key, value, output = _split(c, source)
+            if c.type == "fail":
+                continue
+            unknown = c.type != "ok"
+            if f == "get":
+                if unknown:
+                    continue
+                inp: tuple = ("get", key)
+                out = output
+            else:
+                if f == "append" and not isinstance(value, str):
+                    raise HistoryFormatError(f"{source}:{c.line}: append needs a string value, "
+                                             f"got {short(value)}")
+                inp = (f, key, value)
+                out = UNKNOWN if unknown else None
+            try:
+                hash(inp)
+            except TypeError:
+                raise HistoryFormatError(f"{source}:{c.line}: {c.f} key or value is not a plain "
+                                         "value (maps cannot be keys or values)") from None
+            ret = INF if unknown else c.ret
+            ops.append(Operation(len(ops), c.process, f, inp, out, c.call, ret, None, c.line))
+            origin.append(c)
+        return ops, origin
+
+
+def _split(c: Call, source: str) -> tuple[Any, Any, Any]:
+    """(key, input value, output value) of a call, from :key or :value [k v]."""
+    if c.key is not NO_KEY:
+        return c.key, c.input, c.output
+    pairs = []
+    for v, where in ((c.input, c.line), (c.output, c.end_line)):
+        if v is None and where == c.end_line:
+            pairs.append(None)
+            continue
+        if not isinstance(v, (tuple, list)) or len(v) != 2:
+            raise HistoryFormatError(f"{source}:{where}: a kv op needs :key, or a :value [k v]; "
+                                     f"got {short(v)}")
+        pairs.append(v)
+    key = pairs[0][0]
+    if pairs[1] is not None and not same(pairs[1][0], key):
+        raise HistoryFormatError(f"{source}:{c.end_line}: completes key {short(pairs[1][0])} "
+                                 f"but line {c.line} invoked key {short(key)}")
+    return key, pairs[0][1], (pairs[1][1] if pairs[1] is not None else None)

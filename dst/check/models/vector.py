@@ -1,0 +1,412 @@
+"""The ``vector`` model: the oracle every backend is checked against.
+
+State: id -> vector (a number in the history's vector table), with a hash
+kept incrementally (XOR of per-entry hashes) so the checker's memo never
+re-hashes the whole store. ``step`` is pure: it returns a new state.
+
+Search ranking agreement follows DESIGN, pairwise and not by transitive
+tie groups, with true scores in float64 from the stored float32 vectors:
+
+* exact backends: each reported score within ``score_eps`` of the id's
+  true score; for every pair of hits i < j, true(j) <= true(i) +
+  ``score_eps`` (so a run of near-ties may not drift by more than
+  ``score_eps`` in total); every live id left out at most ``score_eps``
+  above the lowest hit's; length ``min(limit, live)``; no duplicates, no
+  dead ids.
+* ANN backends (``exact = False``): no phantom or dead ids, no duplicates,
+  true scores, sorted (by the same all-pairs rule), full length when
+  enough ids are live. Recall is a run-level quality gate, not a
+  per-query condition.
+* a search recorded with ``"exact": true`` (the quiescent probes' call of
+  the backend's ``search_exact``) becomes op ``search_exact`` and is held to
+  the exact rules on any backend; it is no ANN search, so it takes no part
+  in recall.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+
+from dst.check.linearizability import INF, UNKNOWN, Operation
+from dst.validate import id_problem, limit_problem, vector_problem
+
+if TYPE_CHECKING:
+    from dst.history import PairedOp
+
+INVALID = ("error", "InvalidInput")
+WRITES = ("store", "batch", "delete")
+SEARCHES = ("search", "search_exact")
+
+
+class VectorState:
+    """``refs`` counts the live ids per vector ref, kept with the writes (a
+    table-sized dict), so a search's left-out check costs O(table), not
+    O(live ids): with a cap seed's 16k rows that is the difference."""
+
+    __slots__ = ("items", "h", "refs")
+
+    def __init__(self, items: dict[str, int], h: int, refs: dict[int, int] | None = None):
+        self.items = items
+        self.h = h
+        if refs is None:
+            refs = {}
+            for ref in items.values():
+                refs[ref] = refs.get(ref, 0) + 1
+        self.refs = refs
+
+    def __hash__(self) -> int:
+        return self.h
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VectorState) and self.h == other.h and self.items == other.items
+
+    def __repr__(self) -> str:
+        return f"VectorState({len(self.items)} ids)"
+
+
+def _eh(id_: str, ref: int) -> int:
+    return hash((id_, ref))
+
+
+class VectorModel:
+    """The oracle. ``vectors`` is the history's vector table."""
+
+    name = "vector"
+
+    def __init__(self, vectors: Sequence[np.ndarray], dim: int, score_eps: float = 1e-4,
+                 exact: bool = True):
+        self.vectors = vectors
+        self.dim = dim
+        self.eps = score_eps
+        self.exact = exact
+        self._unit: np.ndarray | None = None
+        self._scores: dict[int, list[float]] = {}
+        self._problems: dict[int, str | None] = {}
+
+    # -- the model --------------------------------------------------------
+    def init(self) -> VectorState:
+        return VectorState({}, 0)
+
+    def step(self, state: VectorState, inp: tuple, out: Any) -> tuple[bool, VectorState]:
+        f = inp[0]
+        bad = inp[-1]
+        if bad is not None:
+            # Invalid input: refused, nothing changes (also if the ack was lost).
+            return (out is UNKNOWN or out == INVALID), state
+        if out == INVALID:
+            return False, state
+        items = state.items
+        if f == "store":
+            if out is not UNKNOWN and out is not None:
+                return False, state
+            return True, _put(state, ((inp[1], inp[2]),))
+        if f == "batch":
+            if out is not UNKNOWN and out is not None:
+                return False, state
+            return True, _put(state, inp[1])
+        if f == "delete":
+            id_ = inp[1]
+            existed = id_ in items
+            if out is not UNKNOWN and out is not existed:
+                return False, state
+            if not existed:
+                return True, state
+            new = dict(items)
+            ref = new.pop(id_)
+            return True, VectorState(new, state.h ^ _eh(id_, ref), _less(state.refs, ref))
+        if out is UNKNOWN:       # a read whose answer nobody saw
+            return True, state
+        if f == "get":
+            return out == items.get(inp[1]), state
+        if f == "exists":
+            return out is (inp[1] in items), state
+        if f == "count":
+            return out == len(items), state
+        if f in SEARCHES:
+            return self.search_problem(items, inp[1], inp[2], out, state.refs,
+                                       exact=f == "search_exact") is None, state
+        if f == "maintenance":
+            return out is None, state
+        raise AssertionError(f"unknown op {f!r}")
+
+    # -- explanations -----------------------------------------------------
+    def explain(self, state: VectorState, op: Operation) -> str:
+        inp, out = op.input, op.output
+        f, bad, items = inp[0], inp[-1], state.items
+        if bad is not None:
+            return f"input is invalid ({bad}), so InvalidInput was expected; got {_show(out)}"
+        if out == INVALID:
+            return "the backend refused valid input with InvalidInput"
+        if f in ("store", "batch", "maintenance"):
+            return f"expected no output, got {_show(out)}"
+        if f == "delete":
+            return f"delete({inp[1]!r}) should return {inp[1] in items}, got {_show(out)}"
+        if f == "get":
+            want = items.get(inp[1])
+            return (f"get({inp[1]!r}) should return {'vector #%d' % want if want is not None else 'None'}"
+                    f", got {_show(out, vec=True)}")
+        if f == "exists":
+            return f"exists({inp[1]!r}) should be {inp[1] in items}, got {_show(out)}"
+        if f == "count":
+            return f"count() should be {len(items)}, got {_show(out)}"
+        if f in SEARCHES:
+            return (self.search_problem(items, inp[1], inp[2], out, state.refs, exact=f == "search_exact")
+                    or "search output accepted here")
+        return "rejected"
+
+    def describe(self, state: VectorState) -> str:
+        ids = sorted(state.items)
+        shown = ", ".join(f"{i!r}: #{state.items[i]}" for i in ids[:8])
+        more = f", ... ({len(ids)} ids)" if len(ids) > 8 else ""
+        return "{" + shown + more + "}"
+
+    # -- search ranking -----------------------------------------------------
+    def true_scores(self, qref: int) -> list[float]:
+        """Cosine of query ``qref`` with every table vector (float64)."""
+        s = self._scores.get(qref)
+        if s is None or len(s) < len(self.vectors):  # new, or the table grew
+            if self._unit is None or self._unit.shape[0] < len(self.vectors):
+                self._build_unit()
+            q = np.asarray(self.vectors[qref], dtype=np.float64)
+            q = q / math.sqrt(float(q @ q))
+            s = (self._unit @ q).tolist()
+            self._scores[qref] = s
+        return s
+
+    def _build_unit(self) -> None:
+        rows = np.zeros((len(self.vectors), self.dim))
+        for n, v in enumerate(self.vectors):
+            if v.shape[0] == self.dim and np.all(np.isfinite(v)) and np.any(v):
+                r = v.astype(np.float64)
+                rows[n] = r / math.sqrt(float(r @ r))
+        self._unit = rows
+
+    def search_problem(self, items: dict[str, int], qref: int, limit: int, out: Any,
+                       refs: dict[int, int] | None = None, exact: bool = False) -> str | None:
+        """None if ``out`` is an admissible answer in this state, else why not.
+
+        ``refs`` (live ids per vector ref, as VectorState keeps it) makes
+        the left-out check O(table) instead of O(live ids). ``exact=True``
+        holds it to the exact rules even on an ANN backend."""
+        if not isinstance(out, (list, tuple)):
+            return f"search output is {_show(out)}, not a list of hits"
+        live = len(items)
+        want = min(limit, live)
+        if len(out) != want:
+            return (f"search(limit={limit}) returned {len(out)} hits; {live} ids are live, "
+                    f"so {want} were expected")
+        sc = self.true_scores(qref)
+        eps = self.eps
+        seen: set = set()
+        # The rule holds for every pair i < j, so each hit is compared with
+        # the lowest true score above it, not just the previous hit's: a run
+        # of near-ties may then not drift by more than score_eps in total.
+        # Keeping that minimum makes the all-pairs rule O(k).
+        lowest = INF
+        lowest_id, lowest_rank = None, -1
+        for rank, hit in enumerate(out):
+            hid, score = hit
+            if hid in seen:
+                return f"search returned id {hid!r} twice (rank {rank})"
+            seen.add(hid)
+            ref = items.get(hid)
+            if ref is None:
+                return f"search returned id {hid!r} at rank {rank}, which is not live (deleted or never stored)"
+            t = sc[ref]
+            if not abs(score - t) <= eps:
+                return (f"search gave id {hid!r} score {score!r} at rank {rank}; its true cosine is "
+                        f"{t!r} (off by more than score_eps={eps})")
+            if t > lowest + eps:
+                return (f"search ranks {hid!r} (true score {t!r}) at rank {rank} below "
+                        f"{lowest_id!r} (true score {lowest!r}) at rank {lowest_rank}: out of order "
+                        f"by {t - lowest:.3g}, more than score_eps={eps}")
+            if t < lowest:
+                lowest, lowest_id, lowest_rank = t, hid, rank
+        if (self.exact or exact) and want < live:
+            bar = lowest + eps
+            if refs is not None:
+                # Every live id above the bar is a hit exactly when as many
+                # hits as live ids lie above it (hits are distinct live ids);
+                # only then is it worth naming the one left out.
+                above = sum(n for ref, n in refs.items() if sc[ref] > bar)
+                if above == sum(1 for hid, _ in out if sc[items[hid]] > bar):
+                    return None
+            for id_, ref in items.items():
+                if id_ not in seen and sc[ref] > bar:
+                    return (f"search(limit={limit}) left out {id_!r} with true score {sc[ref]!r}, "
+                            f"above its lowest hit ({lowest!r}) by more than score_eps={eps}")
+        return None
+
+    # -- from a history ---------------------------------------------------
+    def operations(self, pairs: Iterable["PairedOp"], atomic_batches: bool) -> list[Operation]:
+        """Encode paired history ops as checker operations.
+
+        Failed ops did not happen and are dropped; so are reads whose
+        outcome is unknown. A batch on a backend without atomic batches
+        becomes one single store per item, sharing the batch's interval.
+        The load phase's acknowledged batches (process ``load``, one after
+        another at quiescence) are one step, on any backend: nothing could
+        observe a state between them, and a 16k-row load then costs the
+        search one state, not 16k.
+        """
+        ops: list[Operation] = []
+        load: list["PairedOp"] = []
+        for p in pairs:
+            if self._loaded(p):
+                load.append(p)
+                continue
+            if load:
+                ops.append(self._load_step(len(ops), load))
+                load = []
+            if p.type == "fail":
+                continue
+            unknown = p.type != "ok"
+            out = UNKNOWN if unknown else self._output(p.f, p.output)
+            ret = INF if unknown else p.ret
+            v = p.input if isinstance(p.input, dict) else {}
+            f = p.f
+            if f == "store_batch":
+                items = [tuple(it) for it in v.get("items", [])]
+                bad = self._batch_problem(items)
+                # A partial write's applied ids are only a hint for the
+                # witness order (unapplied items go last, i.e. never).
+                applied = set(p.applied) if unknown and p.applied is not None else None
+                if bad is None and not atomic_batches:
+                    for i, r in items:
+                        d = p.dispatch if applied is None or i in applied else None
+                        ops.append(Operation(len(ops), p.process, "store", ("store", i, r, None),
+                                             out, p.call, ret, d, p.index))
+                    continue
+                inp: tuple = ("batch", tuple(items), bad)
+                if applied is not None and not applied:
+                    ops.append(Operation(len(ops), p.process, "batch", inp, out, p.call, ret,
+                                         None, p.index))
+                    continue
+            elif f == "store":
+                inp = ("store", v.get("id"), v.get("vector"),
+                       id_problem(v.get("id")) or self._vec_problem(v.get("vector")))
+            elif f in ("delete", "get", "exists"):
+                inp = (f, v.get("id"), id_problem(v.get("id")))
+            elif f == "count":
+                inp = ("count", None)
+            elif f == "search":
+                kind = "search_exact" if v.get("exact") is True else "search"
+                inp = (kind, v.get("vector"), v.get("limit"),
+                       self._vec_problem(v.get("vector")) or limit_problem(v.get("limit")))
+            elif f == "maintenance":
+                inp = ("maintenance", None)
+            else:
+                raise ValueError(f"history op {f!r} is not part of the vector model")
+            if unknown and inp[0] not in WRITES:
+                continue  # an unseen read constrains nothing
+            ops.append(Operation(len(ops), p.process, inp[0], inp, out, p.call, ret, p.dispatch, p.index))
+        if load:
+            ops.append(self._load_step(len(ops), load))
+        return ops
+
+    def _loaded(self, p: "PairedOp") -> bool:
+        """A load-phase batch that was acknowledged and whose input is valid."""
+        if p.process != "load" or p.f != "store_batch" or p.type != "ok" or p.output is not None:
+            return False
+        v = p.input if isinstance(p.input, dict) else {}
+        items = v.get("items")
+        return isinstance(items, list) and self._batch_problem(items) is None
+
+    def _batch_problem(self, items: list) -> str | None:
+        """batch_problem for table refs, each ref's vector checked once."""
+        seen: set[str] = set()
+        for n, item in enumerate(items):
+            if not isinstance(item, (list, tuple)) or len(item) != 2:
+                return f"batch item {n} is not an (id, vector) pair"
+            id_, ref = item
+            problem = id_problem(id_) or self._vec_problem(ref)
+            if problem:
+                return f"batch item {n}: {problem}"
+            if id_ in seen:
+                return f"batch repeats id {id_!r}"
+            seen.add(id_)
+        return None
+
+    @staticmethod
+    def _load_step(n: int, load: list["PairedOp"]) -> Operation:
+        """Consecutive load batches as one batch: applied in order, the last
+        write of an id winning (as applying them one after another does)."""
+        merged: dict[str, int] = {}
+        for p in load:
+            for id_, ref in p.input["items"]:
+                merged.pop(id_, None)
+                merged[id_] = ref
+        first, last = load[0], load[-1]
+        return Operation(n, first.process, "batch", ("batch", tuple(merged.items()), None), None,
+                         first.call, last.ret, first.dispatch, first.index)
+
+    def _vec_problem(self, ref: Any) -> str | None:
+        """vector_problem for a table ref, computed once per ref."""
+        if not isinstance(ref, int):
+            return vector_problem(self._vec(ref), self.dim)
+        if ref not in self._problems:
+            self._problems[ref] = vector_problem(self._vec(ref), self.dim)
+        return self._problems[ref]
+
+    def _vec(self, ref: Any) -> Any:
+        if isinstance(ref, int) and 0 <= ref < len(self.vectors):
+            return self.vectors[ref]
+        return None
+
+    @staticmethod
+    def _output(f: str, out: Any) -> Any:
+        if isinstance(out, dict):
+            if out.get("error") == "InvalidInput":
+                return INVALID
+            return ("malformed", out.get("malformed") or out.get("error"))
+        if f == "search" and isinstance(out, list):
+            try:
+                return tuple((h[0], float(h[1])) for h in out)
+            except (TypeError, ValueError, IndexError):
+                return ("malformed", repr(out)[:200])
+        return out
+
+
+def _put(state: VectorState, pairs: Iterable[tuple[str, int]]) -> VectorState:
+    new = dict(state.items)
+    refs = dict(state.refs)
+    h = state.h
+    for id_, ref in pairs:
+        old = new.get(id_)
+        if old == ref:
+            continue
+        if old is not None:
+            h ^= _eh(id_, old)
+            n = refs[old] - 1
+            if n:
+                refs[old] = n
+            else:
+                del refs[old]
+        new[id_] = ref
+        refs[ref] = refs.get(ref, 0) + 1
+        h ^= _eh(id_, ref)
+    return VectorState(new, h, refs)
+
+
+def _less(refs: dict[int, int], ref: int) -> dict[int, int]:
+    """``refs`` with one id of ``ref`` fewer."""
+    out = dict(refs)
+    n = out[ref] - 1
+    if n:
+        out[ref] = n
+    else:
+        del out[ref]
+    return out
+
+
+def _show(out: Any, vec: bool = False) -> str:
+    if out is UNKNOWN:
+        return "no answer"
+    if out == INVALID:
+        return "InvalidInput"
+    if vec and isinstance(out, int) and not isinstance(out, bool):
+        return f"vector #{out}"
+    return repr(out)

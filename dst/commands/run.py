@@ -1,0 +1,215 @@
+"""``dst run``: run seeds against one backend, gate the run, write its report."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+from typing import Any
+
+from dst import wallclock
+from dst.argtypes import positive, seconds, shard
+from dst.argtypes import seed as seed_number
+from dst.console import (DEFAULT_BACKEND, EXIT_OK, EXIT_UNFIRED, EXIT_UNKNOWN, EXIT_VIOLATION, add_store_flags,
+                         consoles, print_json, print_summary, print_violation, progress, safe)
+from dst.history import History
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    run = subparsers.add_parser("run", help="run seeds against one backend")
+    add_store_flags(run)
+    run.add_argument("--seeds", type=positive, default=100, help="how many seeds (default: 100)")
+    run.add_argument("--seed", type=seed_number, default=0, help="first seed (default: 0)")
+    run.add_argument("--shard", type=shard, help="run shard I of N of the seed range")
+    run.add_argument("--time-budget", type=seconds, help="stop starting seeds after this many seconds")
+    run.add_argument("--jobs", type=positive, default=1, help="local worker processes")
+    run.add_argument("--junit", help="also write JUnit XML here")
+    run.add_argument("--fail-fast", action="store_true", help="stop at the first seed that does not pass")
+    return run
+
+
+def _seed_list(args: argparse.Namespace) -> list[int]:
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.shard:
+        i, n = args.shard
+        seeds = seeds[i - 1::n]
+    return seeds
+
+
+def main(args: argparse.Namespace) -> int:
+    from dst.backend import resolve_backend
+    from dst.check.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.report.folders import ensure_writable, new_run_dir, write_json
+    from dst.report.junit import write_junit
+    from dst.sim.runner import run_seeds
+    from dst.sim.scenario import FAULT_CLASSES, load
+    from dst.wallclock import run_token
+
+    console, out = consoles(args)
+    args.backend = args.backend or DEFAULT_BACKEND
+    scenario = load(args.scenario).with_overrides(args.clients, args.ops)
+    factory = resolve_backend(args.backend)
+    options = dict(args.opt)
+    seeds = _seed_list(args)
+    label = f"{scenario.name}-{safe(args.backend)}-s{args.seed}"
+    if args.junit:
+        ensure_writable(args.junit, "--junit")
+    run_dir = new_run_dir(args.report_dir, label)
+    token = run_token(run_dir)
+    budget = args.budget_steps or DEFAULT_BUDGET_STEPS
+    deadline = wallclock.Deadline(args.time_budget)
+
+    results = []
+    fired = {k: 0 for k in FAULT_CLASSES}
+    enabled: set[str] = set()
+    first_fail: tuple[Any, History] | None = None
+    last_history: History | None = None
+    started = wallclock.monotonic_s()
+    stopped_early = False
+    bar = progress(console)
+    with bar:
+        task = bar.add_task(f"{scenario.name} on {args.backend}", total=len(seeds))
+        for result, history in run_seeds(scenario, seeds, args.backend, jobs=args.jobs,
+                                         deadline=deadline, location=args.location,
+                                         options=options, token=token, factory=factory,
+                                         budget_steps=budget, concurrency=args.concurrency):
+            seed = result.seed
+            results.append(result)
+            if history is not None:
+                last_history = history
+            for k, v in result.fired.items():
+                fired[k] = fired.get(k, 0) + v
+            enabled.update(result.enabled)
+            if result.verdict != "ok":
+                hist_dir = run_dir / "histories"
+                hist_dir.mkdir(exist_ok=True)
+                history.write(hist_dir / f"seed-{seed}.jsonl")
+                if first_fail is None or (first_fail[0].verdict != "violation"
+                                          and result.verdict == "violation"):
+                    first_fail = (result, history)
+            bar.update(task, advance=1,
+                            description=f"{scenario.name} on {args.backend}: seed {seed} {result.verdict}")
+            if args.fail_fast and result.verdict != "ok":
+                stopped_early = True
+                break
+    elapsed = wallclock.monotonic_s() - started
+    if len(results) < len(seeds) and not stopped_early:
+        stopped_early = True  # the time budget stopped new seeds
+
+    shown = first_fail[1] if first_fail else last_history
+    if shown is not None:
+        shown.write(run_dir / "history.jsonl")
+    # Run-level gates (dst.sim.gates): availability per op kind, and ANN recall,
+    # a quality gate over the whole run reported beside the verdict (one
+    # query may miss; the mean must reach the scenario's floor).
+    from dst.sim.gates import evaluate
+    gates = evaluate(results, scenario.backend_error_ppm, scenario.recall_floor)
+    recall = gates.recall
+    violations = [r for r in results if r.verdict == "violation"]
+    unknowns = [r for r in results if r.verdict == "unknown"]
+    unfired = [k for k in sorted(enabled, key=_fault_order) if fired.get(k, 0) == 0]
+    if violations or gates.violated:
+        code = EXIT_VIOLATION
+    elif unknowns:
+        code = EXIT_UNKNOWN
+    elif unfired or gates.not_proven:
+        code = EXIT_UNFIRED
+    else:
+        code = EXIT_OK
+    replay_cmd = None
+    if first_fail is not None and args.concurrency != "threads":
+        replay_cmd = f"dst replay {shlex.quote(str(run_dir / 'history.jsonl'))}"
+        if args.location:
+            replay_cmd += f" --location {shlex.quote(args.location)}"
+    total_ops = sum(r.ops for r in results)
+    summary = {
+        "run": run_dir.name, "scenario": scenario.name, "backend": args.backend,
+        "options": options, "seeds": [s for s in seeds[:len(results)]],
+        "seeds_requested": len(seeds), "stopped_early": stopped_early,
+        "verdict": "violation" if violations or gates.violated else "unknown" if unknowns else "ok",
+        "exit_code": code, "fault_counts": fired, "faults_enabled": sorted(enabled),
+        "faults_never_fired": unfired, "ops": total_ops, "recall": recall,
+        # Per op kind over the run: ok / fail / info / own (the backend's own
+        # errors) and their first messages; the gates' findings beside it.
+        "availability": gates.availability, "backend_error_ppm": scenario.backend_error_ppm,
+        "availability_violations": gates.availability_violations,
+        "ops_drawn": gates.drawn, "ops_never_ok": gates.never_ok,
+        "recall_unmeasured": gates.recall_unmeasured,
+        # A scenario class the backend cannot take as such, and what it fired as instead.
+        "faults_realised_as": {k: v for r in results for k, v in sorted(r.realised.items())},
+        "timings": {"wall_s": round(elapsed, 3),
+                    "run_s": round(sum(r.run_s for r in results), 3),
+                    "check_s": round(sum(r.check_s for r in results), 3)},
+        "replay": replay_cmd,
+        "results": [r.summary() for r in results],
+    }
+    if shown is not None:
+        from dst.report.html import write_report
+        write_report(run_dir / "report.html", shown, summary)
+    write_json(run_dir / "result.json", summary)
+    if args.json:
+        print_json({**summary, "report_dir": str(run_dir)})
+    if args.junit:
+        write_junit(args.junit, f"dst.{scenario.name}.{args.backend}", _junit_cases(args, results, run_dir))
+
+    print_summary(console, summary, results, elapsed)
+    if recall is not None:
+        console.print(f"recall@k: {'n/a' if recall['mean'] is None else format(recall['mean'], '.4f')} "
+                      f"over {recall['searches']} searches (floor {recall['floor']})"
+                      + ("" if recall["passed"] or recall["mean"] is None else ": BELOW THE FLOOR"),
+                      markup=False)
+    for sentence in gates.sentences(recall=False):
+        console.print(sentence, markup=False, soft_wrap=True)
+    if stopped_early:
+        why = "stopped at the first failing seed" if args.fail_fast and first_fail else "time budget reached"
+        console.print(f"{why}: ran {len(results)} of {len(seeds)} seeds", markup=False)
+    if first_fail is not None:
+        r = first_fail[0]
+        print_violation(console, r)
+        if replay_cmd:
+            out.print(f"replay: {replay_cmd}", markup=False, soft_wrap=True)
+        else:
+            out.print(f"threads mode is not replayable; the failing history is "
+                      f"{run_dir / 'history.jsonl'}", markup=False, soft_wrap=True)
+    if unfired and not violations and not unknowns:
+        offered = sorted({n for r in results for n in r.offered})
+        missing = [k for k in unfired if k not in FAULT_CLASSES and k not in offered]
+        hint = "more seeds or ops, or a higher rate"
+        if missing:
+            hint = (f"{args.backend} offers no nemesis {', '.join(missing)}; it offers "
+                    f"{', '.join(offered) or 'none'}")
+        console.print(f"fault class{'es' if len(unfired) > 1 else ''} {', '.join(unfired)} "
+                      f"enabled but never fired in {len(results)} seeds: the run proves nothing "
+                      f"about {'them' if len(unfired) > 1 else 'it'} ({hint})", markup=False)
+    console.print(f"report: {run_dir}", markup=False)
+    return code
+
+
+def _junit_cases(args: argparse.Namespace, results: list, run_dir: Path) -> list[dict[str, Any]]:
+    """One JUnit case per seed; a seed that did not pass carries commands that
+    reproduce it exactly: its recorded history, and the seed with every flag
+    that shaped it (scenario as given, options, location, ops, clients,
+    budget)."""
+    from dst.report.junit import history_replay_command, seed_replay_command
+    cases = []
+    for r in results:
+        msg = r.violations[0].get("message", "") if r.violations else r.reason
+        if args.concurrency == "threads":
+            detail = (f"threads mode is not replayable (the interleaving was the operating system's); "
+                      f"the history is {run_dir / 'histories' / f'seed-{r.seed}.jsonl'}")
+        else:
+            budget = args.budget_steps
+            hist = history_replay_command(run_dir / "histories" / f"seed-{r.seed}.jsonl",
+                                          location=args.location, budget_steps=budget)
+            by_seed = seed_replay_command(r.seed, scenario=args.scenario, backend=args.backend,
+                                          location=args.location, options=args.opt, ops=args.ops,
+                                          clients=args.clients, budget_steps=budget)
+            detail = f"replay: {hist}\nor, from the seed: {by_seed}"
+        cases.append({"seed": r.seed, "verdict": r.verdict, "time_s": r.run_s + r.check_s,
+                      "message": msg, "detail": detail})
+    return cases
+
+
+def _fault_order(name: str) -> tuple:
+    from dst.sim.scenario import FAULT_CLASSES
+    return (0, FAULT_CLASSES.index(name), "") if name in FAULT_CLASSES else (1, 0, name)

@@ -1,8 +1,0 @@
-"""Pure sequential models for the linearizability checker.
-
-``vector`` is the oracle of the harness (id -> vector, exact cosine top-k).
-"""
-
-from dst.models.vector import VectorModel, VectorState
-
-__all__ = ["VectorModel", "VectorState"]

@@ -1,0 +1,447 @@
+"""The discrete-event scheduler: C closed-loop clients in virtual time.
+
+Each operation has three moments: *invoke* (the client asks), *dispatch*
+(the harness calls the backend, synchronously, in queue order) and
+*complete* (the client sees the answer). Random delays between them make
+operations overlap, so concurrent histories arise deterministically. The
+dispatch order is recorded on each op (``dispatch``) and is the witness
+order the checker tries first.
+
+Like Jepsen, a client whose op ended ``info`` continues under a new process
+id, so no process ever has two open operations.
+
+After every crash (and at the end) the harness probes the quiet store:
+count, exists and get of every id of the universe, and an exhaustive
+search. The probe ops are in the history, so the linearizability checker
+holds them to every acknowledged write; ``probe_findings`` holds the direct
+cross-checks between them (count = live ids = search length, ...).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from dst.backend import BackendConfig, check_maintenance_kinds, open_backend
+from dst.clock import VirtualClock
+from dst.errors import BackendError, UsageError
+from dst.history import History
+from dst.rng import Rng
+from dst.sim.availability import Tally
+from dst.sim.faults import FIRED_CLASSES, Boundary, Outcome, batch_mode
+from dst.sim.scenario import SeedParams
+from dst.sim.workload import OpSpec
+
+# Bound on events per seed: a run that needs more is a harness bug, not a
+# long workload (each op schedules at most four events).
+EVENTS_PER_OP_MAX = 16
+
+
+@dataclass(eq=False, slots=True)
+class _Op:
+    client: int
+    process: int
+    spec: OpSpec
+    fault: str | None
+    invoke_us: int
+    state: str = "invoked"     # invoked | dispatched | done | abandoned | cancelled
+    dispatch: int | None = None
+    outcome: Outcome | None = None
+    completion: dict | None = None   # the history event that closed it
+    applied: Any = None
+    plan: Any = None                 # its OpPlan
+
+
+@dataclass
+class SeedRun:
+    history: History
+    fired: dict[str, int]
+    probe_findings: list[dict[str, Any]] = field(default_factory=list)
+    crashes: int = 0
+    availability: dict[str, dict[str, Any]] = field(default_factory=dict)   # dst.sim.availability.Tally
+    # Set when the store could not be reopened after a crash: a durability
+    # finding; the run stopped there.
+    reopen_failure: dict[str, Any] | None = None
+
+
+class Scheduler:
+    def __init__(self, params: SeedParams, decider: Any, factory: Callable[[BackendConfig], Any],
+                 config: BackendConfig, history: History, boundary_rng: Rng):
+        self.p = params
+        self.s = params.scenario
+        self.decider = decider
+        self.factory = factory
+        self.config = config
+        self.history = history
+        self.clock = VirtualClock()
+        # A schedule may ask for whole-batch faults (dst conform does, to
+        # compare backends that would cut batches differently).
+        self.boundary = Boundary(history.table, boundary_rng,
+                                 whole_batches=getattr(decider, "whole_batches", False))
+        self.clients = decider.clients
+        self.fired = {k: 0 for k in FIRED_CLASSES}
+        self.findings: list[dict[str, Any]] = []
+        self._queue: list[tuple[int, int, str, Any]] = []
+        self._seq = 0
+        self._dispatch_seq = 0
+        self._next_process = self.clients
+        self._process = list(range(self.clients))   # client -> current process id
+        self._open: dict[int, _Op] = {}      # client -> its open op
+        self._inflight: list[_Op] = []        # ops whose dispatch may still come
+        self._crash_pending = False
+        self._crashes = 0
+        self._restart_think: dict[int, int] = {}
+        self.availability = Tally()
+        # Backend errors the harness caused: a nemesis that fired may break
+        # the next call too (a kill that landed after its call returned), and
+        # every call between a server crash and the probe after it.
+        self._nemesis_grace = 0
+        self._server_down = False
+        self.reopen_failure: dict[str, Any] | None = None
+        self.backend = open_backend(factory, config)
+        self.has_maintenance = callable(getattr(self.backend, "maintenance", None))
+        self.has_search_exact = callable(getattr(self.backend, "search_exact", None))
+        try:
+            self.maintenance_kinds = check_maintenance_kinds(self.backend, self._wanted_kinds())
+        except UsageError:
+            _discard(self.backend)   # a setup error: leave no namespace behind
+            raise
+        self.batch_mode = batch_mode(self.backend, self.boundary.whole_batches)
+        self._load_nemeses()
+        for name in self.s.nemesis_ppm:
+            self.fired.setdefault(name, 0)
+
+    def _wanted_kinds(self) -> list[str]:
+        """The maintenance kinds this run may invoke: a schedule's, or the
+        scenario's when it draws maintenance (at any swarm weight)."""
+        sched = getattr(self.decider, "sched", None)
+        if sched is not None:
+            return [str((p.value or {}).get("kind")) for plans in sched.clients for p in plans
+                    if p.f == "maintenance"]
+        return list(self.s.maintenance_kinds) if self.s.op_weights.get("maintenance", 0) > 0 else []
+
+    def _load_nemeses(self) -> None:
+        """The backend's own faults (optional capability), by name."""
+        get = getattr(self.backend, "nemeses", None)
+        self.nemeses: dict[str, Callable[[], Any]] = dict(get()) if callable(get) else {}
+        self.nemesis_names = tuple(sorted(n for n in self.nemeses if self.s.nemesis_ppm.get(n, 0) > 0))
+
+    # -- queue ------------------------------------------------------------
+    def _at(self, t: int, kind: str, payload: Any) -> None:
+        heapq.heappush(self._queue, (t, self._seq, kind, payload))
+        self._seq += 1
+
+    # -- the run ------------------------------------------------------------
+    def run(self) -> SeedRun:
+        self._load()
+        for c in range(self.clients):
+            self._at(self.clock.now_us + self.decider.first_think(c), "invoke", c)
+        budget = EVENTS_PER_OP_MAX * (self.s.ops + sum(self._plans_hint()) + self.clients + 8)
+        steps = 0
+        while self._queue:
+            steps += 1
+            assert steps <= budget, "scheduler event budget exceeded"
+            t, _, kind, payload = heapq.heappop(self._queue)
+            self.clock.advance_to(t)
+            getattr(self, "_on_" + kind)(payload)
+        if self.reopen_failure is None:    # no store to probe or close after a failed reopen
+            self._probe("final")
+            close = getattr(self.backend, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:  # noqa: BLE001
+                    self.findings.append({"kind": "close", "message": f"close() raised {exc!r}"})
+        return SeedRun(self.history, self.fired, self.findings, self._crashes,
+                       self.availability.to_dict(), self.reopen_failure)
+
+    def _load(self) -> None:
+        """The load phase. Its index build is setup, not a checked op: if it
+        fails, the run would test a store other than the one asked for."""
+        kinds = self.maintenance_kinds
+        for op in self.decider.load_ops(self.has_maintenance and (kinds is None or "index" in kinds)):
+            out = self._sync_op("load", op["f"], op["value"])
+            if op["f"] == "maintenance" and out.type != "ok":
+                raise BackendError(f"setup failed: the load phase's maintenance({op['value'].get('kind')!r}) "
+                                   f"did not succeed: {(out.output or {}).get('message', out.output)}")
+
+    def _plans_hint(self) -> list[int]:
+        sched = getattr(self.decider, "sched", None)
+        return [len(c) for c in sched.clients] if sched is not None else [0]
+
+    def _sync_op(self, process: Any, f: str, value: dict[str, Any]) -> Outcome:
+        """An op at quiescence: invoke, dispatch and complete, no faults."""
+        h = self.history
+        h.add(self.clock.now_us, process, "invoke", f, value)
+        d = self._dispatch_seq
+        self._dispatch_seq += 1
+        shadowed = self._shadowed()
+        out = self.boundary.call(self.backend, f, value, None)
+        self._count_own(f, out, shadowed)
+        self.availability.done(f, out.type)
+        self.clock.advance_by(1)
+        h.add(self.clock.now_us, process, out.type, f, out.output, dispatch=d)
+        self.clock.advance_by(1)
+        return out
+
+    # -- events -------------------------------------------------------------
+    def _on_invoke(self, client: int) -> None:
+        plan = self.decider.plan(client, self.has_maintenance, self.nemesis_names)
+        if plan is None:
+            return
+        now = self.clock.now_us
+        process = self._process[client]
+        op = _Op(client, process, OpSpec(plan.f, plan.value), plan.fault, now, plan=plan)
+        self._open[client] = op
+        self.history.add(now, process, "invoke", plan.f, plan.value)
+        if plan.crash_us is not None and not self._crash_pending:
+            self._crash_pending = True
+            self._at(now + plan.crash_us, "crash", None)
+        if plan.fault == "latency":
+            self._nemesis("latency", {"process": process, "delay_us": plan.d1})
+        if plan.fault == "timeout":
+            self._at(now + self.s.timeout_us, "giveup", op)
+            if plan.never:
+                return  # never dispatched
+        self._inflight.append(op)
+        self._at(now + plan.d1, "dispatch", op)
+
+    def _on_dispatch(self, op: _Op) -> None:
+        if op.state not in ("invoked", "abandoned"):
+            return  # cancelled by a crash
+        self._inflight.remove(op)
+        if op.fault == "error":
+            self._nemesis("error", {"process": op.process})
+            op.outcome = Outcome("fail", {"error": "InjectedError", "message": "injected before dispatch"})
+            op.state = "dispatched"
+            self._at(self.clock.now_us + op.plan.d2, "complete", op)
+            return
+        op.dispatch = self._dispatch_seq
+        self._dispatch_seq += 1
+        shadowed = self._shadowed()
+        name = op.plan.nemesis
+        if name is not None and name in self.nemeses:
+            from dst.sim.nemesis import call_during, is_crash
+            out, report = call_during(
+                lambda: self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault,
+                                           keep=op.plan.keep),
+                self.nemeses[name], op.plan.nemesis_us)
+            if report.get("fired"):
+                self._nemesis(name, {"process": op.process, "dispatch": op.dispatch, **report})
+                shadowed = True            # this call's error is the nemesis's
+                self._nemesis_grace = 1
+                if is_crash(name):
+                    self._server_down = True
+                    self._at(self.clock.now_us, "server_crash", name)
+            else:
+                self.history.add(self.clock.now_us, "nemesis", "info", name,
+                                 {"process": op.process, "dispatch": op.dispatch, **report})
+        else:
+            out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
+        if out.fired is not None:   # counted as what it did, only if it did it
+            self._nemesis(out.fired, {"process": op.process, "dispatch": op.dispatch, **(out.detail or {})})
+        # Counted at the call, so the error of a call whose client gave up
+        # already (a timeout dispatched late) is counted too.
+        self._count_own(op.spec.f, out, shadowed)
+        if op.state == "abandoned":
+            # The client gave up already; record when the call really ran.
+            op.completion["dispatch"] = op.dispatch
+            op.state = "done"
+            return
+        op.outcome = out
+        op.state = "dispatched"
+        self._at(self.clock.now_us + op.plan.d2, "complete", op)
+
+    def _on_complete(self, op: _Op) -> None:
+        if op.state != "dispatched":
+            return
+        out = op.outcome
+        extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
+        op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.spec.f,
+                                         out.output, **extra)
+        op.state = "done"
+        self.availability.done(op.spec.f, out.type)
+        self._finish(op, out.type)
+
+    def _on_giveup(self, op: _Op) -> None:
+        if op.state not in ("invoked", "dispatched"):
+            return
+        self._nemesis("timeout", {"process": op.process})
+        extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
+        op.completion = self.history.add(self.clock.now_us, op.process, "info", op.spec.f,
+                                         {"error": "Timeout", "message": "client gave up"}, **extra)
+        self.availability.done(op.spec.f, "info")
+        op.state = "abandoned" if op.state == "invoked" and op in self._inflight else "done"
+        self._finish(op, "info")
+
+    def _finish(self, op: _Op, type_: str) -> None:
+        if self._open.get(op.client) is op:
+            del self._open[op.client]
+        if type_ == "info":
+            self._fresh_process(op.client)
+        self._at(self.clock.now_us + op.plan.think_us, "invoke", op.client)
+
+    def _fresh_process(self, client: int) -> None:
+        """After an info op the client goes on as a new process (Jepsen)."""
+        self._process[client] = self._next_process
+        self._next_process += 1
+
+    def _shadowed(self) -> bool:
+        """Whether the call about to be made falls in a nemesis's shadow
+        (its error is the nemesis's, not the store's); uses up the grace."""
+        shadowed = self._server_down or self._nemesis_grace > 0
+        if self._nemesis_grace > 0:
+            self._nemesis_grace -= 1
+        return shadowed
+
+    def _count_own(self, f: str, out: Outcome, shadowed: bool) -> None:
+        if out.own and not shadowed:
+            self.availability.own(f, out.output)
+
+    def _nemesis(self, f: str, value: dict[str, Any]) -> None:
+        self.fired[f] = self.fired.get(f, 0) + 1
+        self.history.add(self.clock.now_us, "nemesis", "info", f, value)
+
+    def _on_crash(self, _: Any) -> None:
+        self._crash_pending = False
+        self._crashes += 1
+        self._nemesis("crash", {"crash": self._crashes})
+        self._resolve_in_flight()
+        # Drop the handle without close(), as a crash would, and reopen.
+        self.backend = None
+        try:
+            self.backend = self.factory(replace(self.config, fresh=False))
+        except Exception as exc:  # noqa: BLE001 - the store's failure, a finding
+            self._reopen_failed(exc)
+            return
+        self._load_nemeses()
+        self.clock.advance_by(self.s.recovery_us)
+        self._probe(f"crash-{self._crashes}")
+        self._restart_clients()
+
+    def _reopen_failed(self, exc: Exception) -> None:
+        """The store would not reopen after a crash: what it acknowledged is
+        out of reach, a durability finding. The run ends here; the history
+        up to the crash is checked as usual."""
+        n = self._crashes
+        why = f"{type(exc).__name__}: {exc}"[:500]
+        self.history.add(self.clock.now_us, "nemesis", "info", "reopen",
+                         {"crash": n, "ok": False, "error": why})
+        self.reopen_failure = {"kind": "durability:reopen", "when": f"crash-{n}",
+                               "message": f"the store could not be reopened after crash {n}: "
+                                          f"factory(fresh=False) raised {why}"}
+        self._queue.clear()
+
+    def _on_server_crash(self, name: str) -> None:
+        """A backend nemesis took the store down (and brought it back): ops
+        in flight are resolved as for a crash; the backend keeps its handle
+        and must reconnect by itself; then the store is probed."""
+        self._resolve_in_flight()
+        self.clock.advance_by(self.s.recovery_us)
+        self._server_down = False      # the store must be back for its probe
+        self._probe(f"after-{name}")
+        self._restart_clients()
+
+    def _resolve_in_flight(self) -> None:
+        # Ops dispatched and not completed: outcome unknown. Ops not yet
+        # dispatched: never will be, so they failed. Abandoned timeouts whose
+        # dispatch was still queued: dropped (their info already stands).
+        now = self.clock.now_us
+        for client in sorted(self._open):
+            op = self._open[client]
+            if op.state == "dispatched" and op.dispatch is not None:
+                type_, err = "info", {"error": "Crashed", "message": "backend crashed in flight"}
+                extra = {"dispatch": op.dispatch}
+            elif op.state in ("invoked", "dispatched"):
+                type_, err, extra = "fail", {"error": "Crashed", "message": "crashed before dispatch"}, {}
+            else:
+                continue
+            op.state = "cancelled"
+            self._restart_think[client] = op.plan.think_us
+            op.completion = self.history.add(now, op.process, type_, op.spec.f, err, **extra)
+            self.availability.done(op.spec.f, type_)
+            if type_ == "info":
+                self._fresh_process(op.client)
+        self._open.clear()
+        for op in self._inflight:
+            if op.state == "invoked":
+                op.state = "cancelled"
+            elif op.state == "abandoned":
+                op.state = "done"
+        self._inflight.clear()
+
+    def _restart_clients(self) -> None:
+        # Every pending event belonged to the old handle or to a moment
+        # before recovery; each client starts again after the probe.
+        self._queue.clear()
+        self._crash_pending = False
+        for c in range(self.clients):
+            self._at(self.clock.now_us + self._restart_think.get(c, 0), "invoke", c)
+        self._restart_think.clear()
+
+    # -- quiescent probe ------------------------------------------------------
+    def _probe(self, when: str) -> None:
+        d = self.decider
+        p = "probe"
+        count = self._sync_op(p, "count", {})
+        live_exists, live_get = set(), set()
+        # The cross-checks compare against exists(); one that did not answer
+        # leaves the live set unknown, so they would accuse a correct store.
+        exists_known = True
+        for i in d.ids:
+            e = self._sync_op(p, "exists", {"id": i})
+            g = self._sync_op(p, "get", {"id": i})
+            exists_known = exists_known and e.type == "ok"
+            if e.output is True:
+                live_exists.add(i)
+            if g.type == "ok" and isinstance(g.output, int):
+                live_get.add(i)
+            if e.type == "ok" and g.type == "ok" and (e.output is True) != isinstance(g.output, int):
+                self.findings.append({"when": when, "kind": "exists-get",
+                                      "message": f"exists({i!r}) is {e.output} but get returned "
+                                                 f"{'a vector' if isinstance(g.output, int) else g.output}"})
+        # Exhaustive: the probe checks what is stored, not what an ANN index
+        # finds, so it asks for the exact path where the backend has one
+        # (search_exact; recorded as "exact": true and checked as exact).
+        # A cap seed's bulk rows are not visited one by one: the model holds
+        # count and this search to them; here they are set apart.
+        bulk = set(getattr(d, "bulk", ()))
+        query = {"vector": d.probe_query, "limit": len(d.ids) + len(bulk) + 1}
+        if self.has_search_exact:
+            query["exact"] = True
+        s = self._sync_op(p, "search", query)
+        if count.type == s.type == "ok" and isinstance(count.output, int) and isinstance(s.output, list):
+            found = [h[0] for h in s.output]
+            n_bulk = len(bulk.intersection(found))
+            if bulk:
+                found = [i for i in found if i not in bulk]
+            if exists_known and count.output != len(live_exists) + n_bulk:
+                self.findings.append({"when": when, "kind": "count",
+                                      "message": f"count() is {count.output} but exists() is true "
+                                                 f"for {len(live_exists)} ids"
+                                                 + (f" and the search found {n_bulk} bulk rows" if bulk else "")})
+            dups = sorted({i for i in found if found.count(i) > 1})
+            if dups:
+                self.findings.append({"when": when, "kind": "search",
+                                      "message": f"an exhaustive search returned id {dups[0]!r} "
+                                                 f"more than once ({len(dups)} ids duplicated)"})
+            elif exists_known and sorted(found) != sorted(live_exists):
+                missing = sorted(live_exists - set(found))[:5]
+                extra = sorted(set(found) - live_exists)[:5]
+                self.findings.append({"when": when, "kind": "search",
+                                      "message": f"an exhaustive search returned {len(found)} ids, "
+                                                 f"{len(live_exists)} exist; missing {missing}, "
+                                                 f"unexpected {extra}"})
+
+
+def _discard(backend: Any) -> None:
+    """Close a handle the run will not use, and drop what it created."""
+    for name in ("drop", "close"):
+        fn = getattr(backend, name, None)
+        if callable(fn):
+            try:
+                fn()
+                return
+            except Exception:  # noqa: BLE001 - best effort; the setup error is what counts
+                pass

@@ -1,0 +1,301 @@
+"""Workloads: the vectors, ids and operations of one seed.
+
+Vectors come from a per-seed pool (so a history refers to each one once,
+and searches meet the same vectors again); ids from a universe with a hot
+and a cold range so operations collide. A small share of operations get a
+bad input, which every backend and the oracle must refuse as InvalidInput.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dst.history import VectorTable
+from dst.rng import PPM, Rng
+from dst.sim.scenario import SeedParams
+from dst.validate import ID_MAX_CHARS
+
+# Ids that break naive escaping: quotes, backslashes, LIKE wildcards, SQL
+# fragments, non-ASCII and width extremes. Each gets a numeric suffix so
+# the universe has no duplicates.
+HOSTILE_STEMS = (
+    "'", '"', "\\", "%", "_", "%_%", "' OR '1'='1", "'; DROP TABLE t; --",
+    "a b", "\t", "ü", "日本語", "🙂", "$1", "?", "NULL", "{}", "[0]",
+    "col(\"id\") == ", "\u00a0", "x" * (ID_MAX_CHARS - 8),
+)
+
+# Families of ids a careless store folds into one: each family's members
+# differ only in case, in leading or trailing spaces (a PAD SPACE collation
+# ignores trailing ones), in Unicode normalization form (NFC vs NFD, and a
+# singleton that NFC maps), or by zero-width or full-width characters
+# (NFKC folds those). Every member is a distinct, valid id; a store that
+# collates two members together answers a get, exists, count or search of
+# the other wrongly. ``tag`` keeps the families of one universe apart.
+def _wide(text: str) -> str:
+    """The full-width form of ASCII letters and digits."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in text)
+
+
+ID_FAMILIES = {
+    "case": lambda tag: (f"Case{tag}", f"case{tag}", f"CASE{tag}"),
+    "case-accented": lambda tag: (f"\u00c9t\u00e9{tag}", f"\u00e9t\u00e9{tag}", f"\u00c9T\u00c9{tag}"),
+    "space": lambda tag: (f"pad{tag}", f"pad{tag} ", f" pad{tag}", f"pad{tag}  "),
+    "nfc-nfd": lambda tag: (f"caf\u00e9{tag}", f"cafe\u0301{tag}"),
+    "nfc-singleton": lambda tag: (f"\u00c5ngstr\u00f6m{tag}", f"A\u030angstro\u0308m{tag}",
+                                  f"\u212bngstr\u00f6m{tag}"),
+    "zero-width": lambda tag: (f"zw{tag}", f"z\u200bw{tag}", f"zw{tag}\u200d", f"\ufeffzw{tag}"),
+    "full-width": lambda tag: (f"wide{tag}", _wide(f"wide{tag}"), f"wide{_wide(str(tag))}"),
+}
+FAMILY_KINDS = tuple(ID_FAMILIES)
+# One family per this many ids of hostile share (default: 32 ids at 0.25 ->
+# 2 families; hostile-ids: 24 ids at 1.0 -> up to 6), in at most half the
+# universe.
+IDS_PER_FAMILY = 4
+
+# On a cap seed, one search in this many asks for a limit around the cap:
+# one such answer catches a silent cap, and each costs O(cap) to check.
+CAP_SEARCH_ONE_IN = 16
+
+# Bad inputs: each one an InvalidInput case from DESIGN.
+BAD_ID_KINDS = ("empty", "nul", "surrogate", "too-long")
+BAD_VECTOR_KINDS = ("wrong-dim", "nan", "inf", "zero")
+
+# Near-duplicate perturbation sizes, around score_eps (1e-4): some pairs
+# tie within eps, some are just above it.
+NEAR_DUP_SCALES = (1e-6, 2e-5, 5e-5, 2e-4, 5e-4)
+
+
+@dataclass(frozen=True, slots=True)
+class OpSpec:
+    """One operation to invoke: kind and input (vectors as table refs)."""
+
+    f: str
+    value: dict[str, Any]
+
+
+class Workload:
+    def __init__(self, params: SeedParams, rng: Rng, table: VectorTable):
+        self.params = params
+        self.s = params.scenario
+        self.dim = params.dim
+        self.table = table
+        self.rng = rng
+        self.ids = self._make_ids(rng.fork("ids"))
+        self.hot = self.ids[: self.s.hot_ids]
+        self.cold = self.ids[self.s.hot_ids:]
+        self.pool = self._make_pool(rng.fork("vectors"))
+        kinds = [k for k in self.params.op_weights if self.params.op_weights[k] > 0]
+        self.kinds = kinds
+        self.weights = [self.params.op_weights[k] for k in kinds]
+        # Bad inputs come from a child of the drawing client's own RNG, by its
+        # seed: in threads mode each client's op stream is then its own,
+        # whatever the interleaving (one shared child would not be).
+        self._bad: dict[int, Rng] = {}
+
+    # -- setup --------------------------------------------------------------
+    def _make_ids(self, rng: Rng) -> list[str]:
+        n = self.s.hot_ids + self.s.cold_ids
+        ids = self._families(rng.fork("families"), n)
+        for i in range(len(ids), n):
+            if rng.chance(self.s.hostile_share_ppm):
+                ids.append(f"{rng.choice(HOSTILE_STEMS)}{i}")
+            else:
+                ids.append(f"k{i}")
+        assert len(set(ids)) == len(ids), "the id universe repeats an id"
+        return ids
+
+    def _families(self, rng: Rng, n: int) -> list[str]:
+        """Confusable families (ID_FAMILIES), where ids are hostile at all.
+
+        They open the universe, interleaved by member: first members come
+        first, so each family has one in the hot range and its others in
+        the hot range or just after, and ops meet two members of one family
+        in most seeds. Kinds go round from a drawn start, so the families of
+        one seed are of different kinds.
+        """
+        if self.s.hostile_share_ppm <= 0 or n < 2:
+            return []
+        count = max(1, round(n * self.s.hostile_share_ppm / PPM / IDS_PER_FAMILY))
+        start = rng.below(len(FAMILY_KINDS))
+        families: list[list[str]] = []
+        room = max(2, n // 2)    # the other half stays for the hostile stems
+        for j in range(count):
+            members = list(ID_FAMILIES[FAMILY_KINDS[(start + j) % len(FAMILY_KINDS)]](j))
+            k = min(rng.between(2, len(members)), room)
+            if k < 2:
+                break
+            families.append(rng.sample(members, k))
+            room -= k
+        out: list[str] = []
+        for m in range(max(len(f) for f in families)):
+            out.extend(f[m] for f in families if m < len(f))
+        return out
+
+    def _make_pool(self, rng: Rng) -> list[int]:
+        """Vector refs of the pool, in a fixed order."""
+        g = rng.np
+        dim, kinds = self.dim, self.params.vector_kinds
+        centers = g.standard_normal((4, dim))
+        base: list[np.ndarray] = []
+        refs: list[int] = []
+        for i in range(self.s.vector_pool):
+            kind = rng.choice(kinds) if base else "gaussian"
+            if kind == "gaussian":
+                v = g.standard_normal(dim)
+            elif kind == "clustered":
+                v = centers[rng.below(4)] + 0.1 * g.standard_normal(dim)
+            elif kind == "duplicates":
+                # A scaled copy: the same direction, so exactly equal scores.
+                v = base[rng.below(len(base))] * rng.choice((1.0, 2.0, 0.5))
+            else:  # near-duplicates
+                src = base[rng.below(len(base))]
+                noise = g.standard_normal(dim)
+                scale = rng.choice(NEAR_DUP_SCALES)
+                v = src + scale * np.linalg.norm(src) * noise / max(np.linalg.norm(noise), 1e-12)
+            v32 = np.asarray(v, dtype=np.float32)
+            if not np.any(v32):  # never a zero vector in the valid pool
+                v32 = np.ones(dim, dtype=np.float32)
+            base.append(v32.astype(np.float64))
+            refs.append(self.table.ref(v32))
+        return refs
+
+    # -- drawing ------------------------------------------------------------
+    def pick_id(self, rng: Rng) -> str:
+        if not self.cold or rng.chance(self.s.hot_share_ppm):
+            return rng.choice(self.hot)
+        return rng.choice(self.cold)
+
+    def pick_ids(self, rng: Rng, n: int) -> list[str]:
+        n = min(n, len(self.ids))
+        chosen: list[str] = []
+        seen: set[str] = set()
+        # Bounded: at most 4n draws from the hot/cold mix, then fill in order.
+        for _ in range(4 * n):
+            if len(chosen) == n:
+                break
+            i = self.pick_id(rng)
+            if i not in seen:
+                seen.add(i)
+                chosen.append(i)
+        for i in self.ids:
+            if len(chosen) == n:
+                break
+            if i not in seen:
+                seen.add(i)
+                chosen.append(i)
+        return chosen
+
+    def pick_vector(self, rng: Rng) -> int:
+        return rng.choice(self.pool)
+
+    def pick_limit(self, rng: Rng) -> int:
+        """The scenario's limit range; on a cap seed, one search in
+        CAP_SEARCH_ONE_IN asks for a limit at or just around the cap (more
+        rows are live; the probes' exhaustive search goes past it too)."""
+        cap = self.params.cap
+        if cap is not None and rng.below(CAP_SEARCH_ONE_IN) == 0:
+            return rng.choice(cap_limits(cap))
+        return rng.between(self.s.limit_min, self.s.limit_max)
+
+    def bulk_items(self) -> list[list]:
+        """A cap seed's bulk rows: ids outside the universe (``bulk0``, ...),
+        loaded once and never touched by an op, so the probes check them by
+        count and exhaustive search, not one by one."""
+        cap = self.params.cap
+        if cap is None:
+            return []
+        rng = self.rng.fork("bulk")
+        return [[f"bulk{i}", self.pick_vector(rng)] for i in range(cap_rows(cap))]
+
+    def next_op(self, rng: Rng, maintenance: bool) -> OpSpec:
+        """Draw one operation from the seed's mix, with a chance of bad input."""
+        s = self.s
+        while True:
+            f = rng.weighted(self.kinds, self.weights)
+            if f != "maintenance" or maintenance:
+                break
+            if len(self.kinds) == 1:
+                f = "store"
+                break
+        if f == "store":
+            value: dict[str, Any] = {"id": self.pick_id(rng), "vector": self.pick_vector(rng)}
+        elif f == "store_batch":
+            n = rng.between(s.batch_min, s.batch_max)
+            value = {"items": [[i, self.pick_vector(rng)] for i in self.pick_ids(rng, n)]}
+        elif f in ("delete", "get", "exists"):
+            value = {"id": self.pick_id(rng)}
+        elif f == "count":
+            value = {}
+        elif f == "search":
+            value = {"vector": self.pick_vector(rng), "limit": self.pick_limit(rng)}
+        else:
+            value = {"kind": rng.choice(s.maintenance_kinds)}
+        if rng.chance(s.invalid_ppm):
+            value = self._corrupt(f, value, self._bad_rng(rng))
+        return OpSpec(f, value)
+
+    def _bad_rng(self, rng: Rng) -> Rng:
+        r = self._bad.get(rng.seed)
+        if r is None:
+            r = self._bad[rng.seed] = rng.fork("bad-inputs")
+        return r
+
+    def _corrupt(self, f: str, value: dict[str, Any], r: Rng) -> dict[str, Any]:
+        value = dict(value)
+        if f in ("store", "delete", "get", "exists") and (f != "store" or r.below(2) == 0):
+            value["id"] = self.bad_id(r)
+        elif f == "store":
+            value["vector"] = self.bad_vector(r)
+        elif f == "search":
+            if r.below(2) == 0:
+                value["limit"] = r.choice((0, -1))
+            else:
+                value["vector"] = self.bad_vector(r)
+        elif f == "store_batch":
+            items = [list(it) for it in value["items"]] or [[self.hot[0], self.pool[0]]]
+            how = r.below(3)
+            if how == 0:      # the same id twice
+                items.append([items[0][0], self.pick_vector(r)])
+            elif how == 1:
+                items[r.below(len(items))][1] = self.bad_vector(r)
+            else:
+                items[r.below(len(items))][0] = self.bad_id(r)
+            value["items"] = items
+        return value
+
+    def bad_id(self, r: Rng) -> str:
+        kind = r.choice(BAD_ID_KINDS)
+        if kind == "empty":
+            return ""
+        if kind == "nul":
+            return "k\x00" + str(r.below(10))
+        if kind == "surrogate":
+            return "k\ud800"
+        return "k" * (ID_MAX_CHARS + 1)
+
+    def bad_vector(self, r: Rng) -> int:
+        kind = r.choice(BAD_VECTOR_KINDS)
+        v = np.array(self.table[self.pool[0]], dtype=np.float32)
+        if kind == "wrong-dim":
+            v = np.ones(self.dim + 1, dtype=np.float32)
+        elif kind == "nan":
+            v[r.below(self.dim)] = np.nan
+        elif kind == "inf":
+            v[r.below(self.dim)] = np.inf
+        else:
+            v = np.zeros(self.dim, dtype=np.float32)
+        return self.table.ref(v)
+
+
+def cap_limits(cap: int) -> tuple[int, ...]:
+    """Search limits around a store's cap: just below, at, just above, and
+    an eighth above (a store that silently caps at ``cap`` answers short)."""
+    return tuple(x for x in (cap - 1, cap, cap + 1, cap + 1 + cap // 8) if x >= 1)
+
+
+def cap_rows(cap: int) -> int:
+    """Bulk rows of a cap seed: more than the largest limit of cap_limits."""
+    return cap + 2 + cap // 8

@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from dst.check.compare import compare_search
+from tests.conftest import run_cli
+
+
+def test_compare_search_tolerates_ties_only():
+    e = 1e-4
+    assert compare_search([["a", 1.0], ["b", 0.5]], [["a", 1.0], ["b", 0.5]], e) is None
+    # a tie at the cut-off may go either way
+    assert compare_search([["a", 1.0], ["b", 0.5]], [["a", 1.0], ["c", 0.50005]], e) is None
+    assert compare_search([["a", 1.0], ["b", 0.5]], [["a", 1.0], ["c", 0.6]], e)
+    assert "hits" in compare_search([["a", 1.0]], [], e)
+    assert "rank 0" in compare_search([["a", 1.0]], [["a", 0.9]], e)
+    # tied pair in swapped order agrees
+    assert compare_search([["a", 0.7], ["b", 0.7]], [["b", 0.7], ["a", 0.7]], e) is None
+
+
+def _result(d):
+    (run_dir,) = [p for p in d.iterdir() if p.is_dir()]
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def test_sim_and_lance_agree(in_tmp, capsys):
+    code = run_cli("conform", "--backends", "sim,lance", "--scenario", "crud", "--seeds", "2",
+                   "--location", str(in_tmp / "db"), "--ops", "80")
+    assert code == 0, capsys.readouterr().err
+    res = _result(in_tmp / "reports")
+    agree = res["agreement"]["lance"]
+    assert agree["get"]["agree"] > 0 and all(v["differ"] == 0 for v in agree.values())
+
+
+def test_a_disagreement_is_reported_and_shrunk(in_tmp, capsys):
+    code = run_cli("conform", "--backends", "sim,tests.broken_backends:rescaled_scores",
+                   "--scenario", "search-heavy", "--seeds", "2", "--ops", "60", "--shrink")
+    assert code == 1
+    err = capsys.readouterr()
+    assert "first disagreement, sim vs tests.broken_backends:rescaled_scores" in err.err
+    assert "search" in err.err
+    (case,) = list((in_tmp / "seeds").glob("conform-*.json"))
+    data = json.loads(case.read_text())
+    assert data["conform"] == ["sim", "tests.broken_backends:rescaled_scores"]
+    assert data["ops"] <= 8
+
+
+def test_conform_needs_two_backends(in_tmp, capsys):
+    assert run_cli("conform", "--backends", "sim") == 2
+    assert "two or more different backends" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backends", [["sim", "tests.recording:nonatomic_sim"],
+                                      ["tests.recording:nonatomic_sim", "sim"]], ids=["atomic-ref", "split-ref"])
+def test_an_atomic_and_a_non_atomic_store_agree_under_partial_writes(in_tmp, capsys, backends):
+    # The atomic sim can only take an error around the whole batch; the
+    # non-atomic one would be cut to the recorded subset. Compared as
+    # recorded, every read after a cut batch "disagrees" by the harness's
+    # choice; conform runs such pairs with whole-batch faults instead.
+    code = run_cli("conform", "--backends", ",".join(backends),
+                   "--scenario", "partial-writes", "--seeds", "3", "--ops", "80")
+    assert code == 0, capsys.readouterr().err
+    res = _result(in_tmp / "reports")
+    agree = res["agreement"][backends[1]]
+    assert agree["get"]["agree"] > 0 and all(v["differ"] == 0 for v in agree.values())
+    assert res["fault_counts"]["sim"]["batch-error"] > 0
+
+
+def test_two_non_atomic_stores_share_the_recorded_subsets(in_tmp, capsys):
+    # Both cut batches: each applies the same recorded strict subset.
+    code = run_cli("conform", "--backends", "sim,tests.recording:nonatomic_sim",
+                   "--scenario", "partial-writes", "--seeds", "3", "--ops", "80",
+                   "--opt", "atomic_batches=false")
+    assert code == 0, capsys.readouterr().err
+    res = _result(in_tmp / "reports")
+    assert all(v["differ"] == 0 for v in res["agreement"]["tests.recording:nonatomic_sim"].values())
+    for b in ("sim", "tests.recording:nonatomic_sim"):
+        assert res["fault_counts"][b]["partial-write"] > 0
+        assert res["fault_counts"][b]["batch-error"] == 0
