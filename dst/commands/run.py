@@ -112,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
         code = EXIT_VIOLATION
     elif unknowns:
         code = EXIT_UNKNOWN
-    elif unfired or gates.not_proven:
+    elif unfired or gates.not_proven or not results:   # a run that ran no seed proves nothing
         code = EXIT_UNFIRED
     else:
         code = EXIT_OK
@@ -163,6 +163,8 @@ def main(args: argparse.Namespace) -> int:
     if stopped_early:
         why = "stopped at the first failing seed" if args.fail_fast and first_fail else "time budget reached"
         console.print(f"{why}: ran {len(results)} of {len(seeds)} seeds", markup=False)
+    if not results:
+        console.print("no seed ran, so nothing was verified: not a pass", markup=False)
     if first_fail is not None:
         r = first_fail[0]
         print_violation(console, r)

@@ -178,8 +178,11 @@ class Scheduler:
         self._dispatch_seq += 1
         shadowed = self._shadowed()
         out = self.boundary.call(self.backend, f, value, None)
-        self._count_own(f, out, shadowed)
-        self.availability.done(f, out.type)
+        # The probes' exact search is its own path (search_exact): its ok must
+        # not stand for the ANN search the scenario draws.
+        kind = "search_exact" if f == "search" and value.get("exact") is True else f
+        self._count_own(kind, out, shadowed)
+        self.availability.done(kind, out.type)
         self.clock.advance_by(1)
         h.add(self.clock.now_us, process, out.type, f, out.output, dispatch=d)
         self.clock.advance_by(1)
@@ -237,6 +240,14 @@ class Scheduler:
             else:
                 self.history.add(self.clock.now_us, "nemesis", "info", name,
                                  {"process": op.process, "dispatch": op.dispatch, **report})
+                if "error" in report:
+                    # It started and broke off (raised, or did not return):
+                    # what it did is unknown, so errors now are not the store's.
+                    shadowed = True
+                    self._nemesis_grace = 1
+                    if is_crash(name):     # the server may be down: probe after recovery
+                        self._server_down = True
+                        self._at(self.clock.now_us, "server_crash", name)
         else:
             out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
         if out.fired is not None:   # counted as what it did, only if it did it
@@ -374,6 +385,10 @@ class Scheduler:
     def _restart_clients(self) -> None:
         # Every pending event belonged to the old handle or to a moment
         # before recovery; each client starts again after the probe.
+        # A pending server_crash event may be dropped with the queue (a crash
+        # came first): its shadow must not outlive it.
+        self._server_down = False
+        self._nemesis_grace = 0
         self._queue.clear()
         self._crash_pending = False
         for c in range(self.clients):

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from dst import wallclock
-from dst.backend import BackendConfig
+from dst.backend import BackendConfig, open_backend
 from dst.history import History
 from dst.rng import Rng
 from dst.sim.faults import Boundary, FaultPlan
@@ -70,7 +70,7 @@ class ThreadRunner(Scheduler):
 
     def run(self) -> SeedRun:
         self._load()
-        handles = [self.factory(replace(self.config, fresh=False)) for _ in range(self.s.clients)]
+        handles = [open_backend(self.factory, replace(self.config, fresh=False)) for _ in range(self.s.clients)]
         threads = [threading.Thread(target=self._client, args=(c, handles[c]), daemon=True,
                                     name=f"dst-client-{c}") for c in range(self.s.clients)]
         for t in threads:

@@ -242,3 +242,13 @@ def test_a_factory_that_cannot_open_the_store_is_a_setup_error(in_tmp, capsys):
     err = capsys.readouterr().err
     assert code == EXIT_USAGE
     assert "ConnectionRefusedError" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_that_ran_no_seed_is_not_a_pass(in_tmp, capsys, monkeypatch):
+    # A time budget spent before the first seed: nothing was verified, so
+    # the run is not proven (exit 4), never a pass.
+    from dst import wallclock
+    monkeypatch.setattr(wallclock.Deadline, "expired", lambda self: True)
+    code = run_cli("run", "--backend", "sim", "--seeds", "3", "--time-budget", "5")
+    assert code == 4
+    assert "no seed ran" in capsys.readouterr().err

@@ -40,11 +40,14 @@ def test_a_store_whose_every_read_fails_does_not_pass(concurrency, in_tmp, capsy
         assert row["own"] > 0 and row["ok"] == 0, (f, row)
         assert row["messages"][0] == f"BackendError: {f}: read path unavailable"
     assert res["availability"]["store"]["own"] == 0 and res["availability"]["store"]["ok"] > 0
-    # the clients' own reads are counted, not just the probes' (one
-    # exhaustive search per probe, a probe per seed and crash)
-    assert res["availability"]["search"]["own"] > 2 * (20 + sum(r["crashes"] for r in res["results"]))
+    # the clients' own reads are counted, not just the probes': the probes'
+    # exhaustive searches (one per probe, a probe per seed and crash) go
+    # through search_exact and are tallied apart from the scenario's
+    probes = 20 + sum(r["crashes"] for r in res["results"])
+    assert res["availability"]["search_exact"]["own"] == probes
+    assert res["availability"]["search"]["own"] > probes
     kinds = {v["f"] for v in res["availability_violations"]}
-    assert kinds == {"get", "exists", "count", "search"}
+    assert kinds == {"get", "exists", "count", "search", "search_exact"}
     first = [r for r in res["results"] if r["verdict"] == "violation"][0]["violations"][0]
     assert first["kind"] == "availability" and "read path unavailable" in first["message"]
     # the summary table and the report carry a line per op kind
@@ -179,3 +182,23 @@ kill-connection = 0.2
     # the kills broke calls, and none of those errors is the store's own
     broken = sum(r["info"] for r in res["availability"].values())
     assert broken > 0 and all(r["own"] == 0 for r in res["availability"].values())
+
+
+def test_the_probes_exact_search_does_not_stand_for_the_scenarios_search(in_tmp, capsys):
+    # Every scenario search gets an injected error; the probes' exhaustive
+    # search goes through search_exact (sim has it) and answers ok. That ok
+    # is another path, so `search` is still never verified: exit 4.
+    path = _scenario(in_tmp, "search-errors", """
+ops_per_seed = 40
+[ops]
+store = 1
+search = 1
+[faults]
+error = 1.0
+""")
+    code = run_cli("run", "--backend", "sim", "--scenario", path, "--seeds", "2")
+    err = capsys.readouterr().err
+    res, _ = _result(in_tmp)
+    assert code == 4, err
+    assert res["ops_never_ok"] == ["search", "store"]
+    assert res["availability"]["search_exact"]["ok"] >= 2
