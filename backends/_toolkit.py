@@ -42,7 +42,8 @@ import numpy as np
 
 from dst.backend import SearchHit, check_options
 from dst.errors import BackendError, InvalidInput, NotApplied, UsageError
-from dst.validate import check_batch_matrix, check_id, check_limit, check_vector
+from dst.validate import (check_attrs, check_batch_attrs, check_batch_matrix, check_id, check_limit,
+                          check_vector, check_where)
 
 __all__ = [
     "Option", "Options", "ValidatingBackend", "check_dim", "OWNER", "OWNER_KEY", "OWNER_FILE",
@@ -194,8 +195,9 @@ def check_dim(dim: Any, max_dim: int | None = None, why: str = "") -> int:
 class ValidatingBackend:
     """The protocol's methods, checking input before the store is touched.
 
-    A subclass sets ``name``, ``dim``, ``exact``, ``atomic_batches`` and
-    implements the ``raw_*`` methods, which get only valid input:
+    A subclass sets ``name``, ``dim``, ``exact``, ``atomic_batches`` (and
+    ``metric``, ``filters`` when it has them) and implements the ``raw_*``
+    methods, which get only valid input:
 
     * ``raw_store(id, vector)``: ``vector`` a fresh float32 array of ``dim``
     * ``raw_store_batch(ids, matrix)``: distinct ids, a float32 ``(n, dim)``
@@ -206,35 +208,57 @@ class ValidatingBackend:
       for ``search_exact`` (the probes'; past any ANN index). A store with
       no such path sets ``search_exact = None`` in its class.
 
-    Invalid input raises ``InvalidInput`` here and no ``raw_*`` is called.
+    A subclass with ``filters = True`` takes attributes and filters
+    (``dst.filters``); its raw methods get them as one more argument:
+    ``raw_store(id, vector, attrs)`` (a dict in name order, ``{}`` for
+    none), ``raw_store_batch(ids, matrix, attrs)`` (one dict per id),
+    ``raw_search(query, limit, exact, where)`` (the canonical filter, or
+    None), and it implements ``raw_get_attrs(id) -> dict | None``. Without
+    ``filters``, attributes and filters are refused (``NotApplied``).
+
+    ``metric`` (``cosine`` by default) decides which vectors are valid: a
+    zero vector only under cosine. Invalid input raises ``InvalidInput``
+    here and no ``raw_*`` is called.
     """
 
     name = "backend"
     dim = 0
     exact = True
     atomic_batches = True
+    metric = "cosine"
+    filters = False
 
     # The checks, for adapter methods beyond the protocol.
     def valid_id(self, id_: Any) -> str:
         return check_id(id_)
 
     def valid_vector(self, vector: Any) -> np.ndarray:
-        return check_vector(vector, self.dim)
+        return check_vector(vector, self.dim, self.metric)
 
     def valid_batch(self, items: Iterable[tuple[Any, Any]]) -> tuple[list[str], np.ndarray]:
-        return check_batch_matrix(items, self.dim)
+        return check_batch_matrix(items, self.dim, self.metric)
 
     def valid_limit(self, limit: Any) -> int:
         return check_limit(limit)
 
     # The protocol.
-    def store(self, id: str, vector: np.ndarray) -> None:
+    def store(self, id: str, vector: np.ndarray, attrs: Mapping[str, Any] | None = None) -> None:
         check_id(id)
-        self.raw_store(id, check_vector(vector, self.dim))
+        v = check_vector(vector, self.dim, self.metric)
+        a = check_attrs(attrs)
+        if self.filters:
+            self.raw_store(id, v, a)
+        else:
+            self._no_filters(a)
+            self.raw_store(id, v)
 
-    def store_batch(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        ids, matrix = check_batch_matrix(items, self.dim)
-        self.raw_store_batch(ids, matrix)
+    def store_batch(self, items: Iterable[Any]) -> None:
+        ids, matrix, attrs = check_batch_attrs(items, self.dim, self.metric)
+        if self.filters:
+            self.raw_store_batch(ids, matrix, attrs if attrs is not None else [{} for _ in ids])
+        else:
+            self._no_filters(attrs)
+            self.raw_store_batch(ids, matrix)
 
     def delete(self, id: str) -> bool:
         return self.raw_delete(check_id(id))
@@ -242,26 +266,43 @@ class ValidatingBackend:
     def get(self, id: str) -> np.ndarray | None:
         return self.raw_get(check_id(id))
 
+    def get_attrs(self, id: str) -> dict[str, Any] | None:
+        check_id(id)
+        if not self.filters:
+            self._no_filters(True)
+        return self.raw_get_attrs(id)
+
     def exists(self, id: str) -> bool:
         return self.raw_exists(check_id(id))
 
     def count(self) -> int:
         return self.raw_count()
 
-    def search(self, query: np.ndarray, limit: int) -> list[SearchHit]:
-        q = check_vector(query, self.dim)
-        return self.raw_search(q, check_limit(limit), False)
+    def search(self, query: np.ndarray, limit: int, where: Any = None) -> list[SearchHit]:
+        return self._search(query, limit, where, False)
 
-    def search_exact(self, query: np.ndarray, limit: int) -> list[SearchHit]:
+    def search_exact(self, query: np.ndarray, limit: int, where: Any = None) -> list[SearchHit]:
         """The probes' search, past any ANN index."""
-        q = check_vector(query, self.dim)
-        return self.raw_search(q, check_limit(limit), True)
+        return self._search(query, limit, where, True)
+
+    def _search(self, query: Any, limit: Any, where: Any, exact: bool) -> list[SearchHit]:
+        q = check_vector(query, self.dim, self.metric)
+        n = check_limit(limit)
+        w = check_where(where)
+        if self.filters:
+            return self.raw_search(q, n, exact, w)
+        self._no_filters(w is not None)
+        return self.raw_search(q, n, exact)
+
+    def _no_filters(self, used: Any) -> None:
+        if used:
+            raise NotApplied(f"the {self.name} backend has no attributes or filters (filters = False)")
 
     # What a subclass implements.
-    def raw_store(self, id: str, vector: np.ndarray) -> None:
+    def raw_store(self, id: str, vector: np.ndarray, *attrs: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def raw_store_batch(self, ids: list[str], matrix: np.ndarray) -> None:
+    def raw_store_batch(self, ids: list[str], matrix: np.ndarray, *attrs: list[dict[str, Any]]) -> None:
         raise NotImplementedError
 
     def raw_delete(self, id: str) -> bool:
@@ -270,13 +311,16 @@ class ValidatingBackend:
     def raw_get(self, id: str) -> np.ndarray | None:
         raise NotImplementedError
 
+    def raw_get_attrs(self, id: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
     def raw_exists(self, id: str) -> bool:
         raise NotImplementedError
 
     def raw_count(self) -> int:
         raise NotImplementedError
 
-    def raw_search(self, query: np.ndarray, limit: int, exact: bool) -> list[SearchHit]:
+    def raw_search(self, query: np.ndarray, limit: int, exact: bool, *where: Any) -> list[SearchHit]:
         raise NotImplementedError
 
     def close(self) -> None:

@@ -1,7 +1,9 @@
 """The sim backend: an in-memory, exact, deterministic vector store.
 
-It is the reference implementation of DESIGN's semantics: exact cosine in
-float64, equal scores ordered by id, validation before any change. Writes
+It is the reference implementation of DESIGN's semantics: exact scores in
+float64 under every metric (cosine, l2, dot: ``BackendConfig.metric``),
+equal scores ordered by id, attributes and the portable filter of
+``dst.filters``, validation before any change. Writes
 apply synchronously, so what a call acknowledged is exactly what it did.
 
 Crashes are modelled with a process-wide registry keyed by
@@ -31,8 +33,9 @@ from typing import Iterable
 import numpy as np
 
 from backends._toolkit import Option, Options, ValidatingBackend, check_dim
-from dst.backend import BackendConfig, SearchHit
+from dst.backend import BackendConfig, SearchHit, metric_or_default
 from dst.errors import BackendError
+from dst.filters import matches
 
 class _Store:
     """One namespace's durable state, shared by every handle opened on it.
@@ -42,10 +45,11 @@ class _Store:
     is out of date after another handle wrote.
     """
 
-    __slots__ = ("data", "version", "lock", "matrix", "dirty", "noted")
+    __slots__ = ("data", "attrs", "version", "lock", "matrix", "dirty", "noted")
 
     def __init__(self) -> None:
         self.data: dict[str, np.ndarray] = {}
+        self.attrs: dict[str, dict] = {}      # only ids with attributes
         self.version = 0
         self.lock = threading.RLock()
         self.matrix: tuple[int, list[str], np.ndarray] | None = None
@@ -75,9 +79,11 @@ class SimBackend(ValidatingBackend):
     name = "sim"
     exact = True
     atomic_batches = True
+    filters = True
 
     def __init__(self, config: BackendConfig):
         self.dim = check_dim(config.dim)
+        self.metric = metric_or_default(getattr(config, "metric", "cosine"))
         self.atomic_batches = OPTIONS.parse(config.options)["atomic_batches"]
         self._key = (config.location or "sim-default", config.namespace)
         if config.fresh or self._key not in _REGISTRY:
@@ -92,29 +98,31 @@ class SimBackend(ValidatingBackend):
         return self._store.data
 
     # -- writes (input already checked by ValidatingBackend) ---------------
-    def raw_store(self, id: str, vector: np.ndarray) -> None:
+    def raw_store(self, id: str, vector: np.ndarray, attrs: dict | None = None) -> None:
         st = self._live()
         with st.lock:
-            st.data[id] = vector
+            _put(st, id, vector, attrs)
             st.touch((id,))
 
-    def raw_store_batch(self, ids: list[str], matrix: np.ndarray) -> None:
+    def raw_store_batch(self, ids: list[str], matrix: np.ndarray, attrs: list[dict] | None = None) -> None:
         st = self._live()
+        rows = attrs if attrs is not None else [None] * len(ids)
         if not self.atomic_batches:
-            for id_, v in zip(ids, matrix):   # one item at a time: no promise for the whole
+            for id_, v, a in zip(ids, matrix, rows):   # one item at a time: no promise for the whole
                 with st.lock:
-                    st.data[id_] = v
+                    _put(st, id_, v, a)
                     st.touch((id_,))
             return
         with st.lock:
-            for id_, v in zip(ids, matrix):
-                st.data[id_] = v
+            for id_, v, a in zip(ids, matrix, rows):
+                _put(st, id_, v, a)
             st.touch(ids)
 
     def raw_delete(self, id: str) -> bool:
         st = self._live()
         with st.lock:
             existed = st.data.pop(id, None) is not None
+            st.attrs.pop(id, None)
             if existed:
                 st.touch((id,))
         return existed
@@ -124,28 +132,47 @@ class SimBackend(ValidatingBackend):
         v = self._live().data.get(id)
         return None if v is None else v.copy()
 
+    def raw_get_attrs(self, id: str) -> dict | None:
+        st = self._live()
+        with st.lock:
+            if id not in st.data:
+                return None
+            return dict(st.attrs.get(id) or {})
+
     def raw_exists(self, id: str) -> bool:
         return id in self._live().data
 
     def raw_count(self) -> int:
         return len(self._live().data)
 
-    def raw_search(self, query: np.ndarray, limit: int, exact: bool) -> list[SearchHit]:
+    def raw_search(self, query: np.ndarray, limit: int, exact: bool, where=None) -> list[SearchHit]:
         """Brute force either way: the store has no index to bypass."""
         q = query.astype(np.float64)
-        ids, unit = self._matrix()
+        ids, rows = self._matrix()
+        if where is not None and ids:
+            st = self._store
+            with st.lock:
+                keep = [n for n, i in enumerate(ids) if matches(where, st.attrs.get(i))]
+            ids = [ids[n] for n in keep]
+            rows = rows[keep]
         if not ids:
             return []
-        scores = unit @ (q / np.sqrt(q @ q))
+        if self.metric == "cosine":
+            scores = rows @ (q / np.sqrt(q @ q))
+        elif self.metric == "dot":
+            scores = rows @ q
+        else:
+            d = rows - q
+            scores = -np.sqrt(np.einsum("ij,ij->i", d, d))
         # Stable sort on descending score: rows are in id order, so equal
         # scores come out ordered by id.
         order = np.argsort(-scores, kind="stable")[:limit]
         return [SearchHit(ids[i], v) for i, v in zip(order.tolist(), scores[order].tolist())]
 
-    def search_exact(self, query: np.ndarray, limit: int) -> list[SearchHit]:
+    def search_exact(self, query: np.ndarray, limit: int, where=None) -> list[SearchHit]:
         """The probes' exhaustive search: ``search`` itself (a subclass's
         ``search`` answers the probes too)."""
-        return self.search(query, limit)
+        return self.search(query, limit, where)
 
     def close(self) -> None:
         self._closed = True
@@ -168,17 +195,30 @@ class SimBackend(ValidatingBackend):
             if cached is None or cached[0] != st.version:
                 if (cached is not None and st.version - cached[0] == st.noted
                         and len(st.dirty) <= PATCH_ROWS_MAX):
-                    ids, m = _patched(cached[1], cached[2], st.data, st.dirty)
+                    ids, m = _patched(cached[1], cached[2], st.data, st.dirty, self._rows)
                 else:
                     ids = sorted(st.data)
                     if ids:
-                        m = _unit_rows(np.stack([st.data[i] for i in ids]))
+                        m = self._rows(np.stack([st.data[i] for i in ids]))
                     else:
                         m = np.zeros((0, self.dim))
                 cached = st.matrix = (st.version, ids, m)
                 st.dirty = set()
                 st.noted = 0
         return cached[1], cached[2]
+
+    def _rows(self, m: np.ndarray) -> np.ndarray:
+        """Search rows: unit vectors under cosine, the vectors otherwise (float64)."""
+        return _unit_rows(m) if self.metric == "cosine" else m.astype(np.float64)
+
+
+def _put(st: _Store, id_: str, vector: np.ndarray, attrs: dict | None) -> None:
+    """Replace a row's vector and attributes together (lock held)."""
+    st.data[id_] = vector
+    if attrs:
+        st.attrs[id_] = dict(attrs)
+    else:
+        st.attrs.pop(id_, None)
 
 
 # Above this many rows written since the last search, rebuild instead of patching.
@@ -193,7 +233,7 @@ def _unit_rows(m: np.ndarray) -> np.ndarray:
 
 
 def _patched(ids: list[str], m: np.ndarray, data: dict[str, np.ndarray],
-             dirty: set[str]) -> tuple[list[str], np.ndarray]:
+             dirty: set[str], rows=None) -> tuple[list[str], np.ndarray]:
     """The search matrix after writes of ``dirty``: a new list and array
     (a search still holding the old ones is unaffected), rows in id order,
     exactly as a rebuild would make them."""
@@ -210,10 +250,10 @@ def _patched(ids: list[str], m: np.ndarray, data: dict[str, np.ndarray],
         elif here:
             if not own:
                 m, own = m.copy(), True
-            m[pos] = _unit_rows(v[None, :])[0]
+            m[pos] = (rows or _unit_rows)(v[None, :])[0]
         else:
             ids.insert(pos, id_)
-            m, own = np.insert(m, pos, _unit_rows(v[None, :])[0], axis=0), True
+            m, own = np.insert(m, pos, (rows or _unit_rows)(v[None, :])[0], axis=0), True
     return ids, m
 
 

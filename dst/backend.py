@@ -20,6 +20,16 @@ Optional capabilities are looked up with ``getattr``, never ``isinstance``:
   present, so an index scan's row cap does not pass for lost data; the
   scenario's own searches always go through ``search``.
 
+* ``filters = True``: the backend takes attributes and the portable
+  filter of ``dst.filters``: ``store(id, vector, attrs=None)``, batch items
+  ``(id, vector)`` or ``(id, vector, attrs)``, ``search(query, limit,
+  where=None)``, and ``get_attrs(id) -> dict | None`` (the stored
+  attributes, ``{}`` for none; None for an absent id).
+* ``metric``: the metric the backend scores by (``cosine`` when absent);
+  the factory gets the run's in ``BackendConfig.metric`` and refuses one
+  it cannot serve with a setup error (``check_metric`` holds a backend
+  that ignored it to the same rule).
+
 Every backend refuses option keys it does not know (``check_options``).
 """
 
@@ -34,11 +44,14 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
 import numpy as np
 
 from dst.errors import BackendError, DstError, UsageError
+from dst.metrics import METRICS
 
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """One search result: the id and its raw cosine similarity in [-1, 1]."""
+    """One search result: the id and its score under the run's metric
+    (cosine similarity in [-1, 1], minus the Euclidean distance, or the
+    inner product; higher is better)."""
 
     id: str
     score: float
@@ -52,6 +65,8 @@ class BackendConfig:
     ``namespace``: the table name the harness picked; unique to the run and
     seed, the same on reopen. ``fresh``: True creates it empty, False reopens
     it as it is (as after a crash). ``options``: backend options (``--opt``).
+    ``metric``: ``cosine``, ``l2`` or ``dot`` (``dst.metrics``); a backend
+    refuses one it cannot serve with a setup error.
     """
 
     dim: int
@@ -59,6 +74,7 @@ class BackendConfig:
     namespace: str = "dst"
     fresh: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    metric: str = "cosine"
 
 
 @runtime_checkable
@@ -130,6 +146,32 @@ def check_options(backend: str, options: Mapping[str, Any], known: Iterable[str]
         what = f"option {unknown[0]!r}" if len(unknown) == 1 else \
             "options " + ", ".join(repr(k) for k in unknown)
         raise UsageError(f"{backend} backend: unknown {what} (known: {', '.join(names) or 'none'})")
+
+
+def check_metric(backend: Any, metric: str) -> None:
+    """A setup error unless ``backend`` scores by ``metric``: a backend that
+    declares no ``metric`` serves cosine only."""
+    have = getattr(backend, "metric", "cosine")
+    if have != metric:
+        name = getattr(backend, "name", type(backend).__name__)
+        raise UsageError(f"the {name} backend scores by {have!r}, not the run's metric {metric!r} "
+                         f"(it does not serve --metric {metric})")
+
+
+def metric_or_default(metric: Any) -> str:
+    """``metric`` checked (a usage error names the known ones)."""
+    if metric not in METRICS:
+        raise UsageError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
+    return metric
+
+
+def check_filters(backend: Any, needed: bool) -> None:
+    """A setup error when the scenario needs filters and ``backend`` does
+    not declare ``filters = True``: nothing is skipped silently."""
+    if needed and getattr(backend, "filters", False) is not True:
+        name = getattr(backend, "name", type(backend).__name__)
+        raise UsageError(f"the scenario searches with filters, and the {name} backend does not "
+                         f"declare the filters capability (filters = True)")
 
 
 def check_maintenance_kinds(backend: Any, kinds: Iterable[str]) -> tuple[str, ...] | None:

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from dst.errors import InvalidInput
+from dst.filters import attrs_problem, canonical, norm_attrs, where_problem
 
 ID_MAX_CHARS = 256  # DESIGN: ids are 1..256 Unicode scalar values
 
@@ -38,8 +39,9 @@ def id_problem(id_: Any) -> str | None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def vector_problem(vector: Any, dim: int) -> str | None:
-    """Why ``vector`` is not a valid ``dim``-vector, or None if it is."""
+def vector_problem(vector: Any, dim: int, metric: str = "cosine") -> str | None:
+    """Why ``vector`` is not a valid ``dim``-vector, or None if it is. A
+    zero vector is invalid only under the cosine metric."""
     if type(vector) is np.ndarray and vector.dtype == np.float32:
         arr = vector  # the common case: no conversion
     else:
@@ -58,7 +60,7 @@ def vector_problem(vector: Any, dim: int) -> str | None:
         finite = np.isfinite(arr)
         i = int(np.argmin(finite))
         return f"vector component {i} is {float(arr[i])!r}, not finite"
-    if not arr.any():
+    if metric == "cosine" and not arr.any():
         return "vector has zero norm"
     return None
 
@@ -70,9 +72,9 @@ def check_id(id_: Any) -> str:
     return id_
 
 
-def check_vector(vector: Any, dim: int) -> np.ndarray:
+def check_vector(vector: Any, dim: int, metric: str = "cosine") -> np.ndarray:
     """Validate and return the vector as a fresh float32 array."""
-    problem = vector_problem(vector, dim)
+    problem = vector_problem(vector, dim, metric)
     if problem:
         raise InvalidInput(problem)
     return np.array(vector, dtype=np.float32)
@@ -93,15 +95,36 @@ def check_limit(limit: Any) -> int:
     return int(limit)
 
 
-def batch_problem(items: Iterable[tuple[Any, Any]], dim: int) -> str | None:
-    """Why a batch is invalid: the first bad item, or a repeated id."""
+def check_attrs(attrs: Any) -> dict[str, Any]:
+    """Validate attributes; return them as a plain dict ({} for None)."""
+    problem = attrs_problem(attrs)
+    if problem:
+        raise InvalidInput(problem)
+    return norm_attrs(attrs)
+
+
+def check_where(where: Any) -> Any:
+    """Validate a filter; return its canonical form (None for none)."""
+    problem = where_problem(where)
+    if problem:
+        raise InvalidInput(problem)
+    return canonical(where)
+
+
+def batch_problem(items: Iterable[Any], dim: int, metric: str = "cosine") -> str | None:
+    """Why a batch is invalid: the first bad item, or a repeated id. Items
+    are ``(id, vector)`` or ``(id, vector, attrs)``."""
     seen: set[str] = set()
     for n, item in enumerate(items):
+        attrs = None
         try:
-            id_, vector = item
+            if isinstance(item, (list, tuple)) and len(item) == 3:
+                id_, vector, attrs = item
+            else:
+                id_, vector = item
         except (TypeError, ValueError):
-            return f"batch item {n} is not an (id, vector) pair"
-        problem = id_problem(id_) or vector_problem(vector, dim)
+            return f"batch item {n} is not an (id, vector) pair or (id, vector, attrs) triple"
+        problem = id_problem(id_) or vector_problem(vector, dim, metric) or attrs_problem(attrs)
         if problem:
             return f"batch item {n}: {problem}"
         if id_ in seen:
@@ -110,7 +133,8 @@ def batch_problem(items: Iterable[tuple[Any, Any]], dim: int) -> str | None:
     return None
 
 
-def check_batch_matrix(items: Iterable[tuple[Any, Any]], dim: int) -> tuple[list[str], np.ndarray]:
+def check_batch_matrix(items: Iterable[tuple[Any, Any]], dim: int,
+                       metric: str = "cosine") -> tuple[list[str], np.ndarray]:
     """Validate a batch; return its ids and its vectors as one float32 matrix.
 
     Vectorized for the common case (float32 arrays of the right shape):
@@ -130,9 +154,9 @@ def check_batch_matrix(items: Iterable[tuple[Any, Any]], dim: int) -> tuple[list
         m = np.stack(vecs)
         if (_ids_plain(ids) and len(set(ids)) == len(ids)
                 and bool(np.isfinite(m.sum(axis=1, dtype=np.float64)).all())
-                and bool(m.any(axis=1).all())):
+                and (metric != "cosine" or bool(m.any(axis=1).all()))):
             return ids, m
-    problem = batch_problem(items, dim)
+    problem = batch_problem(items, dim, metric)
     if problem:
         raise InvalidInput(problem)
     if not items:
@@ -154,10 +178,28 @@ def _ids_plain(ids: list[Any]) -> bool:
     return joined.isascii() or _SURROGATE.search(joined) is None
 
 
-def check_batch(items: Iterable[tuple[Any, Any]], dim: int) -> list[tuple[str, np.ndarray]]:
+def check_batch(items: Iterable[tuple[Any, Any]], dim: int,
+                metric: str = "cosine") -> list[tuple[str, np.ndarray]]:
     """Validate a batch; return (id, float32 vector) pairs (fresh copies)."""
-    ids, m = check_batch_matrix(items, dim)
+    ids, m = check_batch_matrix(items, dim, metric)
     return list(zip(ids, m))
+
+
+def check_batch_attrs(items: Iterable[Any], dim: int, metric: str = "cosine"
+                      ) -> tuple[list[str], np.ndarray, list[dict[str, Any]] | None]:
+    """Validate a batch of ``(id, vector)`` pairs and/or ``(id, vector,
+    attrs)`` triples: its ids, its vectors as one float32 matrix, and each
+    item's attributes as a plain dict, or None when no item has any."""
+    items = list(items)
+    if not any(isinstance(it, (list, tuple)) and len(it) == 3 for it in items):
+        ids, m = check_batch_matrix(items, dim, metric)
+        return ids, m, None
+    problem = batch_problem(items, dim, metric)
+    if problem:
+        raise InvalidInput(problem)
+    attrs = [norm_attrs(it[2]) if len(it) == 3 else {} for it in items]
+    ids, m = check_batch_matrix([(it[0], it[1]) for it in items], dim, metric)
+    return ids, m, (attrs if any(attrs) else None)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

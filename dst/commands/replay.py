@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
         history_backend = None
         if args.concurrency == "threads":
             raise UsageError("dst replay: threads-mode runs are not replayable")
-        scenario, seed = load(args.scenario).with_overrides(args.clients, args.ops), args.seed
+        scenario, seed = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None)), args.seed
         backend, options = args.backend or DEFAULT_BACKEND, dict(args.opt)
     else:
         raise UsageError("dst replay: give a history FILE or --seed N")

@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
                 rec_options = {}
             options = {**rec_options, **options}
         elif args.seed is not None:
-            scenario = load(args.scenario).with_overrides(args.clients, args.ops)
+            scenario = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None))
             seed, backend = args.seed, args.backend or DEFAULT_BACKEND
         else:
             raise UsageError("dst shrink: give a history FILE, a seeds/*.json case, or --seed N")

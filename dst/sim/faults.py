@@ -217,16 +217,22 @@ class Boundary:
         """
         t = self.table
         if f == "store":
-            backend.store(value["id"], t[value["vector"]])
+            if "attrs" in value:
+                backend.store(value["id"], t[value["vector"]], value["attrs"])
+            else:
+                backend.store(value["id"], t[value["vector"]])
             return None
         if f == "store_batch":
-            backend.store_batch([(i, t[v]) for i, v in value["items"]])
+            backend.store_batch(resolve_items(t, value["items"]))
             return None
         if f == "delete":
             return _as_bool("delete", backend.delete(value["id"]))
         if f == "get":
             v = backend.get(value["id"])
             return None if v is None else t.ref(_as_vector(v, getattr(backend, "dim", None)))
+        if f == "get_attrs":
+            a = backend.get_attrs(value["id"])
+            return None if a is None else {"attrs": _as_attrs(a)}
         if f == "exists":
             return _as_bool("exists", backend.exists(value["id"]))
         if f == "count":
@@ -234,6 +240,8 @@ class Boundary:
         if f == "search" and value.get("exact") is True:
             backend = exact_view(backend)   # the probes' exhaustive search (search_exact)
         if f == "search":
+            if "where" in value:
+                return _as_hits(backend.search(t[value["vector"]], value["limit"], where=value["where"]))
             return _as_hits(backend.search(t[value["vector"]], value["limit"]))
         if f == "maintenance":
             run = getattr(backend, "maintenance", None)
@@ -245,8 +253,8 @@ class Boundary:
     def _batch_fault(self, backend: Any, value: dict[str, Any], mask: list[bool] | None) -> Outcome:
         """A drawn partial write, done the way this backend allows (module doc)."""
         items = value["items"]
-        resolved = [(i, self.table[v]) for i, v in items]
-        if not items or batch_problem(resolved, getattr(backend, "dim", 0)):
+        resolved = resolve_items(self.table, items)
+        if not items or batch_problem(resolved, getattr(backend, "dim", 0), getattr(backend, "metric", "cosine")):
             # Nothing to cut, or an invalid batch that must change nothing:
             # the plain call, refused whole (or a no-op), and no fault.
             return self._attempt(backend, "store_batch", value)[0]
@@ -261,7 +269,7 @@ class Boundary:
                 sub, returned = self._attempt(backend, "store_batch", {"items": keep})
                 if not returned:
                     return sub   # the backend's own failure, not the fault's
-                ids = [i for i, _ in keep]
+                ids = [it[0] for it in keep]
                 return Outcome("info", {"error": "PartialWrite",
                                         "message": f"applied {len(keep)} of {len(items)} items"},
                                fired="partial-write", detail={"applied": ids, "of": len(items)})
@@ -278,7 +286,7 @@ class Boundary:
             if not returned:
                 return out
             return Outcome("info", {"error": "BatchError", "message": "error after the whole batch was applied"},
-                           fired=BATCH_ERROR, detail={"when": "after", "applied": [i for i, _ in items]})
+                           fired=BATCH_ERROR, detail={"when": "after", "applied": [it[0] for it in items]})
         return Outcome("info", {"error": "BatchError", "message": "error before the batch; nothing applied"},
                        fired=BATCH_ERROR, detail={"when": "before", "applied": []})
 
@@ -340,6 +348,31 @@ def _as_vector(v: Any, dim: Any) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ContractBreach("get returned a vector with NaN or infinite components")
     return arr
+
+
+def resolve_items(table: VectorTable, items: list) -> list[tuple]:
+    """A recorded batch's items with their vectors: ``(id, vector)``, or
+    ``(id, vector, attrs)`` for an item recorded with attributes."""
+    return [(it[0], table[it[1]]) if len(it) == 2 else (it[0], table[it[1]], it[2]) for it in items]
+
+
+def _as_attrs(a: Any) -> dict[str, Any]:
+    """get_attrs's answer: a dict of str names to str, int or bool values."""
+    if not isinstance(a, dict):
+        raise ContractBreach(f"get_attrs returned {_show(a)}, not a dict or None")
+    out: dict[str, Any] = {}
+    for k in sorted(a, key=str):
+        v = a[k]
+        if not isinstance(k, str):
+            raise ContractBreach(f"get_attrs returned the attribute name {_show(k)}, not a str")
+        if isinstance(v, np.bool_):
+            v = bool(v)
+        elif isinstance(v, np.integer):
+            v = int(v)
+        if not isinstance(v, (str, int, bool)):
+            raise ContractBreach(f"get_attrs returned {k!r}: {_show(v)}, not a str, int or bool")
+        out[k] = v
+    return out
 
 
 def _as_hits(hits: Any) -> list[list[Any]]:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from dst import wallclock
-from dst.backend import BackendConfig, resolve_backend
+from dst.backend import BackendConfig, check_filters, check_metric, resolve_backend
 from dst.check import worst
+from dst.errors import UsageError
 from dst.check.linearizability import DEFAULT_BUDGET_STEPS, CheckResult, check
 from dst.check.models.vector import VectorModel
 from dst.history import History, pair
@@ -87,7 +88,7 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
         params = replace(params, dim=schedule.dim)
     config = BackendConfig(dim=params.dim, location=location,
                            namespace=namespace_for(scenario.name, seed, token),
-                           fresh=True, options=options)
+                           fresh=True, options=options, metric=scenario.metric)
     history = History()
     t0 = wallclock.monotonic_s()
     if schedule is not None:
@@ -105,11 +106,21 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     b = sched.backend
     exact = bool(getattr(b, "exact", True))
     atomic = bool(getattr(b, "atomic_batches", False))
+    try:
+        use_filters = _filters_in_use(scenario, b, schedule)
+    except UsageError:
+        close = getattr(b, "close", None)
+        if callable(close):
+            close()
+        raise
+    if schedule is None:
+        decider.workload.use_filters = use_filters
     history.meta = {
         "scenario": scenario.name, "seed": seed, "backend": backend, "options": options,
         "concurrency": concurrency,
         "dim": params.dim, "exact": exact, "atomic_batches": atomic, "batch_faults": sched.batch_mode,
         "score_eps": scenario.score_eps, "params": params.to_dict(),
+        "metric": scenario.metric, "filters": use_filters,
         "scenario_config": scenario.to_dict(),
     }
     run = sched.run()
@@ -145,6 +156,20 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     return result, history
 
 
+def _filters_in_use(scenario: Scenario, backend: Any, schedule: "Schedule | None") -> bool:
+    """Whether this seed's ops carry attributes and filters: the scenario's
+    ``[filters] use`` and what the backend declares (a recorded case: what
+    its ops hold). A backend serving another metric than the run's, or
+    without the filters the scenario needs, is a setup error."""
+    check_metric(backend, scenario.metric)
+    if schedule is not None:
+        needed = schedule.uses_filters()
+        check_filters(backend, needed)
+        return needed
+    check_filters(backend, scenario.filters == "on")
+    return scenario.filters != "off" and getattr(backend, "filters", False) is True
+
+
 def _drawn_ops(params: Any, schedule: "Schedule | None", has_maintenance: bool) -> list[str]:
     """The op kinds this seed's workload can draw: a non-zero weight (and a
     backend that has maintenance, for maintenance); for an explicit case,
@@ -165,7 +190,7 @@ def check_history(history: History, budget_steps: int = DEFAULT_BUDGET_STEPS,
     """
     m = history.meta
     model = VectorModel(history.table.vectors, int(m["dim"]), float(m.get("score_eps", 1e-4)),
-                        exact=bool(m.get("exact", True)))
+                        exact=bool(m.get("exact", True)), metric=str(m.get("metric", "cosine")))
     pairs = pair(history.events)
     ops = model.operations(pairs, bool(m.get("atomic_batches", False)))
     # Threads mode records no dispatch order, so there is no witness to try.
@@ -217,7 +242,7 @@ def _search_recall(model: VectorModel, items: dict[str, int], op: Any) -> float 
     k = len(op.output)
     if len(best) < k:
         return None       # more hits than live ids: the checker has judged it already
-    bar = best[k - 1] - model.eps
+    bar = best[k - 1] - model.tol(best[k - 1])
     return sum(1 for hid, _ in op.output if hid in items and sc[items[hid]] >= bar) / k
 
 
@@ -233,7 +258,10 @@ def ann_recall(model: VectorModel, order: list, probes: bool = False) -> tuple[f
     total, n = 0.0, 0
     for op in order:
         if (op.process in QUIET) == probes:
-            r = _search_recall(model, state.items, op)
+            items = state.items
+            if op.f == "search" and op.input[-1] is None and op.input[3] is not None:
+                items = model.matching(items, state.attrs, op.input[3])
+            r = _search_recall(model, items, op)
             if r is not None:
                 total, n = total + r, n + 1
         _, state = model.step(state, op.input, op.output)
@@ -253,7 +281,7 @@ def probe_recall(model: VectorModel, ops: list) -> tuple[float, int]:
         if op.f == "get" and op.input[-1] is None:
             if isinstance(op.output, int) and not isinstance(op.output, bool):
                 items[op.input[1]] = op.output
-        elif op.f == "search":
+        elif op.f == "search" and op.input[3] is None:   # the probes' gets do not say what a filter matches
             r = _search_recall(model, items, op)
             if r is not None:
                 total, n = total + r, n + 1
@@ -317,6 +345,12 @@ def scenario_raw(cfg: dict[str, Any]) -> dict[str, Any]:
         # Recordings made before the key existed ran with its default.
         "backend_error_ppm": cfg.get("backend_error_ppm", 0),
         "swarm": cfg["swarm"], "maintenance_kinds": cfg["maintenance_kinds"],
+        # Recordings made before these keys existed ran with cosine and no filters.
+        "metric": cfg.get("metric", "cosine"),
+        "filters": {"use": cfg.get("filters", "off"),
+                    "search_share": cfg.get("filter_share_ppm", 0) / ppm,
+                    "attrs_share": cfg.get("attrs_share_ppm", 0) / ppm,
+                    "get_attrs_share": cfg.get("get_attrs_share_ppm", 0) / ppm},
         "ids": {"hot": cfg["hot_ids"], "cold": cfg["cold_ids"],
                 "hot_share": cfg["hot_share_ppm"] / ppm, "hostile_share": cfg["hostile_share_ppm"] / ppm},
         "batch": {"min": cfg["batch_min"], "max": cfg["batch_max"]},

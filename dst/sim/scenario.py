@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dst.errors import UsageError
+from dst.metrics import METRICS
 from dst.rng import PPM, Rng
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
@@ -26,6 +27,9 @@ DIM_MAX = 4096  # far above 1536; bounds memory of the vector pool
 # this (16384 rows up to dim 16, 4096 up to dim 64; at dim 1536 only caps up
 # to 170), so a seed stays cheap for the sim backend and the checker.
 CAP_ROWS_DIMS_MAX = 1 << 18
+# [filters] use: "auto" searches with filters where the backend declares
+# them; "on" needs them (a backend without is a setup error); "off" never.
+FILTER_USES = ("auto", "on", "off")
 
 
 class ScenarioError(UsageError):
@@ -71,6 +75,11 @@ class Scenario:
     timeout_us: int = 1_000
     crash_delay_us_max: int = 300
     recovery_us: int = 1_000
+    metric: str = "cosine"              # cosine, l2 or dot (--metric overrides)
+    filters: str = "auto"               # FILTER_USES
+    filter_share_ppm: int = 300_000     # share of searches given a filter
+    attrs_share_ppm: int = 900_000      # share of written rows given attributes
+    get_attrs_share_ppm: int = 300_000  # share of gets that read the attributes instead
 
     def for_seed(self, rng: Rng) -> "SeedParams":
         """The parameters of one seed; swarm draws the mix afresh."""
@@ -105,8 +114,13 @@ class Scenario:
         return SeedParams(scenario=self, dim=dim, fault_ppm=faults,
                           op_weights=weights, vector_kinds=kinds, cap=cap)
 
-    def with_overrides(self, clients: int | None = None, ops: int | None = None) -> "Scenario":
+    def with_overrides(self, clients: int | None = None, ops: int | None = None,
+                       metric: str | None = None) -> "Scenario":
         s = self
+        if metric is not None:
+            if metric not in METRICS:
+                raise ScenarioError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
+            s = replace(s, metric=metric)
         if clients is not None:
             s = replace(s, clients=clients)
         if ops is not None:
@@ -186,6 +200,14 @@ def parse(raw: dict[str, Any], default_name: str = "scenario", source: str = "<s
     kw["backend_error_ppm"] = p.integer("backend_error_ppm", 0, 0, PPM)
     kw["swarm"] = p.boolean("swarm", False)
     kw["maintenance_kinds"] = tuple(p.str_list("maintenance_kinds", ["compact"]))
+    kw["metric"] = p.choice("metric", "cosine", METRICS)
+
+    flt = p.table("filters")
+    kw["filters"] = flt.choice("use", "auto", FILTER_USES)
+    kw["filter_share_ppm"] = flt.ratio("search_share", 0.3)
+    kw["attrs_share_ppm"] = flt.ratio("attrs_share", 0.9)
+    kw["get_attrs_share_ppm"] = flt.ratio("get_attrs_share", 0.3)
+    flt.done()
 
     ids = p.table("ids")
     kw["hot_ids"] = ids.integer("hot", 8, 1, 1_000_000)
@@ -311,6 +333,12 @@ class _Parser:
         v = self._get(key, default)
         if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
             raise self._bad(key, "a list of non-empty strings", v)
+        return v
+
+    def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
+        v = self._get(key, default)
+        if v not in allowed:
+            raise self._bad(key, f"one of {', '.join(allowed)}", v)
         return v
 
     def choice_list(self, key: str, default: list[str], allowed: tuple[str, ...]) -> list[str]:

@@ -80,6 +80,19 @@ class Schedule:
     def n_ops(self) -> int:
         return sum(len(c) for c in self.clients)
 
+    def uses_filters(self) -> bool:
+        """Whether any op of the case carries attributes or a filter."""
+        values = [op.get("value") or {} for op in self.load]
+        values += [p.value for plans in self.clients for p in plans]
+        for v in values:
+            if not isinstance(v, dict):
+                continue
+            if "attrs" in v or "where" in v:
+                return True
+            if any(isinstance(it, (list, tuple)) and len(it) == 3 for it in v.get("items") or ()):
+                return True
+        return any(p.f == "get_attrs" for plans in self.clients for p in plans)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dim": self.dim, "ids": list(self.ids), "probe_query": self.probe_query,
@@ -149,15 +162,17 @@ class RandomDecider:
             ids = ids[:n]
             if len(ids) > len(self.ids):
                 self.ids = ids            # probe every id the load wrote
+            attr_rng = self.client_rngs[0].fork("load-attrs")
             for start in range(0, n, self.s.load_batch):
                 items = [[i, w.pick_vector(rng)] for i in ids[start:start + self.s.load_batch]]
+                items = w.with_attrs(items, attr_rng)
                 ops.append({"f": "store_batch", "value": {"items": items}})
             if has_maintenance:
                 ops.append({"f": "maintenance", "value": {"kind": "index"}})
         # A cap seed's bulk rows (after any index build: they are there to
         # be counted and searched, not to train an index).
         bulk = self.workload.bulk_items()
-        self.bulk = [i for i, _ in bulk]
+        self.bulk = [it[0] for it in bulk]
         for start in range(0, len(bulk), self.s.load_batch):
             ops.append({"f": "store_batch", "value": {"items": bulk[start:start + self.s.load_batch]}})
         self.recorded_load = ops

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dst import filters
 from dst.history import VectorTable
 from dst.rng import PPM, Rng
 from dst.sim.scenario import SeedParams
@@ -68,6 +69,21 @@ BAD_VECTOR_KINDS = ("wrong-dim", "nan", "inf", "zero")
 NEAR_DUP_SCALES = (1e-6, 2e-5, 5e-5, 2e-4, 5e-4)
 
 
+# Attribute values that break naive escaping in a filter string: quotes,
+# backslashes, LIKE wildcards, SQL and format fragments, control characters
+# (no NUL: no store keeps one), non-ASCII, the empty string, the longest.
+HOSTILE_VALUES = (
+    "'", '"', "\\", "\\'", "%", "_", "%_%", "' OR '1'='1", "'; DROP TABLE t; --", "a b", "\t", "\n",
+    "\r\n", "\x01", "\x1f", "\x7f", "\u2028", "ü", "日本語", "🙂", "$1", "?", "%s", "{0}", "${x}",
+    "NULL", "null", "", "{}", "[0]", "1e3", "tenant = 't1'", "x" * filters.MAX_STR,
+)
+TENANTS = 10            # tenant t0..t9, one row in ten each
+N_RANGE = 1000          # n uniform in [0, 1000): n < 1 is 0.1%, n < 10 1%, ... n < 1000 all
+BIG_INTS = (filters.INT_MIN, filters.INT_MAX, -1, 0, 2 ** 53 + 1)
+# The selectivity ladder over n: 0%, 0.1%, 1%, 10%, 50%, 100% of the rows that have n.
+N_CUTS = (0, 1, 10, 100, 500, 1000)
+
+
 @dataclass(frozen=True, slots=True)
 class OpSpec:
     """One operation to invoke: kind and input (vectors as table refs)."""
@@ -94,6 +110,12 @@ class Workload:
         # seed: in threads mode each client's op stream is then its own,
         # whatever the interleaving (one shared child would not be).
         self._bad: dict[int, Rng] = {}
+        # Attributes and filters: on once the backend is known to take them
+        # (the runner decides, from the scenario's [filters] use). They are
+        # drawn from children of their own, so the op stream is the same
+        # with filters on or off.
+        self.use_filters = False
+        self._flt: dict[int, Rng] = {}
 
     # -- setup --------------------------------------------------------------
     def _make_ids(self, rng: Rng) -> list[str]:
@@ -208,7 +230,17 @@ class Workload:
         if cap is None:
             return []
         rng = self.rng.fork("bulk")
-        return [[f"bulk{i}", self.pick_vector(rng)] for i in range(cap_rows(cap))]
+        items = [[f"bulk{i}", self.pick_vector(rng)] for i in range(cap_rows(cap))]
+        return self.with_attrs(items, self.rng.fork("bulk-attrs"))
+
+    def with_attrs(self, items: list[list], r: Rng) -> list[list]:
+        """Batch items given attributes (when filters are on), from ``r``."""
+        if not self.use_filters:
+            return items
+        for it in items:
+            if r.chance(self.s.attrs_share_ppm):
+                it.append(self.row_attrs(r))
+        return items
 
     def next_op(self, rng: Rng, maintenance: bool) -> OpSpec:
         """Draw one operation from the seed's mix, with a chance of bad input."""
@@ -235,7 +267,114 @@ class Workload:
             value = {"kind": rng.choice(s.maintenance_kinds)}
         if rng.chance(s.invalid_ppm):
             value = self._corrupt(f, value, self._bad_rng(rng))
+        if self.use_filters:
+            f, value = self._filtered(f, value, self._flt_rng(rng))
         return OpSpec(f, value)
+
+    # -- attributes and filters ------------------------------------------------
+    def _flt_rng(self, rng: Rng) -> Rng:
+        r = self._flt.get(rng.seed)
+        if r is None:
+            r = self._flt[rng.seed] = rng.fork("filters")
+        return r
+
+    def _filtered(self, f: str, value: dict[str, Any], r: Rng) -> tuple[str, dict[str, Any]]:
+        """The op with attributes or a filter drawn for it (and, at the
+        scenario's invalid rate, a bad one)."""
+        s = self.s
+        bad = r.chance(s.invalid_ppm)
+        if f == "store":
+            if bad:
+                value["attrs"] = self.bad_attrs(r)
+            elif r.chance(s.attrs_share_ppm):
+                value["attrs"] = self.row_attrs(r)
+        elif f == "store_batch":
+            items = value["items"]
+            for it in items:
+                if r.chance(s.attrs_share_ppm):
+                    it.append(self.row_attrs(r))
+            if bad and items:
+                it = items[r.below(len(items))]
+                del it[2:]
+                it.append(self.bad_attrs(r))
+        elif f == "search":
+            if bad:
+                value["where"] = self.bad_where(r)
+            elif r.chance(s.filter_share_ppm):
+                value["where"] = self.pick_where(r)
+        elif f == "get" and r.chance(s.get_attrs_share_ppm):
+            f = "get_attrs"
+        return f, value
+
+    def row_attrs(self, r: Rng) -> dict[str, Any]:
+        """One row's attributes: low-cardinality values, some left out."""
+        a: dict[str, Any] = {}
+        if r.below(10) < 9:
+            a["tenant"] = f"t{r.below(TENANTS)}"
+        if r.below(20) < 19:
+            a["n"] = r.below(N_RANGE)
+        if r.below(5) < 4:
+            a["flag"] = r.below(2) == 0
+        if r.below(5) < 2:
+            a["label"] = r.choice(HOSTILE_VALUES)
+        if r.below(10) == 0:
+            a["big"] = r.choice(BIG_INTS)
+        return filters.norm_attrs(a)
+
+    def leaf_where(self, r: Rng) -> dict[str, Any]:
+        k = r.below(12)
+        if k == 0:
+            return {"eq": ["tenant", f"t{r.below(TENANTS + 1)}"]}     # t10: matches nothing
+        if k == 1:
+            return {"ne": ["tenant", f"t{r.below(TENANTS)}"]}
+        if k == 2:
+            return {"in": ["tenant", [f"t{r.below(TENANTS)}" for _ in range(r.between(1, 3))]]}
+        if k in (3, 4, 5):
+            return {r.choice(("lt", "le", "gt", "ge")): ["n", r.choice(N_CUTS)]}
+        if k == 6:
+            return {"eq": ["flag", r.below(2) == 0]}
+        if k == 7:
+            return {"exists": r.choice(("label", "big", "nope"))}
+        if k == 8:
+            return {"eq": ["label", r.choice(HOSTILE_VALUES)]}
+        if k == 9:
+            return {r.choice(("eq", "lt", "ge")): ["big", r.choice(BIG_INTS)]}
+        if k == 10:    # another type than the rows hold: matches nothing, its not everything
+            return r.choice(({"eq": ["n", "5"]}, {"eq": ["tenant", 5]}, {"eq": ["flag", 1]}))
+        return {"ne": ["label", r.choice(HOSTILE_VALUES)]}
+
+    def pick_where(self, r: Rng) -> Any:
+        """A filter: a leaf, or a small and/or/not over leaves (canonical)."""
+        k = r.below(10)
+        if k < 5:
+            w: Any = self.leaf_where(r)
+        elif k == 5:
+            w = {"not": self.leaf_where(r)}
+        elif k in (6, 7):
+            w = {"and": [self.leaf_where(r), self.leaf_where(r)]}
+        elif k == 8:
+            w = {"or": [self.leaf_where(r), {"not": self.leaf_where(r)}]}
+        else:
+            w = r.choice(({"and": []}, {"or": []}, {"not": {"and": []}}))
+        return filters.canonical(w)
+
+    def bad_attrs(self, r: Rng) -> Any:
+        """Attributes every backend must refuse as InvalidInput."""
+        return r.choice((
+            {f"a{i}": i for i in range(filters.MAX_ATTRS + 1)},
+            {"Tenant": "t1"}, {"1n": 1}, {"": 1}, {"n" * 33: 1}, {"n": 1.5}, {"n": None},
+            {"n": [1]}, {"n": 2 ** 63}, {"n": -(2 ** 63) - 1}, {"label": "x" * (filters.MAX_STR + 1)},
+            {"label": "a\x00b"}, {"label": "\ud800"}, ["tenant", "t1"],
+        ))
+
+    def bad_where(self, r: Rng) -> Any:
+        """Filters every backend must refuse as InvalidInput."""
+        return r.choice((
+            {"eq": ["Tenant", "t1"]}, {"lt": ["n", "5"]}, {"lt": ["n", True]}, {"like": ["tenant", "t%"]},
+            {"in": ["n", []]}, {"in": ["n", [1, "a"]]}, {"eq": ["n"]}, {"and": {}}, "tenant = 't1'",
+            {"eq": ["n", 1.5]}, {"eq": ["label", "a\x00"]}, {"exists": "N"}, {"eq": ["n", 1], "ne": ["n", 2]},
+            {"gt": ["n", 2 ** 63]}, [],
+        ))
 
     def _bad_rng(self, rng: Rng) -> Rng:
         r = self._bad.get(rng.seed)

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
+from dst import filters
 from dst.check.linearizability import INF, UNKNOWN, Operation
+from dst.metrics import METRICS, tolerance
 from dst.validate import id_problem, limit_problem, vector_problem
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 INVALID = ("error", "InvalidInput")
 WRITES = ("store", "batch", "delete")
 SEARCHES = ("search", "search_exact")
+NO_ATTRS: dict = {}
 
 
 class VectorState:
@@ -46,9 +49,10 @@ class VectorState:
     table-sized dict), so a search's left-out check costs O(table), not
     O(live ids): with a cap seed's 16k rows that is the difference."""
 
-    __slots__ = ("items", "h", "refs")
+    __slots__ = ("items", "h", "refs", "attrs")
 
-    def __init__(self, items: dict[str, int], h: int, refs: dict[int, int] | None = None):
+    def __init__(self, items: dict[str, int], h: int, refs: dict[int, int] | None = None,
+                 attrs: dict[str, int] | None = None):
         self.items = items
         self.h = h
         if refs is None:
@@ -56,12 +60,15 @@ class VectorState:
             for ref in items.values():
                 refs[ref] = refs.get(ref, 0) + 1
         self.refs = refs
+        # id -> attribute-set number (the model's table), for ids with any.
+        self.attrs = attrs if attrs is not None else {}
 
     def __hash__(self) -> int:
         return self.h
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, VectorState) and self.h == other.h and self.items == other.items
+        return (isinstance(other, VectorState) and self.h == other.h and self.items == other.items
+                and self.attrs == other.attrs)
 
     def __repr__(self) -> str:
         return f"VectorState({len(self.items)} ids)"
@@ -71,20 +78,33 @@ def _eh(id_: str, ref: int) -> int:
     return hash((id_, ref))
 
 
+def _ah(id_: str, aref: int) -> int:
+    return hash((id_, "attrs", aref))
+
+
 class VectorModel:
     """The oracle. ``vectors`` is the history's vector table."""
 
     name = "vector"
 
     def __init__(self, vectors: Sequence[np.ndarray], dim: int, score_eps: float = 1e-4,
-                 exact: bool = True):
+                 exact: bool = True, metric: str = "cosine"):
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}")
         self.vectors = vectors
         self.dim = dim
         self.eps = score_eps
         self.exact = exact
+        self.metric = metric
         self._unit: np.ndarray | None = None
         self._scores: dict[int, list[float]] = {}
         self._problems: dict[int, str | None] = {}
+        # Attribute sets and filters, numbered as operations() meets them.
+        self.attr_sets: list[dict] = []
+        self._attr_index: dict[tuple, int] = {}
+        self.wheres: list[Any] = []
+        self._where_index: dict[str, int] = {}
+        self._match: dict[tuple[int, int | None], bool] = {}
 
     # -- the model --------------------------------------------------------
     def init(self) -> VectorState:
@@ -102,7 +122,7 @@ class VectorModel:
         if f == "store":
             if out is not UNKNOWN and out is not None:
                 return False, state
-            return True, _put(state, ((inp[1], inp[2]),))
+            return True, _put(state, ((inp[1], inp[2], inp[3]),))
         if f == "batch":
             if out is not UNKNOWN and out is not None:
                 return False, state
@@ -116,18 +136,26 @@ class VectorModel:
                 return True, state
             new = dict(items)
             ref = new.pop(id_)
-            return True, VectorState(new, state.h ^ _eh(id_, ref), _less(state.refs, ref))
+            h = state.h ^ _eh(id_, ref)
+            attrs = state.attrs
+            if id_ in attrs:
+                attrs = dict(attrs)
+                h ^= _ah(id_, attrs.pop(id_))
+            return True, VectorState(new, h, _less(state.refs, ref), attrs)
         if out is UNKNOWN:       # a read whose answer nobody saw
             return True, state
         if f == "get":
             return out == items.get(inp[1]), state
         if f == "exists":
             return out is (inp[1] in items), state
+        if f == "get_attrs":
+            return self._attrs_agree(state, inp[1], out), state
         if f == "count":
             return out == len(items), state
         if f in SEARCHES:
             return self.search_problem(items, inp[1], inp[2], out, state.refs,
-                                       exact=f == "search_exact") is None, state
+                                       exact=f == "search_exact", where=inp[3],
+                                       attrs=state.attrs) is None, state
         if f == "maintenance":
             return out is None, state
         raise AssertionError(f"unknown op {f!r}")
@@ -150,55 +178,136 @@ class VectorModel:
                     f", got {_show(out, vec=True)}")
         if f == "exists":
             return f"exists({inp[1]!r}) should be {inp[1] in items}, got {_show(out)}"
+        if f == "get_attrs":
+            want = self.stored_attrs(state, inp[1])
+            return f"get_attrs({inp[1]!r}) should return {want!r}, got {_show(out)}"
         if f == "count":
             return f"count() should be {len(items)}, got {_show(out)}"
         if f in SEARCHES:
-            return (self.search_problem(items, inp[1], inp[2], out, state.refs, exact=f == "search_exact")
+            return (self.search_problem(items, inp[1], inp[2], out, state.refs, exact=f == "search_exact",
+                                        where=inp[3], attrs=state.attrs)
                     or "search output accepted here")
         return "rejected"
 
     def describe(self, state: VectorState) -> str:
         ids = sorted(state.items)
-        shown = ", ".join(f"{i!r}: #{state.items[i]}" for i in ids[:8])
+        shown = ", ".join(f"{i!r}: #{state.items[i]}" + (f" {self.attr_sets[state.attrs[i]]!r}"
+                                                        if i in state.attrs else "")
+                          for i in ids[:8])
         more = f", ... ({len(ids)} ids)" if len(ids) > 8 else ""
         return "{" + shown + more + "}"
 
     # -- search ranking -----------------------------------------------------
     def true_scores(self, qref: int) -> list[float]:
-        """Cosine of query ``qref`` with every table vector (float64)."""
+        """The score of query ``qref`` with every table vector under the
+        model's metric (float64; rows that are no valid vector score 0)."""
         s = self._scores.get(qref)
         if s is None or len(s) < len(self.vectors):  # new, or the table grew
             if self._unit is None or self._unit.shape[0] < len(self.vectors):
                 self._build_unit()
             q = np.asarray(self.vectors[qref], dtype=np.float64)
-            q = q / math.sqrt(float(q @ q))
-            s = (self._unit @ q).tolist()
+            if self.metric == "cosine":
+                s = (self._unit @ (q / math.sqrt(float(q @ q)))).tolist()
+            elif self.metric == "dot":
+                s = (self._unit @ q).tolist()
+            else:
+                d = self._unit - q
+                s = (-np.sqrt(np.einsum("ij,ij->i", d, d))).tolist()
             self._scores[qref] = s
         return s
 
     def _build_unit(self) -> None:
+        """The table as float64 rows: unit vectors under cosine, else as stored."""
         rows = np.zeros((len(self.vectors), self.dim))
         for n, v in enumerate(self.vectors):
-            if v.shape[0] == self.dim and np.all(np.isfinite(v)) and np.any(v):
+            if v.shape[0] == self.dim and np.all(np.isfinite(v)) and (self.metric != "cosine" or np.any(v)):
                 r = v.astype(np.float64)
-                rows[n] = r / math.sqrt(float(r @ r))
+                rows[n] = r / math.sqrt(float(r @ r)) if self.metric == "cosine" else r
         self._unit = rows
 
+    def tol(self, true_score: float) -> float:
+        """How far a reported score may be from ``true_score`` (dst.metrics)."""
+        return self.eps if self.metric == "cosine" else tolerance(self.metric, self.eps, true_score)
+
+    # -- attributes and filters ----------------------------------------------
+    def attr_ref(self, attrs: Any) -> int | None:
+        """The number of a (valid) attribute set; None for no attributes."""
+        if not attrs:
+            return None
+        key = filters.attrs_key(attrs)
+        n = self._attr_index.get(key)
+        if n is None:
+            n = self._attr_index[key] = len(self.attr_sets)
+            self.attr_sets.append(filters.norm_attrs(attrs))
+        return n
+
+    def where_ref(self, where: Any) -> int | None:
+        """The number of a (valid) filter; None for no filter."""
+        if where is None:
+            return None
+        c = filters.canonical(where)
+        key = filters.dumps(c)
+        n = self._where_index.get(key)
+        if n is None:
+            n = self._where_index[key] = len(self.wheres)
+            self.wheres.append(c)
+        return n
+
+    def stored_attrs(self, state: VectorState, id_: str) -> dict | None:
+        if id_ not in state.items:
+            return None
+        aref = state.attrs.get(id_)
+        return dict(self.attr_sets[aref]) if aref is not None else {}
+
+    def _attrs_agree(self, state: VectorState, id_: str, out: Any) -> bool:
+        want = self.stored_attrs(state, id_)
+        if want is None or out is None:
+            return out is None and want is None
+        return isinstance(out, dict) and filters.attrs_key(out) == filters.attrs_key(want)
+
+    def matching(self, items: dict[str, int], attrs: dict[str, int], where: int | None) -> dict[str, int]:
+        """The live ids (and their refs) that pass filter number ``where``."""
+        if where is None:
+            return items
+        tree = self.wheres[where]
+        memo = self._match
+        out: dict[str, int] = {}
+        for id_, ref in items.items():
+            aref = attrs.get(id_)
+            key = (where, aref)
+            ok = memo.get(key)
+            if ok is None:
+                ok = memo[key] = filters.matches(tree, self.attr_sets[aref] if aref is not None else None)
+            if ok:
+                out[id_] = ref
+        return out
+
     def search_problem(self, items: dict[str, int], qref: int, limit: int, out: Any,
-                       refs: dict[int, int] | None = None, exact: bool = False) -> str | None:
+                       refs: dict[int, int] | None = None, exact: bool = False,
+                       where: int | None = None, attrs: dict[str, int] | None = None) -> str | None:
         """None if ``out`` is an admissible answer in this state, else why not.
 
         ``refs`` (live ids per vector ref, as VectorState keeps it) makes
         the left-out check O(table) instead of O(live ids). ``exact=True``
-        holds it to the exact rules even on an ANN backend."""
+        holds it to the exact rules even on an ANN backend. ``where`` (a
+        filter number) ranks only the live ids that pass it (``attrs``: the
+        state's attribute sets)."""
         if not isinstance(out, (list, tuple)):
             return f"search output is {_show(out)}, not a list of hits"
+        everything = items
+        if where is not None:
+            items = self.matching(items, attrs or NO_ATTRS, where)
+            refs = None
         live = len(items)
         want = min(limit, live)
         if len(out) != want:
+            if where is not None:
+                return (f"filter {filters.show(self.wheres[where])} matches {live} live ids; "
+                        f"search(limit={limit}) returned {len(out)} hits, {want} expected")
             return (f"search(limit={limit}) returned {len(out)} hits; {live} ids are live, "
                     f"so {want} were expected")
         sc = self.true_scores(qref)
+        cosine = self.metric == "cosine"
         eps = self.eps
         seen: set = set()
         # The rule holds for every pair i < j, so each hit is compared with
@@ -214,19 +323,25 @@ class VectorModel:
             seen.add(hid)
             ref = items.get(hid)
             if ref is None:
+                if where is not None and hid in everything:
+                    aref = (attrs or NO_ATTRS).get(hid)
+                    return (f"search returned id {hid!r} at rank {rank}, which does not match the filter "
+                            f"{filters.show(self.wheres[where])} (its attributes: "
+                            f"{self.attr_sets[aref] if aref is not None else {}!r})")
                 return f"search returned id {hid!r} at rank {rank}, which is not live (deleted or never stored)"
             t = sc[ref]
-            if not abs(score - t) <= eps:
-                return (f"search gave id {hid!r} score {score!r} at rank {rank}; its true cosine is "
-                        f"{t!r} (off by more than score_eps={eps})")
-            if t > lowest + eps:
+            e = eps if cosine else self.tol(t)
+            if not abs(score - t) <= e:
+                return (f"search gave id {hid!r} score {score!r} at rank {rank}; its true {self.metric} "
+                        f"score is {t!r} (off by more than {_eps_text(self.metric, eps)})")
+            if t > lowest + (eps if cosine else self.tol(lowest)):
                 return (f"search ranks {hid!r} (true score {t!r}) at rank {rank} below "
                         f"{lowest_id!r} (true score {lowest!r}) at rank {lowest_rank}: out of order "
-                        f"by {t - lowest:.3g}, more than score_eps={eps}")
+                        f"by {t - lowest:.3g}, more than {_eps_text(self.metric, eps)}")
             if t < lowest:
                 lowest, lowest_id, lowest_rank = t, hid, rank
         if (self.exact or exact) and want < live:
-            bar = lowest + eps
+            bar = lowest + (eps if cosine else self.tol(lowest))
             if refs is not None:
                 # Every live id above the bar is a hit exactly when as many
                 # hits as live ids lie above it (hits are distinct live ids);
@@ -236,8 +351,9 @@ class VectorModel:
                     return None
             for id_, ref in items.items():
                 if id_ not in seen and sc[ref] > bar:
-                    return (f"search(limit={limit}) left out {id_!r} with true score {sc[ref]!r}, "
-                            f"above its lowest hit ({lowest!r}) by more than score_eps={eps}")
+                    within = "" if where is None else f" (it matches the filter {filters.show(self.wheres[where])})"
+                    return (f"search(limit={limit}) left out {id_!r}{within} with true score {sc[ref]!r}, "
+                            f"above its lowest hit ({lowest!r}) by more than {_eps_text(self.metric, eps)}")
         return None
 
     # -- from a history ---------------------------------------------------
@@ -274,10 +390,12 @@ class VectorModel:
                 # A partial write's applied ids are only a hint for the
                 # witness order (unapplied items go last, i.e. never).
                 applied = set(p.applied) if unknown and p.applied is not None else None
+                if bad is None:
+                    items = [(it[0], it[1], self.attr_ref(it[2]) if len(it) == 3 else None) for it in items]
                 if bad is None and not atomic_batches:
-                    for i, r in items:
+                    for i, r, a in items:
                         d = p.dispatch if applied is None or i in applied else None
-                        ops.append(Operation(len(ops), p.process, "store", ("store", i, r, None),
+                        ops.append(Operation(len(ops), p.process, "store", ("store", i, r, a, None),
                                              out, p.call, ret, d, p.index))
                     continue
                 inp: tuple = ("batch", tuple(items), bad)
@@ -286,16 +404,20 @@ class VectorModel:
                                          None, p.index))
                     continue
             elif f == "store":
+                bad = (id_problem(v.get("id")) or self._vec_problem(v.get("vector"))
+                       or filters.attrs_problem(v.get("attrs")))
                 inp = ("store", v.get("id"), v.get("vector"),
-                       id_problem(v.get("id")) or self._vec_problem(v.get("vector")))
-            elif f in ("delete", "get", "exists"):
+                       None if bad else self.attr_ref(v.get("attrs")), bad)
+            elif f in ("delete", "get", "exists", "get_attrs"):
                 inp = (f, v.get("id"), id_problem(v.get("id")))
             elif f == "count":
                 inp = ("count", None)
             elif f == "search":
                 kind = "search_exact" if v.get("exact") is True else "search"
+                bad = (self._vec_problem(v.get("vector")) or limit_problem(v.get("limit"))
+                       or filters.where_problem(v.get("where")))
                 inp = (kind, v.get("vector"), v.get("limit"),
-                       self._vec_problem(v.get("vector")) or limit_problem(v.get("limit")))
+                       None if bad else self.where_ref(v.get("where")), bad)
             elif f == "maintenance":
                 inp = ("maintenance", None)
             else:
@@ -319,10 +441,11 @@ class VectorModel:
         """batch_problem for table refs, each ref's vector checked once."""
         seen: set[str] = set()
         for n, item in enumerate(items):
-            if not isinstance(item, (list, tuple)) or len(item) != 2:
-                return f"batch item {n} is not an (id, vector) pair"
-            id_, ref = item
-            problem = id_problem(id_) or self._vec_problem(ref)
+            if not isinstance(item, (list, tuple)) or len(item) not in (2, 3):
+                return f"batch item {n} is not an (id, vector) pair or (id, vector, attrs) triple"
+            id_, ref = item[0], item[1]
+            problem = (id_problem(id_) or self._vec_problem(ref)
+                       or (filters.attrs_problem(item[2]) if len(item) == 3 else None))
             if problem:
                 return f"batch item {n}: {problem}"
             if id_ in seen:
@@ -330,25 +453,26 @@ class VectorModel:
             seen.add(id_)
         return None
 
-    @staticmethod
-    def _load_step(n: int, load: list["PairedOp"]) -> Operation:
+    def _load_step(self, n: int, load: list["PairedOp"]) -> Operation:
         """Consecutive load batches as one batch: applied in order, the last
         write of an id winning (as applying them one after another does)."""
-        merged: dict[str, int] = {}
+        merged: dict[str, tuple[int, int | None]] = {}
         for p in load:
-            for id_, ref in p.input["items"]:
+            for item in p.input["items"]:
+                id_ = item[0]
                 merged.pop(id_, None)
-                merged[id_] = ref
+                merged[id_] = (item[1], self.attr_ref(item[2]) if len(item) == 3 else None)
         first, last = load[0], load[-1]
-        return Operation(n, first.process, "batch", ("batch", tuple(merged.items()), None), None,
+        items = tuple((i, r, a) for i, (r, a) in merged.items())
+        return Operation(n, first.process, "batch", ("batch", items, None), None,
                          first.call, last.ret, first.dispatch, first.index)
 
     def _vec_problem(self, ref: Any) -> str | None:
         """vector_problem for a table ref, computed once per ref."""
         if not isinstance(ref, int):
-            return vector_problem(self._vec(ref), self.dim)
+            return vector_problem(self._vec(ref), self.dim, self.metric)
         if ref not in self._problems:
-            self._problems[ref] = vector_problem(self._vec(ref), self.dim)
+            self._problems[ref] = vector_problem(self._vec(ref), self.dim, self.metric)
         return self._problems[ref]
 
     def _vec(self, ref: Any) -> Any:
@@ -358,6 +482,8 @@ class VectorModel:
 
     @staticmethod
     def _output(f: str, out: Any) -> Any:
+        if f == "get_attrs" and isinstance(out, dict) and set(out) == {"attrs"}:
+            return out["attrs"] if isinstance(out["attrs"], dict) else ("malformed", repr(out)[:200])
         if isinstance(out, dict):
             if out.get("error") == "InvalidInput":
                 return INVALID
@@ -370,11 +496,27 @@ class VectorModel:
         return out
 
 
-def _put(state: VectorState, pairs: Iterable[tuple[str, int]]) -> VectorState:
+def _put(state: VectorState, rows: Iterable[tuple]) -> VectorState:
+    """``state`` after upserts of ``(id, ref)`` or ``(id, ref, attrs ref)``
+    rows: vector and attributes replaced together."""
     new = dict(state.items)
     refs = dict(state.refs)
     h = state.h
-    for id_, ref in pairs:
+    attrs = state.attrs
+    copied = False
+    for row in rows:
+        id_, ref = row[0], row[1]
+        aref = row[2] if len(row) == 3 else None
+        olda = attrs.get(id_)
+        if olda != aref:
+            if not copied:
+                attrs, copied = dict(attrs), True
+            if olda is not None:
+                h ^= _ah(id_, olda)
+                del attrs[id_]
+            if aref is not None:
+                h ^= _ah(id_, aref)
+                attrs[id_] = aref
         old = new.get(id_)
         if old == ref:
             continue
@@ -388,7 +530,11 @@ def _put(state: VectorState, pairs: Iterable[tuple[str, int]]) -> VectorState:
         new[id_] = ref
         refs[ref] = refs.get(ref, 0) + 1
         h ^= _eh(id_, ref)
-    return VectorState(new, h, refs)
+    return VectorState(new, h, refs, attrs)
+
+
+def _eps_text(metric: str, eps: float) -> str:
+    return f"score_eps={eps}" if metric == "cosine" else f"score_eps={eps} (relative under {metric})"
 
 
 def _less(refs: dict[int, int], ref: int) -> dict[int, int]:
