@@ -172,7 +172,9 @@ class SimBackend(ValidatingBackend):
     def search_exact(self, query: np.ndarray, limit: int, where=None) -> list[SearchHit]:
         """The probes' exhaustive search: ``search`` itself (a subclass's
         ``search`` answers the probes too)."""
-        return self.search(query, limit, where)
+        if where is None:       # a subclass's search may predate filters
+            return self.search(query, limit)
+        return self.search(query, limit, where=where)
 
     def close(self) -> None:
         self._closed = True

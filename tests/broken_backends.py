@@ -19,6 +19,7 @@ from dst.validate import check_batch, check_id, check_limit, check_vector
 
 class LostWrite(SimBackend):
     """Acknowledges every 5th single store without applying it."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
@@ -35,6 +36,7 @@ class LostWrite(SimBackend):
 
 class StaleGet(SimBackend):
     """get() returns the value an id had before its latest overwrite."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
@@ -59,6 +61,7 @@ class StaleGet(SimBackend):
 
 class PhantomAfterDelete(SimBackend):
     """Deleted ids keep coming back in search results."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
@@ -89,6 +92,7 @@ class PhantomAfterDelete(SimBackend):
 
 class CountDrift(SimBackend):
     """count() also counts deletes of ids that were not there."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
@@ -106,6 +110,7 @@ class CountDrift(SimBackend):
 
 class OffByOneTopK(SimBackend):
     """search() returns one hit too few when it should return two or more."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def search(self, query, limit):
         hits = super().search(query, limit)
@@ -114,6 +119,7 @@ class OffByOneTopK(SimBackend):
 
 class RescaledScores(SimBackend):
     """Scores rescaled to [0, 1] ((cos + 1) / 2) instead of raw cosine."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def search(self, query, limit):
         return [SearchHit(h.id, (h.score + 1.0) / 2.0) for h in super().search(query, limit)]
@@ -121,6 +127,7 @@ class RescaledScores(SimBackend):
 
 class LostOnReopen(SimBackend):
     """Reopening after a crash loses the last acknowledged write."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
@@ -146,6 +153,7 @@ _LAST_WRITE: dict[tuple[str, str], str] = {}
 
 class DuplicateOnUpsert(SimBackend):
     """An upsert of an existing id adds a second row instead of replacing."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
@@ -179,6 +187,7 @@ class DuplicateOnUpsert(SimBackend):
 
 class NonAtomicBatch(SimBackend):
     """Claims atomic batches, but every 3rd batch of 2+ fails half-way."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     atomic_batches = True
 
@@ -199,6 +208,7 @@ class NonAtomicBatch(SimBackend):
 
 class AcceptsZeroVector(SimBackend):
     """Stores a zero vector instead of refusing it."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def store(self, id, vector):
         arr = np.asarray(vector, dtype=np.float32)
@@ -219,6 +229,7 @@ class AcceptsZeroVector(SimBackend):
 class ServerCrashLosesWrites(SimBackend):
     """Offers a crash-server nemesis after which its last write is gone
     (an fsync that never happened)."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
@@ -243,6 +254,7 @@ class ServerCrashLosesWrites(SimBackend):
 class EveryReadFails(SimBackend):
     """Every read (get, exists, count, search) raises BackendError: the
     store answers nothing, so nothing it returns can be wrong."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def _fail(self, what: str):
         raise BackendError(f"{what}: read path unavailable")
@@ -265,6 +277,7 @@ class FlakyOps(SimBackend):
     anything: a store with a 2.5% error rate of its own. exists and count
     never fail, so the probes' cross-checks (count = ids that exist) stay
     meaningful and only availability judges the errors."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     EVERY = 40
 
@@ -301,6 +314,7 @@ class FlakyOps(SimBackend):
 class CannotReopen(SimBackend):
     """Opens fresh, but cannot be reopened (``fresh=False``), as after a
     crash: a store whose recovery is broken."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def __init__(self, config: BackendConfig):
         if not config.fresh:
@@ -312,6 +326,7 @@ class WorstTopK(SimBackend):
     """An 'ANN' index (exact = False) that answers the worst ``limit`` ids,
     best first: every hit live, scored truly and sorted, so only the
     recall gate can catch it."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     exact = False
     # No exact path: the probes search the index too, so the probes'

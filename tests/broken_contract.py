@@ -22,6 +22,7 @@ from dst.backend import SearchHit
 
 class IntIds(SimBackend):
     """search returns hits whose id is an int (the row number), not the str id."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def search(self, query, limit):
         return [SearchHit(n, h.score) for n, h in enumerate(super().search(query, limit))]
@@ -29,6 +30,7 @@ class IntIds(SimBackend):
 
 class NanScores(SimBackend):
     """search returns NaN for every score (a store dividing by a zero norm)."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def search(self, query, limit):
         return [SearchHit(h.id, float("nan")) for h in super().search(query, limit)]
@@ -36,6 +38,7 @@ class NanScores(SimBackend):
 
 class TextScores(SimBackend):
     """search returns each score as a string, as a JSON driver might."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def search(self, query, limit):
         return [SearchHit(h.id, repr(h.score)) for h in super().search(query, limit)]
@@ -43,6 +46,7 @@ class TextScores(SimBackend):
 
 class TupleHits(SimBackend):
     """search returns (id, score) tuples instead of SearchHit."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def search(self, query, limit):
         return [(h.id, h.score) for h in super().search(query, limit)]
@@ -50,6 +54,7 @@ class TupleHits(SimBackend):
 
 class WideGet(SimBackend):
     """get returns the vector with one extra component."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def get(self, id):
         v = super().get(id)
@@ -58,6 +63,7 @@ class WideGet(SimBackend):
 
 class MatrixGet(SimBackend):
     """get returns the vector as a 1 x dim matrix (flattening would hide it)."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def get(self, id):
         v = super().get(id)
@@ -66,6 +72,7 @@ class MatrixGet(SimBackend):
 
 class TextGet(SimBackend):
     """get returns the components as words, which no float conversion takes."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def get(self, id):
         v = super().get(id)
@@ -74,6 +81,7 @@ class TextGet(SimBackend):
 
 class FloatCount(SimBackend):
     """count returns a float."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def count(self):
         return float(super().count())
@@ -81,6 +89,7 @@ class FloatCount(SimBackend):
 
 class IntDelete(SimBackend):
     """delete returns 1/0 instead of True/False."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def delete(self, id):
         return int(super().delete(id))
@@ -88,6 +97,7 @@ class IntDelete(SimBackend):
 
 class TextExists(SimBackend):
     """exists returns "yes"/"no"."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def exists(self, id):
         return "yes" if super().exists(id) else "no"

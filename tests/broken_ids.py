@@ -31,6 +31,7 @@ _NAMES: dict[tuple, dict[str, str]] = {}
 
 class Collating(SimBackend):
     """Rows are found by ``key(id)``: ids with the same key are one row."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     key: Callable[[str], str] = staticmethod(lambda s: s)
 
@@ -114,6 +115,7 @@ class IgnoresZeroWidth(Collating):
 
 class CappedSearch(SimBackend):
     """search answers at most ``cap`` hits, whatever the limit."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     cap = 1024
 

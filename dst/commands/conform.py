@@ -7,6 +7,7 @@ disagreement or violation.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,13 @@ def main(args: argparse.Namespace) -> int:
     token = run_token(run_dir)
     seeds = list(range(args.seed, args.seed + args.seeds))
     ref = names[0]
+    if scenario.filters == "auto":
+        # The same case runs on every backend: with filters only if all take them.
+        lacking = [b for b in names if not _declares_filters(b, factories[b], args.location, options[b],
+                                                             token, scenario.metric)]
+        scenario = replace(scenario, filters="off" if lacking else "on")
+        if lacking:
+            console.print(f"filters off: {', '.join(lacking)} does not declare them", markup=False)
     totals = {b: {k: {"agree": 0, "ann": 0, "differ": 0} for k in KINDS} for b in names[1:]}
     verdicts = {b: {"ok": 0, "violation": 0, "unknown": 0} for b in names}
     fired: dict[str, dict[str, int]] = {b: {} for b in names}   # what the faults really did, per backend
@@ -136,6 +144,25 @@ def main(args: argparse.Namespace) -> int:
                              options, budget, out, console)
     console.print(f"report: {run_dir}", markup=False)
     return code
+
+
+def _declares_filters(name: str, factory: Any, location: Any, options: dict[str, Any], token: str,
+                      metric: str) -> bool:
+    """Whether backend ``name`` declares ``filters = True``: opened once on a
+    namespace of its own, then dropped (or closed)."""
+    from dst.backend import BackendConfig, open_backend
+    config = BackendConfig(dim=8, location=location, namespace=f"dst_{token}_caps"[:63], fresh=True,
+                           options=options, metric=metric)
+    try:
+        b = open_backend(factory, config)
+    except UsageError as exc:
+        raise UsageError(f"dst conform: backend {name}: {exc}") from None
+    try:
+        return getattr(b, "filters", False) is True
+    finally:
+        done = getattr(b, "drop", None) or getattr(b, "close", None)
+        if callable(done):
+            done()
 
 
 def _scope_hint(exc: UsageError, opts: list) -> str:

@@ -20,18 +20,18 @@ DIM = 4
 def _sim_maker(tmp_path):
     from backends.sim import open_backend
 
-    def make(ns, fresh=True, dim=DIM, **options):
+    def make(ns, fresh=True, dim=DIM, metric="cosine", **options):
         return open_backend(BackendConfig(dim=dim, location=str(tmp_path), namespace=ns,
-                                          fresh=fresh, options=options))
+                                          fresh=fresh, options=options, metric=metric))
     return make
 
 
 def _lance_maker(tmp_path):
     from backends.lance import open_backend
 
-    def make(ns, fresh=True, dim=DIM, **options):
+    def make(ns, fresh=True, dim=DIM, metric="cosine", **options):
         return open_backend(BackendConfig(dim=dim, location=str(tmp_path / "lance"), namespace=ns,
-                                          fresh=fresh, options=options))
+                                          fresh=fresh, options=options, metric=metric))
     return make
 
 
@@ -50,11 +50,11 @@ def _pgvector_maker(tmp_path):
 
     made: dict[str, int] = {}
 
-    def make(ns, fresh=True, dim=DIM, **options):
+    def make(ns, fresh=True, dim=DIM, metric="cosine", **options):
         name = f"c{os.getpid()}_{tag}_{ns}"
         made[name] = dim
         return open_backend(BackendConfig(dim=dim, location=dsn, namespace=name,
-                                          fresh=fresh, options=options))
+                                          fresh=fresh, options=options, metric=metric))
 
     def cleanup():
         for name, dim in made.items():

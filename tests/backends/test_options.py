@@ -158,6 +158,7 @@ CAP = 10
 class CappedAnn(SimBackend):
     """An "ANN index" that returns at most CAP rows per scan, as pgvector's
     HNSW does (ef_search), with an exact path past it."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     exact = False
 

@@ -130,6 +130,7 @@ class _Killable(SimBackend):
     """A correct store with a kill-connection nemesis: the kill breaks the
     call in flight or, if it landed after that call returned, the next one
     (as a real driver finds its session terminated)."""
+    filters = False   # a store of the first protocol: no attributes or filters
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
