@@ -34,7 +34,8 @@ from dst.validate import id_problem, vector_problem
 
 TRIALS_MAX = 5_000   # a shrink that needs more trials than this is not converging
 
-_SEARCH_KINDS = (("returned", "length"), ("true cosine", "score"), ("out of order", "order"),
+_SEARCH_KINDS = (("returned", "length"), ("true cosine", "score"), ("true l2", "score"),
+                 ("true dot", "score"), ("out of order", "order"),
                  ("left out", "left-out"), ("not live", "dead-id"), ("twice", "duplicate"))
 
 
@@ -94,7 +95,7 @@ class Shrinker:
     def shrink(self, s: Schedule) -> Schedule:
         passes = [self._universe, self._clients, self._ops, self._load, self._faults,
                   self._timing, self._dims, self._snap, self._universe, self._ids,
-                  self._filters, self._attrs]
+                  self._items, self._filters, self._attrs]
         while not self.out_of_budget():
             before = _size(s)
             for p in passes:
@@ -202,6 +203,26 @@ class Shrinker:
         cand = _rename(s, short)
         if self._try(cand):
             return cand
+        return s
+
+    def _items(self, s: Schedule) -> Schedule:
+        """The rows of each store_batch op dropped by delta debugging (an
+        empty batch is a valid op, so it may go to none)."""
+        for c, plans in enumerate(s.clients):
+            for i in range(len(plans)):
+                p = s.clients[c][i]
+                items = p.value.get("items") if p.f == "store_batch" and isinstance(p.value, dict) else None
+                if not isinstance(items, list) or len(items) < 2:
+                    continue
+
+                def with_items(kept, c=c, i=i, items=items, q=p):
+                    # kept: indices into the original batch; a partial
+                    # write's mask is cut to the same rows.
+                    v = {**q.value, "items": [items[k] for k in kept]}
+                    keep = None if q.keep is None else [q.keep[k] for k in kept if k < len(q.keep)]
+                    return _with_plan(s, c, i, replace(q, value=v, keep=keep))
+                kept = _ddmin(list(range(len(items))), lambda kept: self._try(with_items(kept)))
+                s = with_items(kept)
         return s
 
     def _filters(self, s: Schedule) -> Schedule:
