@@ -193,7 +193,7 @@ def test_complete_true_covers_filtered_search(make):
 
 @pytest.mark.parametrize("metric", ["cosine", "l2", "dot"])
 def test_dst_run_per_metric(metric, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "dst", "run", "--backend", "pgvector", "--seeds", "2",
-                        "--ops", "60", "--metric", metric, "--out", str(tmp_path / "out")],
+    r = subprocess.run([str(Path(sys.executable).parent / "dst"), "run", "--backend", "pgvector", "--scenario", "search-heavy", "--seeds", "2",
+                        "--ops", "60", "--metric", metric, "--report-dir", str(tmp_path / "out")],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
