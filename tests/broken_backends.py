@@ -405,3 +405,334 @@ def factory_for(cls):
 
 for _name, _cls in {**BROKEN, **NEMESIS_BROKEN, **FLAKY, **ANN_BROKEN}.items():
     globals()[_name] = factory_for(_cls)
+
+
+# -- filters and metrics (issue 12): each the sim backend with one defect ------
+# in how it evaluates a filter, keeps attributes, or scores under a metric.
+# Every one is caught by `dst run` on the filters scenario (the metric ones
+# under --metric l2 / --metric dot) and shrunk by `dst shrink`.
+
+class _FilteringBroken(SimBackend):
+    """Helper: search everything with no filter, then keep the hits ``keep``
+    says pass (the hits stay in score order; a broken predicate is the
+    defect of each subclass)."""
+
+    def keep(self, where, attrs) -> bool:
+        raise NotImplementedError
+
+    def raw_search(self, query, limit, exact, where=None):
+        if where is None:
+            return super().raw_search(query, limit, exact, None)
+        everything = super().raw_search(query, max(1, len(self._store.data)), exact, None)
+        attrs = self._store.attrs
+        return [h for h in everything if self.keep(where, attrs.get(h.id) or {})][:limit]
+
+
+class FilterIgnored(SimBackend):
+    """Takes a filter and searches as if there were none."""
+
+    def raw_search(self, query, limit, exact, where=None):
+        return super().raw_search(query, limit, exact, None)
+
+
+def _ne_as_eq(node):
+    (op, arg), = node.items()
+    if op in ("and", "or"):
+        return {op: [_ne_as_eq(c) for c in arg]}
+    if op == "not":
+        return {"not": _ne_as_eq(arg)}
+    return {"eq": arg} if op == "ne" else node
+
+
+class NeAsEq(SimBackend):
+    """Evaluates ``ne`` as ``eq`` (a flipped operator table)."""
+
+    def raw_search(self, query, limit, exact, where=None):
+        return super().raw_search(query, limit, exact, None if where is None else _ne_as_eq(where))
+
+
+def _missing_matches(where, attrs) -> bool:
+    """dst.filters.matches, except a comparison on an attribute the row
+    does not have is true (three-valued logic gone wrong)."""
+    from dst.filters import matches
+    (op, arg), = where.items()
+    if op in ("and", "or"):
+        parts = [_missing_matches(c, attrs) for c in arg]
+        return all(parts) if op == "and" else any(parts)
+    if op == "not":
+        return not _missing_matches(arg, attrs)
+    if op != "exists" and arg[0] not in attrs:
+        return True
+    return matches(where, attrs)
+
+
+class MissingAttrMatches(_FilteringBroken):
+    """A comparison on a missing attribute matches (DESIGN: it is false)."""
+
+    def keep(self, where, attrs):
+        return _missing_matches(where, attrs)
+
+
+class L2Squared(SimBackend):
+    """Under l2, scores minus the squared distance (the order is right, the
+    scores are not)."""
+
+    def raw_search(self, query, limit, exact, where=None):
+        hits = super().raw_search(query, limit, exact, where)
+        if self.metric != "l2":
+            return hits
+        return [SearchHit(h.id, -(h.score * h.score)) for h in hits]
+
+
+class DotSignFlipped(SimBackend):
+    """Under dot, takes the inner product for a distance: ranks by and
+    answers minus the inner product (the worst rows first)."""
+
+    def raw_search(self, query, limit, exact, where=None):
+        if self.metric != "dot":
+            return super().raw_search(query, limit, exact, where)
+        everything = super().raw_search(query, max(1, len(self._store.data)), exact, where)
+        return [SearchHit(h.id, -h.score) for h in reversed(everything)][:limit]
+
+
+# The spliced-filter store: renders the filter to a SQL-like string by
+# pasting values between quotes with no escaping, then parses that string
+# back with a small parser and evaluates it. A quote in a value ends the
+# literal early: the rest is read as more query (wrong answers) or is a
+# syntax error (BackendError on valid input).
+
+def _splice(node) -> str:
+    (op, arg), = node.items()
+    if op in ("and", "or"):
+        if not arg:
+            return "TRUE" if op == "and" else "FALSE"
+        return "(" + f" {op.upper()} ".join(_splice(c) for c in arg) + ")"
+    if op == "not":
+        return f"(NOT {_splice(arg)})"
+    if op == "exists":
+        return f"({arg} IS NOT NULL)"
+    name, value = arg
+    if op == "in":
+        return f"({name} IN (" + ", ".join(_lit_naive(v) for v in value) + "))"
+    sym = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[op]
+    return f"({name} {sym} {_lit_naive(value)})"
+
+
+def _lit_naive(v) -> str:
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return str(v)
+    return "'" + v + "'"          # the defect: no escaping
+
+
+def _tokens(text: str) -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == "'":
+            j = text.find("'", i + 1)
+            if j < 0:
+                raise BackendError("syntax error: unterminated string")
+            out.append(("str", text[i + 1:j]))
+            i = j + 1
+        elif c in "()," :
+            out.append((c, c))
+            i += 1
+        elif text.startswith(("!=", "<=", ">="), i):
+            out.append(("op", text[i:i + 2]))
+            i += 2
+        elif c in "=<>":
+            out.append(("op", c))
+            i += 1
+        elif c == "-" or c.isdigit():
+            j = i + 1
+            while j < len(text) and text[j].isdigit():
+                j += 1
+            try:
+                out.append(("int", int(text[i:j])))
+            except ValueError:
+                raise BackendError(f"syntax error near {text[i:i + 10]!r}") from None
+            i = j
+        elif c.isalpha() or c == "_":
+            j = i + 1
+            while j < len(text) and (text[j].isalnum() or text[j] == "_"):
+                j += 1
+            word = text[i:j]
+            kw = word.upper()
+            if kw in ("AND", "OR", "NOT", "IN", "IS", "NULL", "TRUE", "FALSE"):
+                out.append(("kw", kw))
+            else:
+                out.append(("name", word))
+            i = j
+        else:
+            raise BackendError(f"syntax error near {text[i:i + 10]!r}")
+    return out
+
+
+class _Parser:
+    """expr := term (OR term)*; term := factor (AND factor)*;
+    factor := NOT factor | ( expr ) | TRUE | FALSE | name IS NOT NULL
+    | name op literal | name IN ( literal, ... ). Yields a predicate."""
+
+    def __init__(self, tokens):
+        self.t = tokens
+        self.i = 0
+
+    def peek(self):
+        return self.t[self.i] if self.i < len(self.t) else ("end", None)
+
+    def take(self, kind=None, value=None):
+        tok = self.peek()
+        if tok[0] == "end" or (kind and tok[0] != kind) or (value is not None and tok[1] != value):
+            raise BackendError(f"syntax error at token {self.i}: {tok[1]!r}")
+        self.i += 1
+        return tok
+
+    def parse(self):
+        p = self.expr()
+        if self.peek()[0] != "end":
+            raise BackendError(f"syntax error: trailing {self.peek()[1]!r}")
+        return p
+
+    def expr(self):
+        parts = [self.term()]
+        while self.peek() == ("kw", "OR"):
+            self.take()
+            parts.append(self.term())
+        return lambda a: any(p(a) for p in parts)
+
+    def term(self):
+        parts = [self.factor()]
+        while self.peek() == ("kw", "AND"):
+            self.take()
+            parts.append(self.factor())
+        return lambda a: all(p(a) for p in parts)
+
+    def literal(self):
+        kind, v = self.peek()
+        if kind in ("str", "int"):
+            self.take()
+            return v
+        if (kind, v) in (("kw", "TRUE"), ("kw", "FALSE")):
+            self.take()
+            return v == "TRUE"
+        raise BackendError(f"syntax error: a literal expected, got {v!r}")
+
+    def factor(self):
+        kind, v = self.peek()
+        if (kind, v) == ("kw", "NOT"):
+            self.take()
+            inner = self.factor()
+            return lambda a: not inner(a)
+        if kind == "(":
+            self.take()
+            inner = self.expr()
+            self.take(")")
+            return inner
+        if (kind, v) in (("kw", "TRUE"), ("kw", "FALSE")):
+            self.take()
+            return (lambda a: True) if v == "TRUE" else (lambda a: False)
+        name = self.take("name")[1]
+        kind, v = self.peek()
+        if (kind, v) == ("kw", "IS"):
+            self.take()
+            self.take("kw", "NOT")
+            self.take("kw", "NULL")
+            return lambda a: name in a
+        if (kind, v) == ("kw", "IN"):
+            self.take()
+            self.take("(")
+            vals = [self.literal()]
+            while self.peek()[0] == ",":
+                self.take()
+                vals.append(self.literal())
+            self.take(")")
+            return lambda a: name in a and any(_same(a[name], x) and a[name] == x for x in vals)
+        sym = self.take("op")[1]
+        lit = self.literal()
+        return lambda a: _cmp(a, name, sym, lit)
+
+
+def _same(x, y) -> bool:
+    return isinstance(x, bool) == isinstance(y, bool) and type(x) is type(y)
+
+
+def _cmp(a, name, sym, lit) -> bool:
+    if name not in a or not _same(a[name], lit):
+        return False
+    x = a[name]
+    if sym in ("<", "<=", ">", ">=") and (isinstance(x, bool) or not isinstance(x, int)):
+        return False
+    return {"=": x == lit, "!=": x != lit, "<": x < lit if sym == "<" else False,
+            "<=": x <= lit if sym == "<=" else False, ">": x > lit if sym == ">" else False,
+            ">=": x >= lit if sym == ">=" else False}[sym]
+
+
+def spliced_predicate(where):
+    """The filter as the naive store reads it: spliced to text, parsed back."""
+    return _Parser(_tokens(_splice(where))).parse()
+
+
+class SplicedFilter(_FilteringBroken):
+    """Renders the filter to a query string by naive splicing and parses it
+    back: a quote in a value breaks it (wrong answers or a syntax error)."""
+
+    def raw_search(self, query, limit, exact, where=None):
+        self._pred = None if where is None else spliced_predicate(where)
+        return super().raw_search(query, limit, exact, where)
+
+    def keep(self, where, attrs):
+        return self._pred(attrs)
+
+
+class GetAttrsDrops(SimBackend):
+    """get_attrs leaves out one attribute (the name sorted last) of a row
+    with two or more."""
+
+    def raw_get_attrs(self, id):
+        a = super().raw_get_attrs(id)
+        if a and len(a) >= 2:
+            a.pop(sorted(a)[-1])
+        return a
+
+
+class KeepsOldAttrs(SimBackend):
+    """A row stored again without attributes keeps its old ones (a store
+    must replace the vector and the attributes together)."""
+
+    def raw_store(self, id, vector, attrs=None):
+        old = self._live().attrs.get(id)
+        super().raw_store(id, vector, attrs)
+        if not attrs and old:
+            self._store.attrs[id] = old
+
+    def raw_store_batch(self, ids, matrix, attrs=None):
+        st = self._live()
+        old = {i: st.attrs[i] for i in ids if i in st.attrs}
+        super().raw_store_batch(ids, matrix, attrs)
+        rows = attrs if attrs is not None else [None] * len(ids)
+        for i, a in zip(ids, rows):
+            if not a and i in old:
+                st.attrs[i] = old[i]
+
+
+# Each caught on the filters scenario; METRIC_OF names the metric a
+# defect needs (--metric), the rest run with the scenario's (cosine).
+FILTER_BROKEN = {
+    "filter_ignored": FilterIgnored,
+    "ne_as_eq": NeAsEq,
+    "missing_attr_matches": MissingAttrMatches,
+    "l2_squared": L2Squared,
+    "dot_sign_flipped": DotSignFlipped,
+    "spliced_filter": SplicedFilter,
+    "get_attrs_drops": GetAttrsDrops,
+    "keeps_old_attrs": KeepsOldAttrs,
+}
+METRIC_OF = {"l2_squared": "l2", "dot_sign_flipped": "dot"}
+
+for _name, _cls in FILTER_BROKEN.items():
+    globals()[_name] = factory_for(_cls)

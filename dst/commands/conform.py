@@ -64,8 +64,13 @@ def main(args: argparse.Namespace) -> int:
     ref = names[0]
     if scenario.filters == "auto":
         # The same case runs on every backend: with filters only if all take them.
-        lacking = [b for b in names if not _declares_filters(b, factories[b], args.location, options[b],
-                                                             token, scenario.metric)]
+        lacking = []
+        for b in names:
+            try:
+                if not _declares_filters(factories[b], args.location, options[b], token, scenario.metric):
+                    lacking.append(b)
+            except UsageError as exc:   # a setup error: say which backend refused
+                raise UsageError(f"dst conform: backend {b}: {exc}{_scope_hint(exc, args.opt)}") from None
         scenario = replace(scenario, filters="off" if lacking else "on")
         if lacking:
             console.print(f"filters off: {', '.join(lacking)} does not declare them", markup=False)
@@ -146,17 +151,13 @@ def main(args: argparse.Namespace) -> int:
     return code
 
 
-def _declares_filters(name: str, factory: Any, location: Any, options: dict[str, Any], token: str,
-                      metric: str) -> bool:
+def _declares_filters(factory: Any, location: Any, options: dict[str, Any], token: str, metric: str) -> bool:
     """Whether backend ``name`` declares ``filters = True``: opened once on a
     namespace of its own, then dropped (or closed)."""
     from dst.backend import BackendConfig, open_backend
     config = BackendConfig(dim=8, location=location, namespace=f"dst_{token}_caps"[:63], fresh=True,
                            options=options, metric=metric)
-    try:
-        b = open_backend(factory, config)
-    except UsageError as exc:
-        raise UsageError(f"dst conform: backend {name}: {exc}") from None
+    b = open_backend(factory, config)
     try:
         return getattr(b, "filters", False) is True
     finally:

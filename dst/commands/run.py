@@ -124,6 +124,9 @@ def main(args: argparse.Namespace) -> int:
     total_ops = sum(r.ops for r in results)
     summary = {
         "run": run_dir.name, "scenario": scenario.name, "backend": args.backend,
+        "metric": scenario.metric, "filters": {
+            "use": scenario.filters,
+            "in_use": None if last_history is None else bool(last_history.meta.get("filters"))},
         "options": options, "seeds": [s for s in seeds[:len(results)]],
         "seeds_requested": len(seeds), "stopped_early": stopped_early,
         "verdict": "violation" if violations or gates.violated else "unknown" if unknowns else "ok",

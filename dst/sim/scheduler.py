@@ -23,6 +23,7 @@ import heapq
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from dst import filters
 from dst.backend import BackendConfig, check_maintenance_kinds, open_backend
 from dst.clock import VirtualClock
 from dst.errors import BackendError, UsageError
@@ -448,6 +449,47 @@ class Scheduler:
                                       "message": f"an exhaustive search returned {len(found)} ids, "
                                                  f"{len(live_exists)} exist; missing {missing}, "
                                                  f"unexpected {extra}"})
+        if self.history.meta.get("filters") is True:
+            self._probe_filters(when, live_exists if exists_known else None, bulk, query)
+
+    def _probe_filters(self, when: str, live: set[str] | None, bulk: set[str],
+                       query: dict[str, Any]) -> None:
+        """With filters in use: get_attrs of every id, then exact searches
+        under PROBE_FILTERS, each held to the rows get_attrs reported."""
+        d = self.decider
+        p = "probe"
+        attrs: dict[str, dict] = {}
+        attrs_known = True
+        for i in d.ids:
+            a = self._sync_op(p, "get_attrs", {"id": i})
+            attrs_known = attrs_known and a.type == "ok"
+            if a.type == "ok" and isinstance(a.output, dict):
+                attrs[i] = a.output.get("attrs") or {}
+            if live is not None and a.type == "ok" and (i in live) != isinstance(a.output, dict):
+                self.findings.append({"when": when, "kind": "exists-get_attrs",
+                                      "message": f"exists({i!r}) is {i in live} but get_attrs "
+                                                 f"returned {a.output!r}"})
+        for where in PROBE_FILTERS:
+            s = self._sync_op(p, "search", {**query, "where": where})
+            if not (attrs_known and live is not None and s.type == "ok" and isinstance(s.output, list)):
+                continue
+            found = sorted(h[0] for h in s.output if h[0] not in bulk)
+            want = sorted(i for i in live if i in attrs and filters.matches(where, attrs[i]))
+            if found != want:
+                missing = sorted(set(want) - set(found))[:5]
+                extra = sorted(set(found) - set(want))[:5]
+                self.findings.append({"when": when, "kind": "search",
+                                      "message": f"an exhaustive search with filter {filters.show(where)} "
+                                                 f"returned {len(found)} ids, get_attrs says {len(want)} "
+                                                 f"match; missing {missing}, unexpected {extra}"})
+
+
+# The probes' filtered exact searches (canonical trees): a disjunction over
+# tenant and a small range of n, and a negated range (true for rows without n).
+PROBE_FILTERS = (
+    filters.canonical({"or": [{"eq": ["tenant", "t0"]}, {"lt": ["n", 10]}]}),
+    filters.canonical({"not": {"ge": ["n", 500]}}),
+)
 
 
 def _discard(backend: Any) -> None:

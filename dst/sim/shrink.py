@@ -8,7 +8,10 @@ order, each repeated until nothing more goes:
    quarters, ... single ops); the load phase likewise;
 3. faults and crashes removed one by one; delays set to their minimum;
 4. dimensions cut (vectors truncated) and components snapped to a coarse
-   grid; ids renamed to short ones.
+   grid; ids renamed to short ones;
+5. filters simplified (``dst.filters.simpler``: no filter, clauses
+   dropped, ``in`` sets cut) and attributes simplified (all of a row's
+   dropped, then one key at a time), in the ops and in the load phase.
 
 Every candidate is run for real and checked; a candidate is kept only when
 the predicate (by default: a violation of the same kind) still holds.
@@ -25,13 +28,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dst import wallclock
+from dst import filters, wallclock
 from dst.sim.schedule import CASE_FORMAT, CASE_VERSION, OpPlan, Schedule
 from dst.validate import id_problem, vector_problem
 
 TRIALS_MAX = 5_000   # a shrink that needs more trials than this is not converging
 
-_SEARCH_KINDS = (("returned", "length"), ("true cosine", "score"), ("out of order", "order"),
+_SEARCH_KINDS = (("returned", "length"), ("true cosine", "score"), ("true l2", "score"),
+                 ("true dot", "score"), ("out of order", "order"),
                  ("left out", "left-out"), ("not live", "dead-id"), ("twice", "duplicate"))
 
 
@@ -90,7 +94,8 @@ class Shrinker:
 
     def shrink(self, s: Schedule) -> Schedule:
         passes = [self._universe, self._clients, self._ops, self._load, self._faults,
-                  self._timing, self._dims, self._snap, self._universe, self._ids]
+                  self._timing, self._dims, self._snap, self._universe, self._ids,
+                  self._items, self._filters, self._attrs]
         while not self.out_of_budget():
             before = _size(s)
             for p in passes:
@@ -200,6 +205,117 @@ class Shrinker:
             return cand
         return s
 
+    def _items(self, s: Schedule) -> Schedule:
+        """The rows of each store_batch op dropped by delta debugging (an
+        empty batch is a valid op, so it may go to none)."""
+        for c, plans in enumerate(s.clients):
+            for i in range(len(plans)):
+                p = s.clients[c][i]
+                items = p.value.get("items") if p.f == "store_batch" and isinstance(p.value, dict) else None
+                if not isinstance(items, list) or len(items) < 2:
+                    continue
+
+                def with_items(kept, c=c, i=i, items=items, q=p):
+                    # kept: indices into the original batch; a partial
+                    # write's mask is cut to the same rows.
+                    v = {**q.value, "items": [items[k] for k in kept]}
+                    keep = None if q.keep is None else [q.keep[k] for k in kept if k < len(q.keep)]
+                    return _with_plan(s, c, i, replace(q, value=v, keep=keep))
+                kept = _ddmin(list(range(len(items))), lambda kept: self._try(with_items(kept)))
+                s = with_items(kept)
+        return s
+
+    def _filters(self, s: Schedule) -> Schedule:
+        """Each search's filter made simpler while the failure holds:
+        simplest first, and again from the simpler one once it is kept."""
+        for c, plans in enumerate(s.clients):
+            for i in range(len(plans)):
+                while True:
+                    p = s.clients[c][i]
+                    where = p.value.get("where") if isinstance(p.value, dict) else None
+                    if where is None or filters.where_problem(where) is not None:
+                        break   # none, or a bad one the case may be about
+                    for cand_where in filters.simpler(where):
+                        v = {k: x for k, x in p.value.items() if k != "where"}
+                        if cand_where is not None:
+                            v["where"] = cand_where
+                        cand = _with_plan(s, c, i, replace(p, value=v))
+                        if self._try(cand):
+                            s = cand
+                            break
+                    else:
+                        break
+                    if self.out_of_budget():
+                        return s
+        return s
+
+    def _attrs(self, s: Schedule) -> Schedule:
+        """Attributes made simpler: a whole load batch's dropped at once,
+        then each row's (store and batch items, ops and load) dropped, then
+        one key at a time."""
+        for n, op in enumerate(s.load):
+            items = op["value"].get("items") or []
+            if op["f"] == "store_batch" and any(len(it) > 2 for it in items):
+                cand = _with_load(s, n, {**op["value"], "items": [list(it[:2]) for it in items]})
+                if self._try(cand):
+                    s = cand
+        for n in range(len(s.load)):
+            s = self._value_attrs(s, lambda s, n=n: s.load[n]["value"],
+                                  lambda s, v, n=n: _with_load(s, n, v))
+        for c, plans in enumerate(s.clients):
+            for i in range(len(plans)):
+                s = self._value_attrs(
+                    s, lambda s, c=c, i=i: s.clients[c][i].value,
+                    lambda s, v, c=c, i=i: _with_plan(s, c, i, replace(s.clients[c][i], value=v)))
+        return s
+
+    def _value_attrs(self, s: Schedule, get: Callable, put: Callable) -> Schedule:
+        """Simpler attributes in one op's input (``get``/``put`` reach it):
+        a store's ``attrs`` and each batch item's third element, each cut
+        again from the last kept candidate until none holds."""
+        value = get(s)
+        if not isinstance(value, dict):
+            return s
+        slots: list[int | None] = [None] if "attrs" in value else []
+        if isinstance(value.get("items"), list):
+            slots += list(range(len(value["items"])))
+        for k in slots:
+            while not self.out_of_budget():
+                cur = get(s)
+                attrs = cur.get("attrs") if k is None else (cur["items"][k][2:] or [None])[0]
+                if not isinstance(attrs, dict) or filters.attrs_problem(attrs) is not None:
+                    break    # none, or a bad one the case may be about
+                for cand_attrs in _simpler_attrs(attrs):
+                    if k is None:
+                        v = {x: y for x, y in cur.items() if x != "attrs"}
+                        if cand_attrs is not None:
+                            v["attrs"] = cand_attrs
+                    else:
+                        it = cur["items"][k]
+                        new = list(cur["items"])
+                        new[k] = list(it[:2]) if cand_attrs is None else [it[0], it[1], cand_attrs]
+                        v = {**cur, "items": new}
+                    cand = put(s, v)
+                    if self._try(cand):
+                        s = cand
+                        break
+                else:
+                    break
+        return s
+
+
+def _simpler_attrs(attrs: dict[str, Any]):
+    """None (no attributes), then ``attrs`` less one key, each key in turn
+    (an attribute set of one key yields only None)."""
+    yield None
+    if len(attrs) > 1:
+        for k in sorted(attrs):
+            yield {x: y for x, y in attrs.items() if x != k}
+
+
+def _with_load(s: Schedule, n: int, value: dict[str, Any]) -> Schedule:
+    return replace(s, load=s.load[:n] + [{"f": s.load[n]["f"], "value": value}] + s.load[n + 1:])
+
 
 def _ddmin(items: list, keep_if: Callable[[list], bool]) -> list:
     """Drop chunks (halves, quarters, ... single items) while keep_if holds."""
@@ -287,7 +403,8 @@ def _renumber(s: Schedule, remap: Any) -> Schedule:
         if isinstance(v.get("vector"), int):
             v["vector"] = remap[v["vector"]]
         if "items" in v:
-            v["items"] = [[i, remap[r] if isinstance(r, int) else r] for i, r in v["items"]]
+            v["items"] = [[it[0], remap[it[1]] if isinstance(it[1], int) else it[1], *it[2:]]
+                          for it in v["items"]]
         return v
     clients = [[replace(p, value=fix(p.value)) for p in plans] for plans in s.clients]
     load = [{"f": op["f"], "value": fix(op["value"])} for op in s.load]
@@ -312,7 +429,8 @@ def _rename(s: Schedule, names: dict[str, str]) -> Schedule:
         if isinstance(v.get("id"), str):
             v["id"] = names.get(v["id"], v["id"])
         if "items" in v:
-            v["items"] = [[names.get(i, i) if isinstance(i, str) else i, r] for i, r in v["items"]]
+            v["items"] = [[names.get(it[0], it[0]) if isinstance(it[0], str) else it[0], *it[1:]]
+                          for it in v["items"]]
         return v
     clients = [[replace(p, value=fix(p.value)) for p in plans] for plans in s.clients]
     load = [{"f": op["f"], "value": fix(op["value"])} for op in s.load]
@@ -412,16 +530,28 @@ def listing(schedule: Schedule) -> list[str]:
 
 def _show(f: str, v: dict[str, Any]) -> str:
     if f == "store":
-        return f"store({v.get('id')!r}, #{v.get('vector')})"
+        attrs = f", {_attrs_text(v['attrs'])}" if "attrs" in v else ""
+        return f"store({v.get('id')!r}, #{v.get('vector')}{attrs})"
     if f == "store_batch":
-        return "store_batch([" + ", ".join(f"({i!r}, #{r})" for i, r in v.get("items", [])) + "])"
-    if f in ("delete", "get", "exists"):
+        return "store_batch([" + ", ".join(
+            f"({it[0]!r}, #{it[1]}" + "".join(f", {_attrs_text(a)}" for a in it[2:]) + ")"
+            for it in v.get("items", [])) + "])"
+    if f in ("delete", "get", "exists", "get_attrs"):
         return f"{f}({v.get('id')!r})"
     if f == "search":
-        return f"search(#{v.get('vector')}, limit={v.get('limit')})"
+        where = ""
+        if "where" in v:
+            w = v["where"]
+            where = f", where {filters.show(w) if filters.where_problem(w) is None else repr(w)}"
+        exact = ", exact" if v.get("exact") is True else ""
+        return f"search(#{v.get('vector')}, limit={v.get('limit')}{where}{exact})"
     if f == "maintenance":
         return f"maintenance({v.get('kind')!r})"
     return f"{f}()"
+
+
+def _attrs_text(a: Any) -> str:
+    return repr(a) if not isinstance(a, dict) else "{" + ", ".join(f"{k}: {x!r}" for k, x in sorted(a.items())) + "}"
 
 
 def slug(text: str) -> str:

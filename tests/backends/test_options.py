@@ -236,13 +236,12 @@ def test_exact_view():
 def _stream(table, plans):
     """Ops with vectors as bytes (refs depend on who interned first)."""
     def res(v):
-        if isinstance(v, dict):
-            return {k: (table[x].tobytes() if k == "vector" else res(x)) for k, x in v.items()}
-        if isinstance(v, list):
-            if len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int):
-                return [v[0], table[v[1]].tobytes()]
-            return [res(x) for x in v]
-        return v
+        out = dict(v)
+        if "vector" in out:
+            out["vector"] = table[out["vector"]].tobytes()
+        if "items" in out:    # [id, ref] or [id, ref, attrs]
+            out["items"] = [[it[0], table[it[1]].tobytes(), *it[2:]] for it in out["items"]]
+        return out
     return [(f, res(v)) for f, v in plans]
 
 
@@ -336,7 +335,7 @@ def _invalid(v) -> bool:
         return True
     items = v.get("items", [])
     ids = [it[0] for it in items]
-    return len(set(ids)) != len(ids) or any(id_problem(i) or bad_vec(b) for i, b in items)
+    return len(set(ids)) != len(ids) or any(id_problem(it[0]) or bad_vec(it[1]) for it in items)
 
 
 def test_replaying_on_another_backend_drops_the_recorded_backends_options(in_tmp, capsys):
