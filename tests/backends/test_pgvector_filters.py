@@ -197,3 +197,19 @@ def test_dst_run_per_metric(metric, tmp_path):
                         "--ops", "60", "--metric", metric, "--report-dir", str(tmp_path / "out")],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_table_from_before_attributes_gets_the_column_on_open(make, dsn):
+    b = make(dim=2)
+    b.store("old", np.array([1.0, 2.0], np.float32))
+    name = b.namespace
+    b.close()
+    with psycopg.connect(dsn, autocommit=True) as conn:   # the table as the old adapter made it
+        conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN attrs").format(sql.Identifier(name)))
+    again = open_backend(BackendConfig(dim=2, location=dsn, namespace=name, fresh=False))
+    try:
+        assert again.get_attrs("old") == {}
+        again.store("new", np.array([2.0, 1.0], np.float32), {"tenant": "t1"})
+        assert _ids(again.search(np.array([1.0, 1.0], np.float32), 5, where={"eq": ["tenant", "t1"]})) == ["new"]
+    finally:
+        again.close()
