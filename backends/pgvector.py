@@ -21,9 +21,30 @@ effect (it was never sent, or the server answered ERROR, which rolls its
 transaction back), a plain ``BackendError`` (outcome unknown) when the
 connection broke under it. The next call reconnects by itself.
 
-Search scores are ``1 - (embedding <=> q)``: pgvector's cosine distance,
-computed by the server from the stored float4 values (float accumulation,
-double division; within 1e-6 of the float64 cosine for ordinary vectors).
+Metrics (``config.metric``): cosine ``<=>`` (score ``1 - d``), l2 ``<->``
+(score ``-d``, minus the Euclidean distance), dot ``<#>`` (pgvector's
+negative inner product; score ``-d``); indexes use vector_cosine_ops,
+vector_l2_ops or vector_ip_ops. Distances are computed by the server from
+the stored float4 values (within 1e-6 of float64 for ordinary vectors).
+
+Attributes (``filters = True``) live in ``attrs jsonb NOT NULL DEFAULT
+'{}'``, written with the vector in the same statement (COPY too). A table
+created before attributes existed is upgraded on open (``ALTER TABLE ADD
+COLUMN IF NOT EXISTS``, under the DDL lock): its rows get ``{}``.
+A filter (``dst.filters`` canonical tree) becomes SQL composed with
+``psycopg.sql`` and named placeholders only, never a spliced value:
+eq ``attrs @> %s::jsonb`` (containment is type-exact: 1, true and "1"
+differ), ne: the attribute present with the same JSON type and not
+contained, in: ``attrs @> ANY(%s::jsonb[])``, lt/le/gt/ge: a CASE that
+casts to numeric only when ``jsonb_typeof`` is number (exact for 64-bit
+ints), exists ``attrs ? %s``, ``not`` is ``NOT COALESCE(x, false)``
+(two-valued: a comparison on a missing attribute is false, its negation
+true), empty and TRUE, empty or FALSE.
+
+``complete=true`` covers filtered searches as well: a short filtered ANN
+answer (pgvector before 0.8 filters after the HNSW scan collected
+ef_search candidates, so a selective filter leaves few) is replaced by the
+exact filtered query.
 
 Options (``--opt KEY=VALUE``):
 
@@ -62,6 +83,7 @@ then search is exact.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import select
 import threading
@@ -74,11 +96,13 @@ from pgvector.psycopg import register_vector
 from psycopg import errors as pg_errors
 from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
 
 from backends._toolkit import (Option, Options, ValidatingBackend, check_dim, check_namespace, classify,
                                describe, require_owned)
 from dst import pg_embedded
-from dst.backend import BackendConfig, SearchHit
+from dst.backend import BackendConfig, SearchHit, metric_or_default
+from dst.validate import check_batch_attrs
 from dst.errors import BackendError, NotApplied
 
 REGISTRY = "dst_owned"
@@ -112,14 +136,22 @@ OPTIONS = Options(
     Option("autovacuum", bool, False))
 OPTION_DEFAULTS: dict[str, Any] = OPTIONS.defaults
 
+# metric -> (distance operator, index operator class)
+METRIC_SQL = {"cosine": ("<=>", "vector_cosine_ops"),
+              "l2": ("<->", "vector_l2_ops"),
+              "dot": ("<#>", "vector_ip_ops")}
+
 
 class PgvectorBackend(ValidatingBackend):
     name = "pgvector"
     atomic_batches = True
     maintenance_kinds = ("index", "vacuum", "compact")
+    filters = True
 
     def __init__(self, config: BackendConfig):
         dim = check_dim(config.dim, VECTOR_MAX_DIM, "pgvector's vector type")
+        self.metric = metric_or_default(getattr(config, "metric", "cosine"))
+        self._op, self._opclass = METRIC_SQL[self.metric]
         self.dim = dim
         self.opts = _options(config.options)
         self.index: str | None = None if self.opts["index"] == "none" else self.opts["index"]
@@ -165,13 +197,25 @@ class PgvectorBackend(ValidatingBackend):
         self._pid = conn.info.backend_pid
 
     # -- writes (input checked by ValidatingBackend) ---------------------------
-    def raw_store(self, id: str, vector: np.ndarray) -> None:
-        self._run("store", lambda conn, st: conn.execute(self._q_store, (id, vector)))
+    def raw_store(self, id: str, vector: np.ndarray, attrs: dict[str, Any] | None = None) -> None:
+        self._run("store", lambda conn, st: conn.execute(self._q_store, (id, vector, Jsonb(attrs or {}))))
 
-    def raw_store_batch(self, ids: list[str], matrix: np.ndarray) -> None:
-        self._store_batch(list(zip(ids, matrix)), None)
+    def raw_store_batch(self, ids: list[str], matrix: np.ndarray,
+                        attrs: list[dict[str, Any]] | None = None) -> None:
+        a = attrs if attrs is not None else [{} for _ in ids]
+        self._store_batch(list(zip(ids, matrix, a)), None)
 
-    def kill_mid_batch(self, items: Iterable[tuple[str, np.ndarray]], rows: int) -> dict[str, Any]:
+    def raw_get_attrs(self, id: str) -> dict[str, Any] | None:
+        def run(conn: psycopg.Connection, st: dict) -> dict[str, Any] | None:
+            row = conn.execute(self._q_get_attrs, (id,)).fetchone()
+            if row is None:
+                return None
+            a = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+            return {k: a[k] for k in sorted(a)}
+
+        return self._run("get_attrs", run)
+
+    def kill_mid_batch(self, items: Iterable[tuple], rows: int) -> dict[str, Any]:
         """``store_batch(items)``, with this handle's own session killed (as
         the kill-connection nemesis does) once ``rows`` rows of it are in the
         COPY (written to it; see ``_kill_inside``), before the COPY ends: a
@@ -182,8 +226,8 @@ class PgvectorBackend(ValidatingBackend):
         the kill's report only if the batch completed all the same (the kill
         did not land), in which case it was applied and acknowledged.
         """
-        ids, matrix = self.valid_batch(items)
-        checked = list(zip(ids, matrix))
+        ids, matrix, attrs = check_batch_attrs(items, self.dim, self.metric)
+        checked = list(zip(ids, matrix, attrs if attrs is not None else [{} for _ in ids]))
         report: dict[str, Any] = {}
         self._store_batch(checked, (min(max(rows, 0), len(checked)), report))
         return report
@@ -200,11 +244,11 @@ class PgvectorBackend(ValidatingBackend):
             with conn.transaction():
                 with conn.cursor() as cur:
                     with cur.copy(self._q_copy) as cp:
-                        cp.set_types(["text", "vector"])
-                        for n, (id_, v) in enumerate(checked):
+                        cp.set_types(["text", "vector", "jsonb"])
+                        for n, (id_, v, a) in enumerate(checked):
                             if kill is not None and n == kill[0]:
                                 self._kill_inside(kill[1])
-                            cp.write_row((id_, v))
+                            cp.write_row((id_, v, Jsonb(a)))
                         if kill is not None and kill[0] == len(checked):
                             self._kill_inside(kill[1])
                     st["sent"] = True
@@ -244,52 +288,77 @@ class PgvectorBackend(ValidatingBackend):
     def raw_count(self) -> int:
         return self._run("count", lambda conn, st: int(conn.execute(self._q_count).fetchone()[0]))
 
-    def raw_search(self, q: np.ndarray, limit: int, exact: bool) -> list[SearchHit]:
+    def raw_search(self, q: np.ndarray, limit: int, exact: bool, where: Any = None) -> list[SearchHit]:
         """``exact`` (``search_exact``, the harness's probes): the exact
         query, never an index scan (its (d, id) order keeps the planner off
         the ANN index; ``explain_search(exact=True)`` shows the Seq Scan):
         the probes check what is stored, not what an index scan can reach
-        (at most ef_search rows on HNSW)."""
+        (at most ef_search rows on HNSW). ``where``: a canonical filter
+        tree or None, applied in SQL (``where_sql``)."""
+        cond, wparams = where_sql(where)
+        params = {"q": q, "n": limit, **wparams}
         if exact:
-            rows = self._run("search_exact", lambda conn, st: self._exact_rows(conn, {"q": q, "n": limit}))
-            return [SearchHit(id_, 1.0 - float(d)) for id_, d in rows]
+            rows = self._run("search_exact", lambda conn, st: self._exact_rows(conn, params, cond))
+            return [SearchHit(id_, self._score(d)) for id_, d in rows]
 
         def run(conn: psycopg.Connection, st: dict) -> list[tuple[str, float]]:
-            params = {"q": q, "n": limit}
             if self._ann_usable(limit):
                 self._ann_settings(conn, limit)
-                rows = conn.execute(self._q_ann, params).fetchall()
+                rows = conn.execute(self._ann_query(cond), params).fetchall()
                 # An ANN scan can come back short (ivfflat probes too few
-                # lists, hnsw meets dead tuples or ef_search < limit). By
-                # default that is the answer: the checker must see it. With
-                # complete=true the exact answer (always admissible) stands in.
+                # lists, hnsw meets dead tuples, ef_search < limit, or a
+                # selective filter drops most of the ef_search candidates).
+                # By default that is the answer: the checker must see it.
+                # With complete=true the exact answer (always admissible)
+                # stands in, filtered or not.
                 if len(rows) >= limit or not self.opts["complete"]:
                     return rows
                 self.fallbacks += 1
-            return self._exact_rows(conn, params)
+            return self._exact_rows(conn, params, cond)
 
         rows = self._run("search", run)
-        return [SearchHit(id_, 1.0 - float(d)) for id_, d in rows]
+        return [SearchHit(id_, self._score(d)) for id_, d in rows]
+
+    def _score(self, d: Any) -> float:
+        return 1.0 - float(d) if self.metric == "cosine" else -float(d)
+
+    def _exact_query(self, cond: sql.Composable) -> sql.Composed:
+        # The second sort key keeps the planner off any ANN index (an index
+        # scan orders by distance alone) and orders ties by id.
+        return sql.SQL("SELECT id, embedding {} %(q)b AS d FROM {} WHERE {} ORDER BY d, id LIMIT %(n)s").format(
+            sql.SQL(self._op), self._t, cond)
+
+    def _ann_query(self, cond: sql.Composable) -> sql.Composed:
+        # The inner query is the shape the index serves (ORDER BY the
+        # distance, LIMIT); the outer sort only orders ties by id.
+        return sql.SQL(
+            "SELECT id, d FROM (SELECT id, embedding {} %(q)b AS d FROM {} WHERE {} "
+            "ORDER BY d LIMIT %(n)s) AS ann ORDER BY d, id").format(sql.SQL(self._op), self._t, cond)
 
     def _exact_rows(self, conn: psycopg.Connection, params: dict[str, Any],
-                    explain: bool = False) -> list[tuple]:
-        stmt = (sql.SQL("EXPLAIN ") + self._q_exact) if explain else self._q_exact
+                    cond: sql.Composable = sql.SQL("TRUE"), explain: bool = False) -> list[tuple]:
+        stmt = self._exact_query(cond)
+        if explain:
+            stmt = sql.SQL("EXPLAIN ") + stmt
         return conn.execute(stmt, params).fetchall()
 
-    def explain_search(self, query: np.ndarray, limit: int, exact: bool = False) -> list[str]:
+    def explain_search(self, query: np.ndarray, limit: int, exact: bool = False,
+                       where: Any = None) -> list[str]:
         """The plan (EXPLAIN) of the query ``search(query, limit)`` runs
         first (``exact=True``: of ``search_exact``): shows whether the ANN
         index serves it."""
         q = self.valid_vector(query)
         limit = self.valid_limit(limit)
+        from dst.validate import check_where
+        cond, wparams = where_sql(check_where(where))
 
         def run(conn: psycopg.Connection, st: dict) -> list[str]:
-            params = {"q": q, "n": limit}
+            params = {"q": q, "n": limit, **wparams}
             ann = not exact and self._ann_usable(limit)
             if not ann:
-                return [r[0] for r in self._exact_rows(conn, params, explain=True)]
+                return [r[0] for r in self._exact_rows(conn, params, cond, explain=True)]
             self._ann_settings(conn, limit)
-            stmt = sql.SQL("EXPLAIN ") + self._q_ann
+            stmt = sql.SQL("EXPLAIN ") + self._ann_query(cond)
             return [r[0] for r in conn.execute(stmt, params).fetchall()]
 
         return self._run("explain", run)
@@ -378,7 +447,7 @@ class PgvectorBackend(ValidatingBackend):
         staging table for COPY."""
         register_vector(conn)
         conn.execute(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} "
-                             "(id text NOT NULL, embedding vector NOT NULL) ON COMMIT DELETE ROWS")
+                             "(id text NOT NULL, embedding vector NOT NULL, attrs jsonb NOT NULL) ON COMMIT DELETE ROWS")
                      .format(sql.Identifier(STAGING)))
         self._settings = {}
 
@@ -464,28 +533,20 @@ class PgvectorBackend(ValidatingBackend):
     def _compose(self) -> None:
         t = self._t
         self._q_store = sql.SQL(
-            "INSERT INTO {} (id, embedding) VALUES (%s, %b) "
-            "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding").format(t)
-        self._q_copy = sql.SQL("COPY {} (id, embedding) FROM STDIN (FORMAT BINARY)").format(
+            "INSERT INTO {} (id, embedding, attrs) VALUES (%s, %b, %s) "
+            "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, attrs = EXCLUDED.attrs").format(t)
+        self._q_copy = sql.SQL("COPY {} (id, embedding, attrs) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier("pg_temp", STAGING))
         # ORDER BY id: rows lock in one order, so concurrent batches cannot deadlock.
         self._q_upsert_staged = sql.SQL(
-            "INSERT INTO {} (id, embedding) SELECT id, embedding FROM {} ORDER BY id "
-            "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding").format(
+            "INSERT INTO {} (id, embedding, attrs) SELECT id, embedding, attrs FROM {} ORDER BY id "
+            "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, attrs = EXCLUDED.attrs").format(
             t, sql.Identifier("pg_temp", STAGING))
         self._q_delete = sql.SQL("DELETE FROM {} WHERE id = %s").format(t)
         self._q_get = sql.SQL("SELECT embedding FROM {} WHERE id = %s").format(t)
+        self._q_get_attrs = sql.SQL("SELECT attrs FROM {} WHERE id = %s").format(t)
         self._q_exists = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE id = %s)").format(t)
         self._q_count = sql.SQL("SELECT count(*) FROM {}").format(t)
-        # Exact: the second sort key keeps the planner off any ANN index (an
-        # index scan orders by distance alone) and orders ties by id.
-        self._q_exact = sql.SQL(
-            "SELECT id, embedding <=> %(q)b AS d FROM {} ORDER BY d, id LIMIT %(n)s").format(t)
-        # ANN: the inner query is the shape the index serves (ORDER BY the
-        # distance, LIMIT); the outer sort only orders ties by id.
-        self._q_ann = sql.SQL(
-            "SELECT id, d FROM (SELECT id, embedding <=> %(q)b AS d FROM {} "
-            "ORDER BY d LIMIT %(n)s) AS ann ORDER BY d, id").format(t)
         self._q_unregister = sql.SQL("DELETE FROM {} WHERE namespace = %s").format(self._reg)
 
     def _lookup(self, conn: psycopg.Connection) -> tuple[int | None, int | None]:
@@ -528,10 +589,14 @@ class PgvectorBackend(ValidatingBackend):
                 if dim != self.dim:
                     raise BackendError(f"namespace {self.namespace!r} holds {dim}-dimensional vectors; "
                                        f"reopened with dim {self.dim}")
+                # A table from before attributes: its rows get {}.
+                conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS attrs jsonb NOT NULL "
+                                     "DEFAULT '{{}}'::jsonb").format(self._t))
                 return
             conn.execute(self._q_unregister, (self.namespace,))
             conn.execute(sql.SQL(
-                'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, embedding vector({}) NOT NULL) '
+                'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, embedding vector({}) NOT NULL, '
+                'attrs jsonb NOT NULL DEFAULT \'{{}}\'::jsonb) '
                 'WITH (autovacuum_enabled = {})')
                 .format(self._t, sql.Literal(self.dim), sql.SQL("true" if self.opts["autovacuum"] else "false")))
             conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
@@ -572,9 +637,9 @@ class PgvectorBackend(ValidatingBackend):
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self._idx))
             if self.index == "hnsw":
                 conn.execute(sql.SQL(
-                    "CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops) "
+                    "CREATE INDEX {} ON {} USING hnsw (embedding {}) "
                     "WITH (m = {}, ef_construction = {})").format(
-                    sql.Identifier(self._idx_name), self._t,
+                    sql.Identifier(self._idx_name), self._t, sql.SQL(self._opclass),
                     sql.Literal(self.opts["m"]), sql.Literal(self.opts["ef_construction"])))
             else:
                 lists = self.opts["lists"]
@@ -582,8 +647,9 @@ class PgvectorBackend(ValidatingBackend):
                     rows = int(conn.execute(self._q_count).fetchone()[0])
                     lists = max(1, rows // 1000)
                 conn.execute(sql.SQL(
-                    "CREATE INDEX {} ON {} USING ivfflat (embedding vector_cosine_ops) "
-                    "WITH (lists = {})").format(sql.Identifier(self._idx_name), self._t, sql.Literal(lists)))
+                    "CREATE INDEX {} ON {} USING ivfflat (embedding {}) "
+                    "WITH (lists = {})").format(sql.Identifier(self._idx_name), self._t,
+                                                 sql.SQL(self._opclass), sql.Literal(lists)))
             conn.execute(sql.SQL("ANALYZE {}").format(self._t))
         self._check_index(conn)
 
@@ -648,6 +714,58 @@ class PgvectorBackend(ValidatingBackend):
         info = pg_embedded.crash_server(srv.pgdata, how=self.opts["crash"])
         pg_embedded.restart_server(srv.pgdata)
         return {"crashed": info["pid"], "how": info["how"], "restarted": srv.postmaster_pid()}
+
+
+# -- filters ------------------------------------------------------------------------
+
+_JSON_TYPE = {bool: "boolean", int: "number", str: "string"}
+_ORDER_SQL = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+def where_sql(where: Any) -> tuple[sql.Composable, dict[str, Any]]:
+    """A canonical filter tree as a SQL condition on ``attrs`` and its
+    parameters (named ``w0``, ``w1``, ...): values and names only ever
+    travel as parameters. Two-valued: every node is TRUE or FALSE (or NULL
+    where FALSE is meant, which ``NOT COALESCE`` and WHERE both read as
+    FALSE). None: TRUE."""
+    params: dict[str, Any] = {}
+    if where is None:
+        return sql.SQL("TRUE"), params
+    return _where(where, params), params
+
+
+def _where(node: Any, params: dict[str, Any]) -> sql.Composable:
+    def p(value: Any, cast: str = "") -> sql.Composable:
+        key = f"w{len(params)}"
+        params[key] = value
+        return sql.Placeholder(key) + sql.SQL(cast)
+
+    (op, arg), = node.items()
+    if op in ("and", "or"):
+        if not arg:
+            return sql.SQL("TRUE" if op == "and" else "FALSE")
+        return sql.SQL("(") + sql.SQL(f" {op.upper()} ").join(_where(c, params) for c in arg) + sql.SQL(")")
+    if op == "not":
+        return sql.SQL("(NOT COALESCE(") + _where(arg, params) + sql.SQL(", false))")
+    if op == "exists":
+        return sql.SQL("(attrs ? ") + p(arg, "::text") + sql.SQL(")")
+    name, value = arg
+    if op == "eq":
+        return sql.SQL("(attrs @> ") + p(json.dumps({name: value}), "::jsonb") + sql.SQL(")")
+    if op == "ne":
+        return (sql.SQL("(jsonb_typeof(attrs -> ") + p(name, "::text") + sql.SQL(") = ")
+                + p(_JSON_TYPE[type(value)], "::text") + sql.SQL(" AND NOT attrs @> ")
+                + p(json.dumps({name: value}), "::jsonb") + sql.SQL(")"))
+    if op == "in":
+        return (sql.SQL("(attrs @> ANY(") + p([json.dumps({name: v}) for v in value], "::jsonb[]")
+                + sql.SQL("))"))
+    if op in _ORDER_SQL:
+        # The cast only where the value is a JSON number: a string never gets cast.
+        return (sql.SQL("(CASE WHEN jsonb_typeof(attrs -> ") + p(name, "::text")
+                + sql.SQL(") = 'number' THEN (attrs ->> ") + p(name, "::text")
+                + sql.SQL(f")::numeric {_ORDER_SQL[op]} ") + p(str(value), "::numeric")
+                + sql.SQL(" ELSE false END)"))
+    raise NotApplied(f"filter operator {op!r} is not known to the pgvector backend")
 
 
 # -- helpers ------------------------------------------------------------------------
