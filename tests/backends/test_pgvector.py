@@ -16,6 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 import psycopg
 import pytest
@@ -633,6 +635,11 @@ def test_2001_dimensions_with_an_index_is_a_clear_error(make):
 ])
 def test_harness_seed_passes(dsn, scenario, seed, options):
     sc = load(scenario).with_overrides(None, 120)
+    if options.get("index") == "hnsw":
+        # Unfiltered here: a selective filter makes pgvector 0.6.2's HNSW scan
+        # answer short, a store finding of its own (docs/findings.md,
+        # test_pgvector_filters.py), not what these seeds are about.
+        sc = replace(sc, filters="off")
     result, history = run_seed(sc, seed, "pgvector", location=dsn, options=options,
                                token=f"{PREFIX}{seed}")
     assert result.verdict == "ok", result.summary()
@@ -644,7 +651,7 @@ def test_ann_scenario_on_hnsw_passes_with_the_probes_exact(dsn):
     for 1001 rows, more than an HNSW scan returns (ef_search=40); they go
     past the index, so the run is judged on the scenario's own searches,
     and recall on those alone."""
-    sc = load("ann").with_overrides(None, 80)
+    sc = replace(load("ann").with_overrides(None, 80), filters="off")   # unfiltered: as above
     result, history = run_seed(sc, 0, "pgvector", location=dsn, options={"index": "hnsw"},
                                token=f"{PREFIX}ann")
     assert history.meta["exact"] is False
