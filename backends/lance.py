@@ -7,7 +7,10 @@ Upserts go through ``merge_insert("id")``; with the ``primary_key`` option
 atomic (``atomic_batches = True``; a test kills a writer process mid-batch
 to hold it to that). Deletes, gets and exists use expressions
 (``col("id") == lit(id)``): no id is ever spliced into a filter string.
-Search is ``distance_type("cosine")`` with score = 1 - ``_distance``;
+Search is ``distance_type(metric)`` (the run's ``BackendConfig.metric``:
+cosine, l2, dot; the index is built with the same metric) and the score is
+converted from ``_distance`` (cosine: 1 - d; l2: d is the squared distance,
+score -sqrt(d); dot: d is 1 - inner product, score 1 - d);
 without a vector index it is brute force (``exact = True``), with
 ``index`` set it is approximate (``exact = False``); ``search_exact`` (the
 harness's probes) bypasses the index (``bypass_vector_index``) and is brute
@@ -42,6 +45,8 @@ m, ef_construction     (lance)     HNSW knobs
 nprobes                (lance)     query knob
 refine_factor          1 w/ index  re-score candidates exactly; 0 = off
 ef                     (lance)     HNSW query knob
+prefilter              true        filter before the vector search (false: after
+                                   it; with an index, short answers)
 =====================  ==========  ===============================================
 
 Any other key is refused (a setup error naming it and these).
@@ -49,6 +54,7 @@ Any other key is refused (a setup error naming it and these).
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -58,7 +64,7 @@ import numpy as np
 
 from backends._toolkit import (Option, Options, ValidatingBackend, classify, is_owner_mark, owner_mark,
                                require_owned)
-from dst.backend import BackendConfig, SearchHit
+from dst.backend import BackendConfig, SearchHit, metric_or_default
 from dst.errors import BackendError, InvalidInput
 
 DEFAULT_LOCATION = os.path.join(".dst", "lance")
@@ -82,6 +88,7 @@ OPTIONS = Options(
     Option("nprobes", int, lo=1),
     Option("refine_factor", int, lo=0),
     Option("ef", int, lo=1),
+    Option("prefilter", bool, True),
     prefix="lance:", error=BackendError)
 KNOWN_OPTIONS = set(OPTIONS.names)
 
@@ -110,6 +117,8 @@ class LanceBackend(ValidatingBackend):
         self._pa = pa
         opts = OPTIONS.parse(config.options)
         self.dim = config.dim
+        self.metric = metric_or_default(getattr(config, "metric", "cosine"))
+        self.prefilter = opts["prefilter"]
         self.primary_key = opts["primary_key"]
         self.scalar_index = opts["scalar_index"]
         self.compact_every = opts["compact_every"]
@@ -229,7 +238,7 @@ class LanceBackend(ValidatingBackend):
         vector index (``bypass_vector_index``): the probes check what is
         stored, not what an index finds."""
         with _failing("search"):
-            b = (self._t.search(q, vector_column_name="vector").distance_type("cosine")
+            b = (self._t.search(q, vector_column_name="vector").distance_type(self.metric)
                  .select(["id", "_distance"]).limit(limit))
             if exact:
                 b = b.bypass_vector_index()
@@ -243,7 +252,7 @@ class LanceBackend(ValidatingBackend):
             rows = b.to_arrow()
         ids = rows.column("id").to_pylist()
         dist = rows.column("_distance").to_numpy()
-        hits = [SearchHit(i, 1.0 - float(d)) for i, d in zip(ids, dist)]
+        hits = [SearchHit(i, _score(self.metric, float(d))) for i, d in zip(ids, dist)]
         # LanceDB returns ties in insertion order; order them by id, as sim does.
         hits.sort(key=lambda h: (-h.score, h.id))
         return hits
@@ -260,7 +269,7 @@ class LanceBackend(ValidatingBackend):
             raise InvalidInput(f"lance: unknown maintenance kind {kind!r} (compact, vacuum, index)")
 
     def _build_index(self) -> None:
-        kw: dict[str, Any] = {"metric": "cosine", "vector_column_name": "vector",
+        kw: dict[str, Any] = {"metric": self.metric, "vector_column_name": "vector",
                               "index_type": self.index, "replace": True, **self.index_opts}
         import warnings
         with _failing(f"create_index({self.index})"), warnings.catch_warnings():
@@ -283,6 +292,17 @@ class LanceBackend(ValidatingBackend):
                 self._check_owned(db.open_table(self.table_name))
                 db.drop_table(self.table_name)
         self.close()
+
+
+def _score(metric: str, d: float) -> float:
+    """LanceDB's ``_distance`` as the contract's score. Measured on 0.40,
+    with and without an IVF_FLAT index (docs/findings.md): cosine reports
+    1 - cos; l2 the SQUARED Euclidean distance; dot 1 - inner product."""
+    if metric == "cosine":
+        return 1.0 - d
+    if metric == "l2":
+        return -math.sqrt(max(d, 0.0))
+    return 1.0 - d
 
 
 def _failing(call: str):
