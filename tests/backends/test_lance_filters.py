@@ -42,3 +42,40 @@ def test_cli_run_per_metric(tmp_path, metric):
                 "--metric", metric, "--quiet",
                 "--location", str(tmp_path / "db"), "--report-dir", str(tmp_path / "rep"))
     assert r == 0
+
+
+def _filtered(b, where):
+    return sorted(h.id for h in b.search(np.array([1.0, 1.0], np.float32), 200, where=where))
+
+
+def test_hostile_values_round_trip_and_filter(tmp_path):
+    from dst.filters import INT_MIN, matches
+    from dst.sim.workload import HOSTILE_STEMS, HOSTILE_VALUES
+    b = open_backend(BackendConfig(dim=2, location=str(tmp_path), namespace="t", fresh=True, options={}))
+    vals = list(dict.fromkeys([*HOSTILE_VALUES, *HOSTILE_STEMS]))
+    rows = {f"r{i}": {"label": v} for i, v in enumerate(vals)}
+    rows["none"] = {}
+    rows["min"] = {"label": INT_MIN}
+    b.store_batch([(k, np.array([1.0, i + 1.0], np.float32), a) for i, (k, a) in enumerate(rows.items())])
+    for k, a in rows.items():
+        assert b.get_attrs(k) == a, k
+    for v in [*vals, INT_MIN, 2 ** 63 - 1]:
+        for w in ({"eq": ["label", v]}, {"ne": ["label", v]}, {"in": ["label", [v]]}):
+            assert _filtered(b, w) == sorted(k for k, a in rows.items() if matches(w, a)), w
+
+
+def test_missing_attribute_is_two_valued(tmp_path):
+    b = open_backend(BackendConfig(dim=2, location=str(tmp_path), namespace="t", fresh=True, options={}))
+    b.store("has", np.array([1.0, 0.0], np.float32), {"tenant": "x"})
+    b.store("other", np.array([1.0, 1.0], np.float32), {"tenant": "y"})
+    b.store("bare", np.array([0.0, 1.0], np.float32))
+    b.store("typed", np.array([1.0, 2.0], np.float32), {"tenant": 3})
+    assert _filtered(b, {"not": {"eq": ["tenant", "x"]}}) == ["bare", "other", "typed"]
+    assert _filtered(b, {"ne": ["tenant", "x"]}) == ["other"]
+    assert _filtered(b, {"and": []}) == ["bare", "has", "other", "typed"]
+    assert _filtered(b, {"or": []}) == []
+    assert _filtered(b, {"exists": "tenant"}) == ["has", "other", "typed"]
+    assert _filtered(b, {"not": {"exists": "nope"}}) == ["bare", "has", "other", "typed"]
+    b.store("has", np.array([1.0, 0.0], np.float32))      # a store without attrs clears them
+    assert b.get_attrs("has") == {} and b.get_attrs("gone") is None
+    assert _filtered(b, {"eq": ["tenant", "x"]}) == []
