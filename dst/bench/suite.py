@@ -163,6 +163,15 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
             except Exception as exc:  # noqa: BLE001
                 out["checker"] = {"error": f"{type(exc).__name__}: {exc}"}
             bar.advance(c_task)
+        # Filtered search and metrics (issue 12): sim here; lance and pgvector
+        # through ``python -m dst.bench.filtered BACKEND`` once they declare filters.
+        from dst.bench.filtered import filtered_figures, metric_figures
+        n_f = 1000 if config.quick else 10_000
+        try:
+            out["filtered"] = [filtered_figures("sim", n=n_f, dim=128)]
+            out["metrics"] = metric_figures("sim", n=n_f, dim=128)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            out["filtered"] = [{"backend": "sim", "error": f"{type(exc).__name__}: {exc}"}]
     out["load_avg_end"] = load_avg()
     out["elapsed_s"] = round(wallclock.monotonic_s() - t0, 1)
 

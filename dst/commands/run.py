@@ -153,7 +153,8 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**summary, "report_dir": str(run_dir)})
     if args.junit:
-        write_junit(args.junit, f"dst.{scenario.name}.{args.backend}", _junit_cases(args, results, run_dir))
+        write_junit(args.junit, f"dst.{scenario.name}.{args.backend}", _junit_cases(args, results, run_dir),
+                    properties={"metric": scenario.metric, "filters": scenario.filters})
 
     print_summary(console, summary, results, elapsed)
     if recall is not None:
@@ -208,7 +209,8 @@ def _junit_cases(args: argparse.Namespace, results: list, run_dir: Path) -> list
                                           location=args.location, budget_steps=budget)
             by_seed = seed_replay_command(r.seed, scenario=args.scenario, backend=args.backend,
                                           location=args.location, options=args.opt, ops=args.ops,
-                                          clients=args.clients, budget_steps=budget)
+                                          clients=args.clients, budget_steps=budget,
+                                          metric=getattr(args, "metric", None))
             detail = f"replay: {hist}\nor, from the seed: {by_seed}"
         cases.append({"seed": r.seed, "verdict": r.verdict, "time_s": r.run_s + r.check_s,
                       "message": msg, "detail": detail})

@@ -499,7 +499,8 @@ def _pack(plist: list[_Proc]) -> tuple[list[list[str]], list[int]]:
 # -- the search comparison ------------------------------------------------------------
 
 def search_comparison(model: Any, items: dict[str, int], qref: int, limit: int,
-                      output: Any) -> dict[str, Any]:
+                      output: Any, where: int | None = None,
+                      attrs: dict[str, int] | None = None) -> dict[str, Any]:
     """Returned hits beside the exact top-k, in one model state.
 
     ``items`` is the oracle's state (id -> vector number) at the point the
@@ -519,6 +520,10 @@ def search_comparison(model: Any, items: dict[str, int], qref: int, limit: int,
     """
     sc = model.true_scores(qref)
     eps = model.eps
+    live = items
+    attrs = attrs or {}
+    if where is not None:
+        items = model.matching(live, attrs, where)
     ranked = sorted(items.items(), key=lambda kv: (-sc[kv[1]], kv[0]))
     k = min(limit, len(ranked)) if isinstance(limit, int) else len(ranked)
     expected = ranked[:k]
@@ -546,7 +551,12 @@ def search_comparison(model: Any, items: dict[str, int], qref: int, limit: int,
                 note.append(f"duplicate of rank {returned_at[hid]}")
             else:
                 returned_at[hid] = rank + 1
-        if ref is None:
+        if ref is None and where is not None and isinstance(hid, str) and hid in live:
+            aref = attrs.get(hid)
+            got = model.attr_sets[aref] if aref is not None else {}
+            note.append(f"live but does not match the filter (attrs {_json_text(got)})")
+            ref = None
+        elif ref is None:
             note.append("not live in this state")
         else:
             true = sc[ref]
@@ -577,7 +587,13 @@ def search_comparison(model: Any, items: dict[str, int], qref: int, limit: int,
             note = "missing"
         rows_exp.append({"rank": rank + 1, "id": _id(id_), "ref": f"#{ref}", "true": repr(sc[ref]),
                          "note": note})
-    return {"query": f"#{qref}", "limit": limit, "live": len(items), "k": k, "eps": eps,
+    filt = None
+    if where is not None:
+        from dst import filters as _filters
+        tree = model.wheres[where]
+        filt = {"show": _filters.show(tree), "json": _filters.dumps(tree), "matching": len(items)}
+    return {"query": f"#{qref}", "limit": limit, "live": len(live), "k": k, "eps": eps,
+            "filter": filt, "metric": getattr(model, "metric", "cosine"),
             "returned": rows_ret, "expected": rows_exp,
             "kth": None if kth is None else repr(kth)}
 
@@ -596,7 +612,7 @@ def _vector_states(h: Any, violation: dict[str, Any]) -> tuple[Any, dict[str, tu
     from dst.history import pair
     m = h.meta
     model = VectorModel(h.table.vectors, int(m["dim"]), float(m.get("score_eps", 1e-4)),
-                        exact=bool(m.get("exact", True)))
+                        exact=bool(m.get("exact", True)), metric=str(m.get("metric") or "cosine"))
     ops = model.operations(pair(h.events), bool(m.get("atomic_batches", False)))
     found: dict[str, tuple[Any, Any, str]] = {}
     lead = (violation.get("op") or {}).get("index")
@@ -779,6 +795,8 @@ def _summary_html(h: Any, meta: dict[str, Any], seed_result: dict[str, Any] | No
         ("backend", meta.get("backend")), ("scenario", meta.get("scenario")), ("seed", meta.get("seed")),
         ("verdict", verdict),
         ("dimension", meta.get("dim")),
+        ("metric", meta.get("metric") or ("cosine" if "dim" in meta else None)),
+        ("filters", None if "filters" not in meta else ("on" if meta.get("filters") else "off")),
         ("search", None if "exact" not in meta else ("exact" if meta.get("exact") else "approximate (ANN)")),
         ("atomic batches", meta.get("atomic_batches")),
         ("concurrency", meta.get("concurrency")),
@@ -927,7 +945,9 @@ def _comparisons(h: Any, v: dict[str, Any]) -> dict[str, tuple[dict[str, Any] | 
         state, op, where = got
         if op.input[-1] is not None or not isinstance(op.output, tuple):
             continue
-        out[role] = (search_comparison(model, state.items, op.input[1], op.input[2], op.output), where)
+        wref = op.input[3] if len(op.input) > 4 else None
+        out[role] = (search_comparison(model, state.items, op.input[1], op.input[2], op.output,
+                                       where=wref, attrs=getattr(state, "attrs", None) or {}), where)
     return out
 
 
@@ -935,8 +955,13 @@ def _comparison_html(comp: dict[str, Any] | None, where: str) -> str:
     if comp is None:
         return f"<p class=\"note\">{_h(where)}</p>"
     head = (f"<p class=\"note\">Returned hits beside the exact answer. Query {_h(comp['query'])}, limit {_h(comp['limit'])}, "
-            f"{comp['live']} ids live {_h(where)}; exact top-{comp['k']} by true cosine (float64), "
+            f"{comp['live']} ids live {_h(where)}; exact top-{comp['k']} by true {_h(comp.get('metric', 'cosine'))} score (float64), "
             f"ties by id; score_eps {_h(comp['eps'])}.</p>")
+    f = comp.get("filter")
+    if f:
+        head += (f"<p class=\"note filter\">Filter <code>{_h(f['show'])}</code> (canonical JSON "
+                 f"<code>{_h(f['json'])}</code>) matches {f['matching']} of {comp['live']} live ids; "
+                 f"the expected answer ranks only the matching ids.</p>")
 
     def table(rows: list[dict[str, Any]], cols: list[tuple[str, str]], caption: str) -> str:
         t = [f'<table class="hits"><caption>{_h(caption)}</caption><thead><tr>']

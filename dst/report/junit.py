@@ -11,13 +11,21 @@ from xml.sax.saxutils import escape, quoteattr
 from dst.errors import UsageError
 
 
-def write_junit(path: str | Path, suite: str, cases: list[dict[str, Any]]) -> None:
-    """JUnit XML: one testcase per seed; failures carry the replay command."""
+def write_junit(path: str | Path, suite: str, cases: list[dict[str, Any]],
+                properties: dict[str, Any] | None = None) -> None:
+    """JUnit XML: one testcase per seed; failures carry the replay command.
+    ``properties`` (the run's metric, filters use, ...) become the suite's
+    ``<properties>``, in key order."""
     failures = sum(1 for c in cases if c["verdict"] == "violation")
     errors = sum(1 for c in cases if c["verdict"] == "unknown")
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
              f'<testsuite name={quoteattr(suite)} tests="{len(cases)}" failures="{failures}" '
              f'errors="{errors}">']
+    if properties:
+        lines.append('  <properties>')
+        for key in sorted(properties):
+            lines.append(f'    <property name={quoteattr(str(key))} value={quoteattr(str(properties[key]))}/>')
+        lines.append('  </properties>')
     for c in cases:
         name = quoteattr(f"seed {c['seed']}")
         t = f"{c.get('time_s', 0.0):.3f}"
@@ -60,8 +68,10 @@ def replay_flags(*, location: str | None = None, options: list[tuple[str, Any]] 
 
 def seed_replay_command(seed: int, *, scenario: str, backend: str, location: str | None = None,
                         options: list[tuple[str, Any]] | None = None, ops: int | None = None,
-                        clients: int | None = None, budget_steps: int | None = None) -> str:
-    """``dst replay --seed N`` with every flag that shaped the case.
+                        clients: int | None = None, budget_steps: int | None = None,
+                        metric: str | None = None) -> str:
+    """``dst replay --seed N`` with every flag that shaped the case
+    (``metric``: the run's ``--metric``, when one was given).
 
     ``scenario`` is what the user gave ``--scenario`` (a name, or a file's
     path as given), never the scenario's own name: a file outside
@@ -72,6 +82,8 @@ def seed_replay_command(seed: int, *, scenario: str, backend: str, location: str
         argv += ["--ops", str(ops)]
     if clients is not None:
         argv += ["--clients", str(clients)]
+    if metric is not None:
+        argv += ["--metric", metric]
     argv += replay_flags(location=location, options=options, budget_steps=budget_steps)
     return " ".join(shlex.quote(a) for a in argv)
 

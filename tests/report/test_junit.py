@@ -96,3 +96,18 @@ def test_unwritable_junit_path_is_exit_2(in_tmp, capsys):
     assert len(err) == 1 and "--junit" in err[0] and "Traceback" not in err[0]
     # Refused before any seed ran: no run was lost to it.
     assert not (in_tmp / "reports").exists()
+
+
+def test_junit_properties_and_metric_in_the_replay_command(tmp_path):
+    """Issue 12: the run's metric is a suite property, and a seed replay of a
+    --metric run carries --metric (without it the replay scores by cosine)."""
+    import xml.etree.ElementTree as ET
+
+    from dst.report.junit import seed_replay_command, write_junit
+    out = tmp_path / "j.xml"
+    write_junit(out, "dst.filters.sim", [{"seed": 0, "verdict": "ok"}], properties={"metric": "l2", "filters": "on"})
+    props = {p.get("name"): p.get("value") for p in ET.parse(out).getroot().iter("property")}
+    assert props == {"metric": "l2", "filters": "on"}
+    cmd = seed_replay_command(3, scenario="filters", backend="sim", metric="l2")
+    assert "--metric l2" in cmd
+    assert "--metric" not in seed_replay_command(3, scenario="filters", backend="sim")
