@@ -7,7 +7,10 @@ Upserts go through ``merge_insert("id")``; with the ``primary_key`` option
 atomic (``atomic_batches = True``; a test kills a writer process mid-batch
 to hold it to that). Deletes, gets and exists use expressions
 (``col("id") == lit(id)``): no id is ever spliced into a filter string.
-Search is ``distance_type("cosine")`` with score = 1 - ``_distance``;
+Search is ``distance_type(metric)`` (the run's ``BackendConfig.metric``:
+cosine, l2, dot; the index is built with the same metric) and the score is
+converted from ``_distance`` (cosine: 1 - d; l2: d is the squared distance,
+score -sqrt(d); dot: d is 1 - inner product, score 1 - d);
 without a vector index it is brute force (``exact = True``), with
 ``index`` set it is approximate (``exact = False``); ``search_exact`` (the
 harness's probes) bypasses the index (``bypass_vector_index``) and is brute
@@ -42,6 +45,8 @@ m, ef_construction     (lance)     HNSW knobs
 nprobes                (lance)     query knob
 refine_factor          1 w/ index  re-score candidates exactly; 0 = off
 ef                     (lance)     HNSW query knob
+prefilter              true        filter before the vector search (false: after
+                                   it; with an index, short answers)
 =====================  ==========  ===============================================
 
 Any other key is refused (a setup error naming it and these).
@@ -49,6 +54,7 @@ Any other key is refused (a setup error naming it and these).
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -58,7 +64,7 @@ import numpy as np
 
 from backends._toolkit import (Option, Options, ValidatingBackend, classify, is_owner_mark, owner_mark,
                                require_owned)
-from dst.backend import BackendConfig, SearchHit
+from dst.backend import BackendConfig, SearchHit, metric_or_default
 from dst.errors import BackendError, InvalidInput
 
 DEFAULT_LOCATION = os.path.join(".dst", "lance")
@@ -82,6 +88,7 @@ OPTIONS = Options(
     Option("nprobes", int, lo=1),
     Option("refine_factor", int, lo=0),
     Option("ef", int, lo=1),
+    Option("prefilter", bool, True),
     prefix="lance:", error=BackendError)
 KNOWN_OPTIONS = set(OPTIONS.names)
 
@@ -100,6 +107,7 @@ def _import():
 
 class LanceBackend(ValidatingBackend):
     name = "lance"
+    filters = True
     maintenance_kinds = ("compact", "vacuum", "index")
 
     def __init__(self, config: BackendConfig):
@@ -110,6 +118,8 @@ class LanceBackend(ValidatingBackend):
         self._pa = pa
         opts = OPTIONS.parse(config.options)
         self.dim = config.dim
+        self.metric = metric_or_default(getattr(config, "metric", "cosine"))
+        self.prefilter = opts["prefilter"]
         self.primary_key = opts["primary_key"]
         self.scalar_index = opts["scalar_index"]
         self.compact_every = opts["compact_every"]
@@ -161,17 +171,43 @@ class LanceBackend(ValidatingBackend):
                                f"{getattr(vf, 'list_size', '?')}, not {self.dim}")
 
     # -- helpers ------------------------------------------------------------
-    def _rows(self, ids: list[str], matrix: np.ndarray):
-        pa = self._pa
-        flat = np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1)
-        return pa.table({"id": pa.array(ids, pa.string()),
-                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), self.dim)},
-                        schema=self._schema)
+    def _attr_columns(self) -> list[str]:
+        with _failing("schema"):
+            return [f.name for f in self._t.schema if f.name.startswith(ATTR_PREFIX)]
 
-    def _upsert(self, ids: list[str], matrix: np.ndarray) -> None:
+    def _ensure_columns(self, attrs_list: list[dict]) -> list[str]:
+        """Every (name, type) column the rows need, added (all null) by schema
+        evolution when missing; returns the table's attribute columns."""
+        pa = self._pa
+        have = self._attr_columns()
+        need = sorted({_column(k, v) for a in attrs_list for k, v in a.items()} - set(have))
+        if need:
+            fields = [pa.field(c, _ARROW[c[-1]](pa), nullable=True) for c in need]
+            with _failing("add_columns"):
+                self._t.add_columns(pa.schema(fields))
+            have = self._attr_columns()
+        return have
+
+    def _rows(self, ids: list[str], matrix: np.ndarray, attrs_list: list[dict] | None = None):
+        pa = self._pa
+        attrs_list = attrs_list if attrs_list is not None else [{} for _ in ids]
+        cols = self._ensure_columns(attrs_list)
+        flat = np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1)
+        data = {"id": pa.array(ids, pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), self.dim)}
+        fields = [self._schema.field("id"), self._schema.field("vector")]
+        for c in cols:
+            name, kind = c[len(ATTR_PREFIX):-3], c[-1]
+            vals = [a.get(name) if name in a and _KIND[type(a[name])] == kind else None for a in attrs_list]
+            data[c] = pa.array(vals, _ARROW[kind](pa))
+            fields.append(pa.field(c, _ARROW[kind](pa), nullable=True))
+        return pa.table(data, schema=pa.schema(fields, metadata=self._schema.metadata))
+
+    def _upsert(self, ids: list[str], matrix: np.ndarray, attrs_list: list[dict] | None = None) -> None:
+        rows = self._rows(ids, matrix, attrs_list)
         with _failing("merge_insert"):
             (self._t.merge_insert("id").when_matched_update_all()
-             .when_not_matched_insert_all().execute(self._rows(ids, matrix)))
+             .when_not_matched_insert_all().execute(rows))
         self._wrote()
 
     def _wrote(self) -> None:
@@ -192,12 +228,24 @@ class LanceBackend(ValidatingBackend):
         return col("id") == lit(id_)
 
     # -- the protocol (input checked by ValidatingBackend) ----------------------
-    def raw_store(self, id: str, vector: np.ndarray) -> None:
-        self._upsert([id], vector[None, :])
+    def raw_store(self, id: str, vector: np.ndarray, attrs: dict | None = None) -> None:
+        self._upsert([id], vector[None, :], [attrs or {}])
 
-    def raw_store_batch(self, ids: list[str], matrix: np.ndarray) -> None:
+    def raw_store_batch(self, ids: list[str], matrix: np.ndarray, attrs: list[dict] | None = None) -> None:
         if ids:
-            self._upsert(ids, matrix)
+            self._upsert(ids, matrix, attrs)
+
+    def raw_get_attrs(self, id: str) -> dict | None:
+        cols = self._attr_columns()
+        rows = self._lookup(id, ["id", *cols])
+        if rows.num_rows == 0:
+            return None
+        out: dict = {}
+        for c in cols:
+            v = rows.column(c)[0].as_py()
+            if v is not None:
+                out[c[len(ATTR_PREFIX):-3]] = v
+        return dict(sorted(out.items()))
 
     def raw_delete(self, id: str) -> bool:
         with _failing("delete"):
@@ -224,13 +272,15 @@ class LanceBackend(ValidatingBackend):
         with _failing("count_rows"):
             return int(self._t.count_rows())
 
-    def raw_search(self, q: np.ndarray, limit: int, exact: bool) -> list[SearchHit]:
+    def raw_search(self, q: np.ndarray, limit: int, exact: bool, where=None) -> list[SearchHit]:
         """``exact`` (``search_exact``, the probes'): brute force, past any
         vector index (``bypass_vector_index``): the probes check what is
         stored, not what an index finds."""
         with _failing("search"):
-            b = (self._t.search(q, vector_column_name="vector").distance_type("cosine")
+            b = (self._t.search(q, vector_column_name="vector").distance_type(self.metric)
                  .select(["id", "_distance"]).limit(limit))
+            if where is not None:
+                b = b.where(sql_filter(where, self._attr_columns()), prefilter=self.prefilter)
             if exact:
                 b = b.bypass_vector_index()
             elif not self.exact:
@@ -243,7 +293,7 @@ class LanceBackend(ValidatingBackend):
             rows = b.to_arrow()
         ids = rows.column("id").to_pylist()
         dist = rows.column("_distance").to_numpy()
-        hits = [SearchHit(i, 1.0 - float(d)) for i, d in zip(ids, dist)]
+        hits = [SearchHit(i, _score(self.metric, float(d))) for i, d in zip(ids, dist)]
         # LanceDB returns ties in insertion order; order them by id, as sim does.
         hits.sort(key=lambda h: (-h.score, h.id))
         return hits
@@ -260,7 +310,7 @@ class LanceBackend(ValidatingBackend):
             raise InvalidInput(f"lance: unknown maintenance kind {kind!r} (compact, vacuum, index)")
 
     def _build_index(self) -> None:
-        kw: dict[str, Any] = {"metric": "cosine", "vector_column_name": "vector",
+        kw: dict[str, Any] = {"metric": self.metric, "vector_column_name": "vector",
                               "index_type": self.index, "replace": True, **self.index_opts}
         import warnings
         with _failing(f"create_index({self.index})"), warnings.catch_warnings():
@@ -283,6 +333,71 @@ class LanceBackend(ValidatingBackend):
                 self._check_owned(db.open_table(self.table_name))
                 db.drop_table(self.table_name)
         self.close()
+
+
+ATTR_PREFIX = "a__"
+# (name, type) -> column a__<name>__<s|i|b>: a value's type may differ
+# between rows, each type has its own nullable column.
+_KIND = {str: "s", int: "i", bool: "b"}
+_ARROW = {"s": lambda pa: pa.string(), "i": lambda pa: pa.int64(), "b": lambda pa: pa.bool_()}
+
+
+def _column(name: str, value) -> str:
+    return f"{ATTR_PREFIX}{name}__{_KIND[type(value)]}"
+
+
+def sql_literal(value) -> str:
+    """A DataFusion SQL literal for an attribute value. Strings: single
+    quotes doubled (no backslash escapes in standard literals); ints in
+    decimal, -2**63 as an expression (its magnitude overflows BIGINT)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if value == -(2 ** 63):
+            return "(-9223372036854775807 - 1)"
+        return str(int(value))
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise InvalidInput(f"lance: no SQL literal for {type(value).__name__}")
+
+
+def sql_filter(where, columns: list[str]) -> str:
+    """The canonical ``where`` tree as a LanceDB filter string, two-valued:
+    every comparison is ``COALESCE(..., false)`` so ``NOT`` of a missing
+    attribute is true; a comparison on a column the table lacks is false."""
+    have = set(columns)
+    (op, arg), = where.items()
+    if op == "and":
+        return "(" + " AND ".join(sql_filter(w, columns) for w in arg) + ")" if arg else "true"
+    if op == "or":
+        return "(" + " OR ".join(sql_filter(w, columns) for w in arg) + ")" if arg else "false"
+    if op == "not":
+        return f"(NOT {sql_filter(arg, columns)})"
+    if op == "exists":
+        cols = [f"{ATTR_PREFIX}{arg}__{k}" for k in "sib" if f"{ATTR_PREFIX}{arg}__{k}" in have]
+        return "(" + " OR ".join(f"`{c}` IS NOT NULL" for c in cols) + ")" if cols else "false"
+    name, value = arg
+    sample = value[0] if op == "in" else value
+    col = _column(name, sample)
+    if col not in have:
+        return "false"
+    if op == "in":
+        body = f"`{col}` IN (" + ", ".join(sql_literal(v) for v in value) + ")"
+    else:
+        sym = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[op]
+        body = f"`{col}` {sym} {sql_literal(value)}"
+    return f"COALESCE({body}, false)"
+
+
+def _score(metric: str, d: float) -> float:
+    """LanceDB's ``_distance`` as the contract's score. Measured on 0.40,
+    with and without an IVF_FLAT index (docs/findings.md): cosine reports
+    1 - cos; l2 the SQUARED Euclidean distance; dot 1 - inner product."""
+    if metric == "cosine":
+        return 1.0 - d
+    if metric == "l2":
+        return -math.sqrt(max(d, 0.0))
+    return 1.0 - d
 
 
 def _failing(call: str):
