@@ -232,7 +232,7 @@ def _ms(samples: list[float], pct: float) -> float | None:
     return round(float(np.percentile(np.asarray(samples), pct)) * 1000, 4)
 
 
-def _median(samples: list[float]) -> float:
+def median(samples: list[float]) -> float:
     return float(np.median(np.asarray(samples)))
 
 
@@ -557,8 +557,8 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         if adapter.count() != n:
             raise RuntimeError(f"count() is {adapter.count()} after loading {n} rows")
         row["insert_rounds"] = rounds
-        row["insert_s"] = round(_median(load_s), 4)
-        row["insert_rows_per_s"] = round(n / max(_median(load_s), 1e-9), 1)
+        row["insert_s"] = round(median(load_s), 4)
+        row["insert_rows_per_s"] = round(n / max(median(load_s), 1e-9), 1)
 
         # -- index ------------------------------------------------------------------------------
         if options.get("index") is not None:
@@ -626,8 +626,8 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
                 dt, _ = _timed(lambda: raw.load(prepared))
                 raw_load.append(dt)
             del prepared
-            raw_out["insert_s"] = round(_median(raw_load), 4)
-            raw_out["insert_rows_per_s"] = round(n / max(_median(raw_load), 1e-9), 1)
+            raw_out["insert_s"] = round(median(raw_load), 4)
+            raw_out["insert_rows_per_s"] = round(n / max(median(raw_load), 1e-9), 1)
             raw_out["search_p50_ms"] = _ms(raw_lat, 50)
             raw_out["search_p95_ms"] = _ms(raw_lat, 95)
             rr = truth.recall(raw_found)

@@ -24,7 +24,7 @@ import numpy as np
 
 from dst import wallclock
 from dst.backend import BackendConfig, open_backend, resolve_backend
-from dst.bench.backends import _median, make_data, row_id
+from dst.bench.backends import make_data, median, row_id
 
 SELECTIVITIES = {"1%": {"eq": ["bucket", 0]}, "50%": {"lt": ["bucket", 50]}}
 K = 10
@@ -78,7 +78,7 @@ def filtered_figures(backend: str, n: int = 10_000, dim: int = 128, queries: int
                 got = [h.id for h in hits]
                 recalls.append(len(truth & set(got)) / want_len if want_len else 1.0)
                 complete += len(got) == want_len
-            out["selectivity"][name] = {"matching": int(len(idx)), "p50_ms": _median(times) * 1000,
+            out["selectivity"][name] = {"matching": int(len(idx)), "p50_ms": median(times) * 1000,
                                         "recall": float(np.mean(recalls)),
                                         "completeness": complete / len(qs)}
         return out
@@ -101,7 +101,7 @@ def metric_figures(backend: str = "sim", n: int = 10_000, dim: int = 128, querie
                 t0 = wallclock.monotonic_s()
                 b.search(q, K)
                 times.append(wallclock.monotonic_s() - t0)
-            out["metrics"][metric] = {"p50_ms": _median(times) * 1000}
+            out["metrics"][metric] = {"p50_ms": median(times) * 1000}
         finally:
             b.close()
     return out

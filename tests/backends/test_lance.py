@@ -75,8 +75,8 @@ WRITER = textwrap.dedent("""
     # execute (the commit): say when it is done, so the test knows a kill
     # after it landed in a running commit, not in the batch's preparation.
     rows = LanceBackend._rows
-    def announced(self, ids, matrix):
-        table = rows(self, ids, matrix)
+    def announced(self, ids, matrix, *attrs):
+        table = rows(self, ids, matrix, *attrs)
         print("commit", flush=True)
         return table
     LanceBackend._rows = announced
