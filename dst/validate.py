@@ -194,9 +194,12 @@ def check_batch_attrs(items: Iterable[Any], dim: int, metric: str = "cosine"
     if not any(isinstance(it, (list, tuple)) and len(it) == 3 for it in items):
         ids, m = check_batch_matrix(items, dim, metric)
         return ids, m, None
-    problem = batch_problem(items, dim, metric)
-    if problem:
-        raise InvalidInput(problem)
+    # Attributes and item shapes first, one pass; ids and vectors then take
+    # check_batch_matrix's vectorized path. Any problem goes through the
+    # per-item batch_problem, so the sentence names the first bad item.
+    shaped = all(isinstance(it, (list, tuple)) and len(it) in (2, 3) for it in items)
+    if not shaped or any(attrs_problem(it[2]) for it in items if len(it) == 3):
+        raise InvalidInput(batch_problem(items, dim, metric) or "batch is invalid")
     attrs = [norm_attrs(it[2]) if len(it) == 3 else {} for it in items]
     ids, m = check_batch_matrix([(it[0], it[1]) for it in items], dim, metric)
     return ids, m, (attrs if any(attrs) else None)
