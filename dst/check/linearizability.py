@@ -50,6 +50,10 @@ DEFAULT_BUDGET_STEPS = 5_000_000
 # enough that switching (a generator resume) costs nothing measurable.
 SLICE_BACKTRACKS = 256
 
+# How many of the next open returns a point asks the model's ``hopeless``
+# about (the cut is exact for any number; more costs more per point).
+LOOKAHEAD_RETURNS = 6
+
 
 @dataclass(slots=True)
 class Operation:
@@ -87,6 +91,13 @@ class Model(Protocol):
       one part per key). Parts come in a deterministic order; every op is
       in exactly one part.
     * ``describe_partition(ops) -> str``: names a part ("key 'x'").
+    * ``readonly(input) -> bool``: True for an op that never changes the
+      state, whatever the state and output (a read). The search places
+      such an op as soon as it fits, and tries nothing else there.
+    * ``hopeless(state, op, pending) -> bool``: True when ``op``, which
+      must take effect before any op outside ``pending``, cannot fit after
+      any sequence of ``pending`` from ``state``. Must never say True when
+      some sequence fits: it cuts the search there.
     * ``describe(state) -> str``: a short human-readable state.
     * ``explain(state, op) -> str``: why ``op`` cannot go next in ``state``.
     """
@@ -386,26 +397,55 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
             ) -> Generator[None, None, CheckResult]:
     """The full search over ``ops``; yields every SLICE_BACKTRACKS backtracks.
 
-    Steps are charged to ``meter`` (shared by all parts) and ``part``
-    whenever the search yields or ends.
+    Depth first over the points of the search. At a point, the candidates
+    are the pending calls before the first open return (Wing & Gong), tried
+    in call order (trying them earliest return first was measured: more
+    steps on most histories, 100x more on some). Four cuts keep the tree small, each exact (none loses a linearization):
+
+    * memo (Lowe): a (set of linearized ops, state) reached before is not
+      searched again;
+    * reads first: an op the model calls ``readonly`` (it never changes
+      any state) that fits is placed at once and nothing else is tried at
+      that point, since it could be moved to the front of any completion
+      (every state stays the same, and its call came before the first open
+      return). Only for ops read-only in every state: an op that happens to
+      change nothing here (an unseen cas that does not match) could change
+      the state further on;
+    * symmetry: once an op failed at a point, another with the same input
+      and output and a return no earlier is not tried there (swap the two
+      in any completion);
+    * hopeless (the model's, optional): the op that must go first cannot
+      fit after any of the candidates, so the point fails at once.
+
+    Steps (model steps and backtracks) are charged to ``meter`` (shared by
+    all parts) and ``part`` whenever the search yields or ends.
     """
     ops = sorted(ops, key=lambda op: (op.call, op.id))
     head = _build(ops)
+    sym = _classes(ops)
+    readonly = getattr(model, "readonly", None)
+    reads = {1 << n for n, op in enumerate(ops) if readonly is not None and readonly(op.input)}
     state = model.init()
     linearized = 0
     memo: set[tuple[int, Any]] = set()
-    stack: list[tuple[_Entry, Any]] = []
+    # The path: (entry placed, state before it, placed as a read).
+    path: list[tuple[_Entry, Any, bool]] = []
+    # One frame per point on the path and one for the point it reached:
+    # [candidates, next index, {class: earliest return failed here}, the
+    # op the model found hopeless here (None when the candidates ran out)].
+    hopeless = getattr(model, "hopeless", None)
+    frames: list[list[Any]] = [_frame(head, state, hopeless)]
     # The longest linearizable prefix (the witness of a violation). It is
     # copied only when the search backs out of a new deepest point, not on
     # every push: copying on the way down is quadratic in a long history.
     deepest = 0
     best: list[Operation] = []
     best_state, best_bits = state, 0
+    best_stuck: Operation | None = None
     step = model.step
     left = meter.left           # steps this turn may take
     used = 0                    # steps taken this turn, not yet charged
     backtracks = 0
-    entry = head.next
     while head.next is not None:
         if used >= left:
             meter.left -= used
@@ -414,56 +454,157 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
                                reason=f"search budget of {meter.budget} steps exhausted "
                                       f"({deepest} of {len(ops)} ops linearized at most)")
         used += 1
-        if entry.is_call:
+        frame = frames[-1]
+        cands = frame[0]
+        i = frame[1]
+        if i < len(cands):
+            entry = cands[i]
+            frame[1] = i + 1
             op = entry.op
+            tried = frame[2]
+            if tried:
+                c = sym[entry.bit]
+                if c in tried and tried[c] <= op.ret:
+                    used -= 1        # not tried: no step
+                    continue
             ok, new_state = step(state, op.input, op.output)
             if ok:
                 bits = linearized | entry.bit
                 key = (bits, new_state)
                 if key not in memo:
                     memo.add(key)
-                    stack.append((entry, state))
+                    path.append((entry, state, entry.bit in reads))
                     state, linearized = new_state, bits
                     _lift(entry)
-                    if len(stack) > deepest:
-                        deepest = len(stack)
-                    entry = head.next
-                    continue
-            entry = entry.next
+                    if len(path) > deepest:
+                        deepest = len(path)
+                    frames.append(_frame(head, state, hopeless))
+            continue
+        # Every candidate here failed: back out of this point.
+        if not path:
+            meter.left -= used
+            part.steps += used
+            if not best:
+                best_stuck = frame[3]
+            return _violation(ops, best, best_state, best_bits, part.steps, explain, best_stuck,
+                              step)
+        if len(path) > len(best):
+            best = [e.op for e, _, _ in path]
+            best_state, best_bits, best_stuck = state, linearized, frame[3]
+        backtracks += 1
+        if backtracks >= SLICE_BACKTRACKS:
+            backtracks = 0
+            meter.left -= used
+            part.steps += used
+            used = 0
+            yield
+            left = meter.left
+        frames.pop()
+        entry, state, read = path.pop()
+        linearized &= ~entry.bit
+        _unlift(entry)
+        frame = frames[-1]
+        if read:
+            frame[1] = len(frame[0])     # the point before a read fails with it
         else:
-            if not stack:
-                meter.left -= used
-                part.steps += used
-                return _violation(ops, best, best_state, best_bits, part.steps, explain)
-            if len(stack) > len(best):
-                best = [e.op for e, _ in stack]
-                best_state, best_bits = state, linearized
-            backtracks += 1
-            if backtracks >= SLICE_BACKTRACKS:
-                backtracks = 0
-                meter.left -= used
-                part.steps += used
-                used = 0
-                yield
-                left = meter.left
-            entry, state = stack.pop()
-            linearized &= ~entry.bit
-            _unlift(entry)
-            entry = entry.next
+            c = sym[entry.bit]
+            tried = frame[2]
+            r = entry.op.ret
+            if c not in tried or r < tried[c]:
+                tried[c] = r
     meter.left -= used
     part.steps += used
-    # Every op is linearized: the stack holds them in the order they took effect.
-    return CheckResult("ok", steps=part.steps, order=[e.op for e, _ in stack])
+    # Every op is linearized: the path holds them in the order they took effect.
+    return CheckResult("ok", steps=part.steps, order=[e.op for e, _, _ in path])
+
+
+def _frame(head: _Entry, state: Any, hopeless: Any) -> list[Any]:
+    """A point's frame: the pending calls before the first open return, in
+    call order, to be tried from the first.
+
+    No candidates when the model's ``hopeless`` says that the op of one of
+    the first ``LOOKAHEAD_RETURNS`` open returns cannot fit after any
+    sequence of the calls before its return (the only ops that may go
+    before it); that op is kept, to be named if the search ends there.
+    """
+    out = []
+    e = head.next
+    while e is not None and e.is_call:
+        out.append(e)
+        e = e.next
+    if hopeless is None or e is None or not out:
+        return [out, 0, {}, None]
+    pending = [c.op for c in out]
+    seen = 0
+    while True:
+        if hopeless(state, e.op, pending):
+            return [[], 0, {}, e.op]
+        seen += 1
+        if seen == LOOKAHEAD_RETURNS:
+            return [out, 0, {}, None]
+        e = e.next
+        while e is not None and e.is_call:
+            pending.append(e.op)
+            e = e.next
+        if e is None:
+            return [out, 0, {}, None]
+
+
+def _classes(ops: list[Operation]) -> dict[int, int]:
+    """Each op's bit -> its symmetry class: ops with equal (f, input,
+    output) share one; an op whose input or output cannot be hashed has a
+    class of its own."""
+    seen: dict[Any, int] = {}
+    out: dict[int, int] = {}
+    for n, op in enumerate(ops):
+        try:
+            key = (op.f, op.input, _out_key(op.output))
+            c = seen.setdefault(key, len(seen))
+        except TypeError:
+            c = -1 - n
+        out[1 << n] = c
+    return out
+
+
+def _out_key(out: Any) -> Any:
+    # UNKNOWN is one object; an output of another type never equals it.
+    return (out.__class__, out)
 
 
 def _violation(ops: list[Operation], best: list[Operation], state: Any, bits: int, steps: int,
-               explain: Callable[[Any, Operation], str] | None) -> CheckResult:
+               explain: Callable[[Any, Operation], str] | None,
+               stuck: Operation | None = None,
+               step: Callable[[Any, Any, Any], tuple[bool, Any]] | None = None) -> CheckResult:
     # ops are in the search's local order: op n has bit 1 << n.
     pending = [op for n, op in enumerate(ops) if not bits >> n & 1]
+    if stuck is not None and step is not None:
+        # The model cut the search where ``stuck`` could not fit after any
+        # of the ops pending there. The ops that returned before it was
+        # called go before it in every order: stepped (in call order, as
+        # far as they fit), they bring the state to what ``stuck`` saw, the
+        # account a reader expects ("holds 'xy'", not a state half-way).
+        best = list(best)
+        for op in sorted(pending, key=lambda o: (o.call, o.id)):
+            if op.ret < stuck.call:
+                ok, nxt = step(state, op.input, op.output)
+                if not ok:
+                    break
+                state = nxt
+                best.append(op)
+                bits |= 1 << ops.index(op)
+        pending = [op for n, op in enumerate(ops) if not bits >> n & 1]
     first_ret = min(op.ret for op in pending)
     unplaced = [op for op in pending if op.call <= first_ret]
-    # The op that had to be linearized next: the first to return.
-    culprit = min((op for op in pending if op.ret == first_ret), key=lambda op: op.id)
+    # The op that had to be linearized next: the one the model found
+    # hopeless there, or else the first to return.
+    culprit = stuck if stuck is not None else min(
+        (op for op in pending if op.ret == first_ret), key=lambda op: op.id)
+    if stuck is not None and step is not None:
+        # A cut point: ops pending there may fit, though no order of them
+        # lets ``stuck`` fit later; name the ones that do not fit now.
+        unplaced = [op for op in unplaced if op is culprit or not step(state, op.input, op.output)[0]]
+        if culprit not in unplaced:
+            unplaced.append(culprit)
     why = explain(state, culprit) if explain else "the model rejects this output in every order tried"
     return CheckResult("violation", steps=steps,
                        failure=Failure(culprit, why, state, best, unplaced))

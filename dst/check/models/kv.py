@@ -67,6 +67,47 @@ class KvModel:
             h ^= hash((key, value))
         return True, MapState(new, h)
 
+    def readonly(self, inp: tuple) -> bool:
+        return inp[0] == "get"
+
+    def hopeless(self, state: MapState, op: Operation, pending: list[Operation]) -> bool:
+        """True when ``op``, a get that must take effect before any op
+        outside ``pending`` (the ops that may still go before it), cannot
+        fit whatever of ``pending`` goes first: appends only lengthen a
+        string, so without a put among them the value read must start with
+        the value held now, and be no longer than all of them can make it."""
+        inp = op.input
+        if inp[0] != "get" or op.output is UNKNOWN:
+            return False
+        want = op.output
+        if want is None:
+            want = INITIAL
+        if want.__class__ is not str:
+            return False
+        key = inp[1]
+        cur = state.items.get(key, INITIAL)
+        if cur.__class__ is not str:
+            return False
+        if len(want) < len(cur) or not want.startswith(cur):
+            pass
+        else:
+            room = len(want) - len(cur)
+            total = 0
+            for o in pending:
+                i = o.input
+                if i[1] != key:
+                    continue
+                if i[0] == "put":
+                    return False
+                if i[0] == "append":
+                    total += len(i[2])
+            return total < room
+        for o in pending:
+            i = o.input
+            if i[0] == "put" and i[1] == key:
+                return False
+        return True
+
     def partition(self, ops: Sequence[Operation]) -> list[list[Operation]]:
         return group_by(ops, lambda op: op.input[1])
 

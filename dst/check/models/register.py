@@ -54,6 +54,28 @@ class RegisterModel:
             return (out is UNKNOWN or out is False), state
         raise AssertionError(f"{self.name}: unknown op {f!r}")
 
+    def readonly(self, inp: tuple) -> bool:
+        return inp[0] == "read"
+
+    def hopeless(self, state: Any, op: Operation, pending: list[Operation]) -> bool:
+        """True when ``op`` is a read of a value the register does not hold
+        and no op in ``pending`` (the ops that may go before it) could put
+        there: a write of it, or a cas to it."""
+        inp = op.input
+        if inp[0] != "read" or op.output is UNKNOWN:
+            return False
+        want = op.output
+        if same(want, state):
+            return False
+        for o in pending:
+            i = o.input
+            if i[0] == "write":
+                if same(i[1], want):
+                    return False
+            elif i[0] == "cas" and self.cas and o.output is not False and same(i[2], want):
+                return False
+        return True
+
     def describe(self, state: Any) -> str:
         return f"value {short(state)}"
 

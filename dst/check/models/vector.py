@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 INVALID = ("error", "InvalidInput")
 WRITES = ("store", "batch", "delete")
 SEARCHES = ("search", "search_exact")
+READONLY = frozenset(("get", "exists", "get_attrs", "count", "maintenance") + SEARCHES)
 NO_ATTRS: dict = {}
 
 
@@ -159,6 +160,10 @@ class VectorModel:
         if f == "maintenance":
             return out is None, state
         raise AssertionError(f"unknown op {f!r}")
+
+    def readonly(self, inp: tuple) -> bool:
+        """Reads, maintenance, and any op with invalid input (refused)."""
+        return inp[-1] is not None or inp[0] in READONLY
 
     # -- explanations -----------------------------------------------------
     def explain(self, state: VectorState, op: Operation) -> str:
