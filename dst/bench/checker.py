@@ -26,7 +26,18 @@ from dst.check.models.register import RegisterModel
 from dst.rng import Rng
 
 PORCUPINE_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "porcupine-kv"
-PORCUPINE = ("c01-ok", "c01-bad", "c10-ok", "c10-bad")
+PORCUPINE = ("c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad")
+# Checked whole too (c50 whole is far past any budget, for Porcupine as well).
+WHOLE = ("c01-ok", "c01-bad", "c10-ok", "c10-bad")
+# Porcupine (Go, current main with state hashing), partitioned, check time
+# only, best of 3, in ms: measured on this machine type by the issue that
+# asked for c50 (Porcupine is not run here: no Go toolchain or its source).
+PORCUPINE_GO_MS = {"c50-ok": (179, 207), "c50-bad": (4, 31)}
+
+# A cas-register suite shaped like Jepsen's etcd test: many short
+# histories, 5 to 10 clients, reads, writes and cas of small values, some
+# writes timing out (info).
+ETCD_LIKE = {"histories": 100, "ops": (100, 400), "clients": (5, 10), "info_ppm": 30_000}
 
 # Generated histories: (name, model kind, ops, clients, keys, partitioned).
 SYNTHETIC = (
@@ -41,10 +52,13 @@ INFO_PPM = 20_000          # 2% of writes end with an unknown outcome
 
 
 def _timed(model: Any, ops: list[Operation], partition: bool,
-           budget_steps: int = DEFAULT_BUDGET_STEPS) -> dict[str, Any]:
-    t0 = wallclock.monotonic_s()
-    r = check(model, ops, budget_steps=budget_steps, partition=partition)
-    s = wallclock.monotonic_s() - t0
+           budget_steps: int = DEFAULT_BUDGET_STEPS, repeat: int = 1) -> dict[str, Any]:
+    s = None
+    for _ in range(repeat):                  # best of ``repeat``
+        t0 = wallclock.monotonic_s()
+        r = check(model, ops, budget_steps=budget_steps, partition=partition)
+        t = wallclock.monotonic_s() - t0
+        s = t if s is None else min(s, t)
     return {"verdict": r.verdict, "ops": len(ops), "partitions": r.partitions, "steps": r.steps,
             "check_s": round(s, 4), "steps_per_s": round(r.steps / s) if s > 0 else None}
 
@@ -58,11 +72,35 @@ def porcupine_figures(directory: Path = PORCUPINE_DIR) -> list[dict[str, Any]]:
             continue
         model = KvModel()
         ops, _ = to_operations(read_events(path), model, str(path))
-        for partition in (True, False):
-            out.append({"history": name, "partitioned": partition,
-                        "expected": "ok" if name.endswith("-ok") else "violation",
-                        **_timed(model, ops, partition)})
+        for partition in (True, False) if name in WHOLE else (True,):
+            row = {"history": name, "partitioned": partition,
+                   "expected": "ok" if name.endswith("-ok") else "violation",
+                   **_timed(model, ops, partition, repeat=3)}
+            ref = PORCUPINE_GO_MS.get(name)
+            if ref is not None and partition:
+                row["porcupine_ms"] = list(ref)
+                row["ratio_vs_porcupine"] = [round(row["check_s"] * 1000 / ms, 2) for ms in ref]
+            out.append(row)
     return out
+
+
+def etcd_like_figures(seed: int = 0) -> dict[str, Any]:
+    """The cas-register suite: every history's verdict (all linearizable by
+    construction) and the total check time, best of 3 per history."""
+    rng = Rng(seed).fork("etcd-like")
+    cfg = ETCD_LIKE
+    total_s, steps, wrong, n_ops = 0.0, 0, 0, 0
+    model = RegisterModel(cas=True)
+    for h in range(cfg["histories"]):
+        ops = synthetic_ops("cas-register", rng.between(*cfg["ops"]), clients=rng.between(*cfg["clients"]),
+                            keys=1, seed=rng.below(2**31), info_ppm=cfg["info_ppm"])
+        row = _timed(model, ops, False, repeat=3)
+        total_s += row["check_s"]
+        steps += row["steps"]
+        n_ops += len(ops)
+        wrong += row["verdict"] != "ok"
+    return {"histories": cfg["histories"], "ops": n_ops, "steps": steps, "check_s": round(total_s, 4),
+            "wrong_verdicts": wrong}
 
 
 def synthetic_ops(kind: str, n_ops: int, clients: int = 5, keys: int = 8, seed: int = 0,
@@ -144,11 +182,14 @@ def synthetic_figures(seed: int = 0) -> list[dict[str, Any]]:
 def checker_figures(seed: int = 0) -> dict[str, Any]:
     """Checker timings (parsing excluded) as plain data, for ``dst bench``."""
     t0 = wallclock.monotonic_s()
-    figures = {"porcupine": porcupine_figures(), "synthetic": synthetic_figures(seed)}
+    figures = {"porcupine": porcupine_figures(), "synthetic": synthetic_figures(seed),
+               "etcd_like": etcd_like_figures(seed)}
     figures["wall_s"] = round(wallclock.monotonic_s() - t0, 3)
     figures["wrong_verdicts"] = [f"{f['history']} ({'partitioned' if f['partitioned'] else 'whole'})"
                                  for f in figures["porcupine"] + figures["synthetic"]
                                  if f["verdict"] != f["expected"]]
+    if figures["etcd_like"]["wrong_verdicts"]:
+        figures["wrong_verdicts"].append(f"etcd-like ({figures['etcd_like']['wrong_verdicts']} histories)")
     return figures
 
 

@@ -249,11 +249,19 @@ def print_tables(out: dict[str, Any], console) -> None:
             console.print(f"checker: error: {ch['error']}", markup=False)
         else:
             t = Table(title=f"dst bench: linearizability checker ({ch['wall_s']} s in all; parsing excluded)")
-            for col in ("history", "mode", "ops", "verdict", "expected", "steps", "check s"):
+            for col in ("history", "mode", "ops", "verdict", "expected", "steps", "check s",
+                        "x Porcupine (Go)"):
                 t.add_column(col, justify="right")
             for f in ch["porcupine"] + ch["synthetic"]:
+                ratio = f.get("ratio_vs_porcupine")
                 t.add_row(f["history"], "partitioned" if f["partitioned"] else "whole", f"{f['ops']:,}",
-                          f["verdict"], f["expected"], f"{f['steps']:,}", f"{f['check_s']:.4f}")
+                          f["verdict"], f["expected"], f"{f['steps']:,}", f"{f['check_s']:.4f}",
+                          f"{ratio[1]}-{ratio[0]}" if ratio else "-")
+            e = ch.get("etcd_like")
+            if e:
+                t.add_row(f"etcd-like cas-register ({e['histories']} histories)", "whole", f"{e['ops']:,}",
+                          "ok" if not e["wrong_verdicts"] else f"{e['wrong_verdicts']} wrong", "ok",
+                          f"{e['steps']:,}", f"{e['check_s']:.4f}", "-")
             console.print(t)
             if ch["wrong_verdicts"]:
                 console.print(f"checker: WRONG VERDICTS: {', '.join(ch['wrong_verdicts'])}", markup=False,

@@ -428,6 +428,8 @@ def test_generated_histories_are_linearizable_and_seeded(kind):
 def test_checker_figures_shape(monkeypatch):
     import dst.bench.checker as bc
     monkeypatch.setattr(bc, "PORCUPINE", ("c01-ok", "c01-bad"))
+    monkeypatch.setattr(bc, "ETCD_LIKE", {"histories": 3, "ops": (20, 40), "clients": (5, 10),
+                                          "info_ppm": 30_000})
     monkeypatch.setattr(bc, "SYNTHETIC", (("kv-small", "kv", 200, 3, 2, True),
                                           ("reg-small", "cas-register", 200, 3, 1, False)))
     f = bc.checker_figures()
@@ -436,3 +438,4 @@ def test_checker_figures_shape(monkeypatch):
         ("c01-ok", True, "ok"), ("c01-ok", False, "ok"),
         ("c01-bad", True, "violation"), ("c01-bad", False, "violation")]
     assert all(x["check_s"] >= 0 and x["steps"] > 0 for x in f["porcupine"] + f["synthetic"])
+    assert f["etcd_like"]["histories"] == 3 and f["etcd_like"]["wrong_verdicts"] == 0
