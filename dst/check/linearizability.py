@@ -342,12 +342,14 @@ def _cut(ops: list[Operation], t: float) -> list[Operation]:
 
 
 class _Entry:
-    __slots__ = ("op", "is_call", "bit", "match", "prev", "next")
+    __slots__ = ("op", "is_call", "bit", "match", "prev", "next", "cls", "read")
 
     def __init__(self, op: Operation | None, is_call: bool, bit: int):
         self.op = op
         self.is_call = is_call
         self.bit = bit              # this op's bit in the linearized set
+        self.cls = 0                # symmetry class (calls, in the full search)
+        self.read = False           # the model's readonly(input) (calls, in the full search)
         self.match: _Entry | None = None
         self.prev: _Entry | None = None
         self.next: _Entry | None = None
@@ -422,9 +424,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
     """
     ops = sorted(ops, key=lambda op: (op.call, op.id))
     head = _build(ops)
-    sym = _classes(ops)
-    readonly = getattr(model, "readonly", None)
-    reads = {1 << n for n, op in enumerate(ops) if readonly is not None and readonly(op.input)}
+    _classify(head, getattr(model, "readonly", None))
     state = model.init()
     linearized = 0
     memo: set[tuple[int, Any]] = set()
@@ -463,7 +463,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
             op = entry.op
             tried = frame[2]
             if tried:
-                c = sym[entry.bit]
+                c = entry.cls
                 if c in tried and tried[c] <= op.ret:
                     used -= 1        # not tried: no step
                     continue
@@ -473,7 +473,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
                 key = (bits, new_state)
                 if key not in memo:
                     memo.add(key)
-                    path.append((entry, state, entry.bit in reads))
+                    path.append((entry, state, entry.read))
                     state, linearized = new_state, bits
                     _lift(entry)
                     if len(path) > deepest:
@@ -507,7 +507,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
         if read:
             frame[1] = len(frame[0])     # the point before a read fails with it
         else:
-            c = sym[entry.bit]
+            c = entry.cls
             tried = frame[2]
             r = entry.op.ret
             if c not in tried or r < tried[c]:
@@ -550,25 +550,28 @@ def _frame(head: _Entry, state: Any, hopeless: Any) -> list[Any]:
             return [out, 0, {}, None]
 
 
-def _classes(ops: list[Operation]) -> dict[int, int]:
-    """Each op's bit -> its symmetry class: ops with equal (f, input,
-    output) share one; an op whose input or output cannot be hashed has a
-    class of its own."""
+def _classify(head: _Entry, readonly: Callable[[Any], bool] | None) -> None:
+    """Mark each call entry with its symmetry class (ops with equal f,
+    input and output share one; an op whose input or output cannot be
+    hashed has a class of its own) and whether the model calls it read-only."""
     seen: dict[Any, int] = {}
-    out: dict[int, int] = {}
-    for n, op in enumerate(ops):
-        try:
-            key = (op.f, op.input, _out_key(op.output))
-            c = seen.setdefault(key, len(seen))
-        except TypeError:
-            c = -1 - n
-        out[1 << n] = c
-    return out
+    e = head.next
+    while e is not None:
+        if e.is_call:
+            op = e.op
+            try:
+                e.cls = seen.setdefault((op.f, _typed(op.input), _typed(op.output)), len(seen))
+            except TypeError:
+                e.cls = -1 - op.id
+            e.read = readonly is not None and bool(readonly(op.input))
+        e = e.next
 
 
-def _out_key(out: Any) -> Any:
-    # UNKNOWN is one object; an output of another type never equals it.
-    return (out.__class__, out)
+def _typed(x: Any) -> Any:
+    # 1, 1.0 and True are equal in Python but not to the models.
+    if x.__class__ is tuple:
+        return tuple(_typed(v) for v in x)
+    return (x.__class__, x)
 
 
 def _violation(ops: list[Operation], best: list[Operation], state: Any, bits: int, steps: int,
