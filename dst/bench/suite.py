@@ -166,11 +166,15 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
         # Filtered search (issue 12): every variant asked for, in this process
         # (with an index: also the filter-vs-index alternatives of
         # dst.bench.filtered.FILTER_VARIANTS); the metrics on sim.
-        out["filtered"] = filtered_rows(plan.variants, 1000 if config.quick else 10_000,
-                                        plan.pg_location, bar)
+        # Sized 10k x 128 (1k with --quick), or the plan's nearest when it has
+        # neither (its largest size up to 10k, else 10k; dim 128, else its smallest).
+        n_f = 1000 if config.quick else max((s for s in plan.sizes if s <= 10_000), default=10_000)
+        dim_f = 128 if 128 in plan.dims else min(plan.dims)
+        out["filtered"] = filtered_rows(plan.variants, n_f, plan.pg_location, bar, dim=dim_f,
+                                        queries=min(plan.queries, 50))
         from dst.bench.filtered import metric_figures
         try:
-            out["metrics"] = metric_figures("sim", n=1000 if config.quick else 10_000, dim=128)
+            out["metrics"] = metric_figures("sim", n=n_f, dim=dim_f, queries=min(plan.queries, 50))
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             out["metrics"] = {"backend": "sim", "error": f"{type(exc).__name__}: {exc}"}
     out["load_avg_end"] = load_avg()
@@ -187,9 +191,10 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
     return out, path
 
 
-def filtered_rows(variants: list[str], n: int, pg_location: str | None, bar=None) -> list[dict[str, Any]]:
-    """Filtered-search figures (10k x 128, or 1k with --quick) per variant;
-    a failure is that run's error, never a number."""
+def filtered_rows(variants: list[str], n: int, pg_location: str | None, bar=None, dim: int = 128,
+                  queries: int = 50) -> list[dict[str, Any]]:
+    """Filtered-search figures (n x dim) per variant; a failure is that
+    run's error, never a number."""
     import shutil
     import tempfile
 
@@ -204,8 +209,8 @@ def filtered_rows(variants: list[str], n: int, pg_location: str | None, bar=None
                 bar.update(task, description=f"filtered search: {label}")
             loc = pg_location if backend == "pgvector" else str(Path(tmp) / name)
             try:
-                rows.append({"variant": name, **filtered_figures(backend, n=n, dim=128, location=loc,
-                                                                 options=opts, label=label)})
+                rows.append({"variant": name, **filtered_figures(backend, n=n, dim=dim, queries=queries,
+                                                                 location=loc, options=opts, label=label)})
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 rows.append({"variant": name, "backend": backend, "label": label,
                              "error": f"{type(exc).__name__}: {exc}"})
