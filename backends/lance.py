@@ -1,6 +1,17 @@
 """The LanceDB backend: a table in a local directory, the embedded default.
 
-Schema: ``id`` string NOT NULL, ``vector`` fixed_size_list<float32>[dim].
+Schema: ``id`` string NOT NULL, ``vector`` fixed_size_list<float32>[dim],
+and the attributes in a fixed layout declared when the table is made:
+``MAX_ATTRS`` (8) slots, slot k holding one attribute as ``a<k>_n`` (its
+name) and ``a<k>_s`` / ``a<k>_i`` / ``a<k>_b`` (its value, in the column of
+its type; the other two null), a row's attributes in name order from slot
+0. The schema never changes after the table is made, so concurrent writers
+never race on a schema change (an earlier layout added a column per
+(name, type) on first use, and two writers adding columns at once met a
+commit conflict). A filter leaf on attribute ``n`` is a disjunction over
+the slots of ``a<k>_n = 'n' AND <compare a<k>_<type>>``, all of it inside
+``COALESCE(..., false)`` so it is two-valued (a name is in at most one
+slot of a row); literals through ``sql_literal``, never spliced raw.
 Upserts go through ``merge_insert("id")``; with the ``primary_key`` option
 (on by default) the table also declares ``id`` its unenforced primary key.
 ``store_batch`` is one merge_insert of an Arrow table: one commit, so it is
@@ -66,6 +77,7 @@ from backends._toolkit import (Option, Options, ValidatingBackend, classify, is_
                                require_owned)
 from dst.backend import BackendConfig, SearchHit, metric_or_default
 from dst.errors import BackendError, InvalidInput
+from dst.filters import MAX_ATTRS
 
 DEFAULT_LOCATION = os.path.join(".dst", "lance")
 
@@ -139,7 +151,8 @@ class LanceBackend(ValidatingBackend):
         self._writes = 0
         self._schema = pa.schema(
             [pa.field("id", pa.string(), nullable=False),
-             pa.field("vector", pa.list_(pa.float32(), self.dim), nullable=False)],
+             pa.field("vector", pa.list_(pa.float32(), self.dim), nullable=False),
+             *slot_fields(pa)],
             metadata=owner_mark())
         interval = timedelta(0) if opts["consistency"] == "strong" else None
         with classify(f"lance: cannot open {self.table_name!r} in {self.location}", text=str):
@@ -152,6 +165,8 @@ class LanceBackend(ValidatingBackend):
                 if config.fresh:
                     self._db.drop_table(self.table_name)
                     exists = False
+                else:
+                    self._check_layout(table)
             if not exists:
                 if not config.fresh:
                     raise BackendError(f"lance: no table {self.table_name!r} in {self.location} to reopen")
@@ -170,38 +185,38 @@ class LanceBackend(ValidatingBackend):
             raise BackendError(f"lance: table {self.table_name!r} has dimension "
                                f"{getattr(vf, 'list_size', '?')}, not {self.dim}")
 
+    def _check_layout(self, table) -> None:
+        """A reopened table has the attribute slots. One made before
+        attributes (id and vector only) gets them now, all null (its rows
+        read {}): a schema change at open, never under concurrent writes of
+        a run. Any other layout is refused, not guessed at."""
+        have = [f.name for f in table.schema]
+        want = [f.name for f in slot_fields(self._pa)]
+        if have == ["id", "vector", *want]:
+            return
+        if have == ["id", "vector"]:
+            with _failing("add_columns (attribute slots)"):
+                table.add_columns(self._pa.schema(slot_fields(self._pa)))
+            return
+        raise BackendError(f"lance: table {self.table_name!r} in {self.location} has columns "
+                           f"{', '.join(have)}, not this adapter's layout (id, vector, attribute slots); "
+                           f"drop it or use another namespace")
+
     # -- helpers ------------------------------------------------------------
-    def _attr_columns(self) -> list[str]:
-        with _failing("schema"):
-            return [f.name for f in self._t.schema if f.name.startswith(ATTR_PREFIX)]
-
-    def _ensure_columns(self, attrs_list: list[dict]) -> list[str]:
-        """Every (name, type) column the rows need, added (all null) by schema
-        evolution when missing; returns the table's attribute columns."""
-        pa = self._pa
-        have = self._attr_columns()
-        need = sorted({_column(k, v) for a in attrs_list for k, v in a.items()} - set(have))
-        if need:
-            fields = [pa.field(c, _ARROW[c[-1]](pa), nullable=True) for c in need]
-            with _failing("add_columns"):
-                self._t.add_columns(pa.schema(fields))
-            have = self._attr_columns()
-        return have
-
     def _rows(self, ids: list[str], matrix: np.ndarray, attrs_list: list[dict] | None = None):
         pa = self._pa
         attrs_list = attrs_list if attrs_list is not None else [{} for _ in ids]
-        cols = self._ensure_columns(attrs_list)
         flat = np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1)
         data = {"id": pa.array(ids, pa.string()),
                 "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), self.dim)}
-        fields = [self._schema.field("id"), self._schema.field("vector")]
-        for c in cols:
-            name, kind = c[len(ATTR_PREFIX):-3], c[-1]
-            vals = [a.get(name) if name in a and _KIND[type(a[name])] == kind else None for a in attrs_list]
-            data[c] = pa.array(vals, _ARROW[kind](pa))
-            fields.append(pa.field(c, _ARROW[kind](pa), nullable=True))
-        return pa.table(data, schema=pa.schema(fields, metadata=self._schema.metadata))
+        slots = [sorted((a or {}).items()) for a in attrs_list]
+        for k in range(SLOTS):
+            at = [row[k] if k < len(row) else None for row in slots]
+            data[f"a{k}_n"] = pa.array([x[0] if x else None for x in at], pa.string())
+            for kind in KINDS:
+                data[f"a{k}_{kind}"] = pa.array(
+                    [x[1] if x and _KIND[type(x[1])] == kind else None for x in at], _ARROW[kind](pa))
+        return pa.table(data, schema=self._schema)
 
     def _upsert(self, ids: list[str], matrix: np.ndarray, attrs_list: list[dict] | None = None) -> None:
         rows = self._rows(ids, matrix, attrs_list)
@@ -236,15 +251,19 @@ class LanceBackend(ValidatingBackend):
             self._upsert(ids, matrix, attrs)
 
     def raw_get_attrs(self, id: str) -> dict | None:
-        cols = self._attr_columns()
-        rows = self._lookup(id, ["id", *cols])
+        rows = self._lookup(id, ["id", *(f.name for f in slot_fields(self._pa))])
         if rows.num_rows == 0:
             return None
         out: dict = {}
-        for c in cols:
-            v = rows.column(c)[0].as_py()
-            if v is not None:
-                out[c[len(ATTR_PREFIX):-3]] = v
+        for k in range(SLOTS):
+            name = rows.column(f"a{k}_n")[0].as_py()
+            if name is None:
+                continue
+            vals = [v for v in (rows.column(f"a{k}_{kind}")[0].as_py() for kind in KINDS) if v is not None]
+            if len(vals) != 1 or name in out:
+                raise BackendError(f"lance: row {id!r} slot {k} holds attribute {name!r} with "
+                                   f"{len(vals)} values{' (repeated name)' if name in out else ''}")
+            out[name] = vals[0]
         return dict(sorted(out.items()))
 
     def raw_delete(self, id: str) -> bool:
@@ -280,7 +299,7 @@ class LanceBackend(ValidatingBackend):
             b = (self._t.search(q, vector_column_name="vector").distance_type(self.metric)
                  .select(["id", "_distance"]).limit(limit))
             if where is not None:
-                b = b.where(sql_filter(where, self._attr_columns()), prefilter=self.prefilter)
+                b = b.where(sql_filter(where), prefilter=self.prefilter)
             if exact:
                 b = b.bypass_vector_index()
             elif not self.exact:
@@ -335,15 +354,19 @@ class LanceBackend(ValidatingBackend):
         self.close()
 
 
-ATTR_PREFIX = "a__"
-# (name, type) -> column a__<name>__<s|i|b>: a value's type may differ
-# between rows, each type has its own nullable column.
+SLOTS = MAX_ATTRS
+KINDS = ("s", "i", "b")
 _KIND = {str: "s", int: "i", bool: "b"}
 _ARROW = {"s": lambda pa: pa.string(), "i": lambda pa: pa.int64(), "b": lambda pa: pa.bool_()}
 
 
-def _column(name: str, value) -> str:
-    return f"{ATTR_PREFIX}{name}__{_KIND[type(value)]}"
+def slot_fields(pa) -> list:
+    """The attribute slots' columns, in table order: a<k>_n, a<k>_s, a<k>_i, a<k>_b."""
+    out = []
+    for k in range(SLOTS):
+        out.append(pa.field(f"a{k}_n", pa.string(), nullable=True))
+        out.extend(pa.field(f"a{k}_{kind}", _ARROW[kind](pa), nullable=True) for kind in KINDS)
+    return out
 
 
 def sql_literal(value) -> str:
@@ -361,32 +384,30 @@ def sql_literal(value) -> str:
     raise InvalidInput(f"lance: no SQL literal for {type(value).__name__}")
 
 
-def sql_filter(where, columns: list[str]) -> str:
-    """The canonical ``where`` tree as a LanceDB filter string, two-valued:
-    every comparison is ``COALESCE(..., false)`` so ``NOT`` of a missing
-    attribute is true; a comparison on a column the table lacks is false."""
-    have = set(columns)
+def sql_filter(where) -> str:
+    """The canonical ``where`` tree as a LanceDB filter string over the
+    attribute slots, two-valued: each leaf is ``COALESCE(<over the slots>,
+    false)``, so a comparison on a missing or other-typed attribute is
+    false and ``NOT`` of it true."""
     (op, arg), = where.items()
     if op == "and":
-        return "(" + " AND ".join(sql_filter(w, columns) for w in arg) + ")" if arg else "true"
+        return "(" + " AND ".join(sql_filter(w) for w in arg) + ")" if arg else "true"
     if op == "or":
-        return "(" + " OR ".join(sql_filter(w, columns) for w in arg) + ")" if arg else "false"
+        return "(" + " OR ".join(sql_filter(w) for w in arg) + ")" if arg else "false"
     if op == "not":
-        return f"(NOT {sql_filter(arg, columns)})"
+        return f"(NOT {sql_filter(arg)})"
     if op == "exists":
-        cols = [f"{ATTR_PREFIX}{arg}__{k}" for k in "sib" if f"{ATTR_PREFIX}{arg}__{k}" in have]
-        return "(" + " OR ".join(f"`{c}` IS NOT NULL" for c in cols) + ")" if cols else "false"
+        name = sql_literal(arg)
+        return "COALESCE(" + " OR ".join(f"`a{k}_n` = {name}" for k in range(SLOTS)) + ", false)"
     name, value = arg
-    sample = value[0] if op == "in" else value
-    col = _column(name, sample)
-    if col not in have:
-        return "false"
+    kind = _KIND[type(value[0] if op == "in" else value)]
     if op == "in":
-        body = f"`{col}` IN (" + ", ".join(sql_literal(v) for v in value) + ")"
+        test = " IN (" + ", ".join(sql_literal(v) for v in value) + ")"
     else:
-        sym = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[op]
-        body = f"`{col}` {sym} {sql_literal(value)}"
-    return f"COALESCE({body}, false)"
+        test = " " + {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[op] + " " + sql_literal(value)
+    lit = sql_literal(name)
+    return "COALESCE(" + " OR ".join(f"(`a{k}_n` = {lit} AND `a{k}_{kind}`{test})"
+                                     for k in range(SLOTS)) + ", false)"
 
 
 def _score(metric: str, d: float) -> float:

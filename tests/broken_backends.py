@@ -736,3 +736,16 @@ METRIC_OF = {"l2_squared": "l2", "dot_sign_flipped": "dot"}
 
 for _name, _cls in FILTER_BROKEN.items():
     globals()[_name] = factory_for(_cls)
+
+
+class BoolAttrsAsInt(SimBackend):
+    """get_attrs answers a bool attribute as the int 1 or 0 (a store keeping
+    bools in an integer column): Python calls True == 1, so only a
+    type-aware comparison (dst conform's get_attrs) tells them apart."""
+
+    def raw_get_attrs(self, id):
+        a = super().raw_get_attrs(id)
+        return {k: int(v) if isinstance(v, bool) else v for k, v in a.items()} if a else a
+
+
+bool_attrs_as_int = factory_for(BoolAttrsAsInt)

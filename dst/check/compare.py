@@ -12,7 +12,9 @@ the answers are compared op by op against the first backend:
   cut-off may go either way). Searches on an approximate backend are
   compared by its ANN conditions only, so they count as ``ann``, not as
   agreement;
-* get: the same vector bytes; other ops: equal answers; an op that one
+* get: the same vector bytes; get_attrs: the same names with values of
+  the same type and value (``1``, ``True`` and ``1.0`` are three different
+  answers, though Python calls them equal); other ops: equal answers; an op that one
   backend answered and another failed or left unknown is an ``outcome``
   disagreement.
 
@@ -26,7 +28,7 @@ from typing import Any
 
 from dst.history import History, pair
 
-KINDS = ("store", "store_batch", "delete", "get", "exists", "count", "search", "maintenance")
+KINDS = ("store", "store_batch", "delete", "get", "get_attrs", "exists", "count", "search", "maintenance")
 
 
 def compare_search(a: list, b: list, eps: float) -> str | None:
@@ -49,6 +51,22 @@ def compare_search(a: list, b: list, eps: float) -> str | None:
     for i in sorted(sb.keys() - sa.keys()):
         if sb[i] > low + eps:
             return f"id {i!r} (score {sb[i]!r}) returned by one backend only, above the tie at the cut-off"
+    return None
+
+
+def compare_attrs(a: Any, b: Any) -> str | None:
+    """None if two get_attrs answers (``{"attrs": {...}}`` or None) are the
+    same, with each value's type compared too (bool is an int in Python)."""
+    if a is None or b is None:
+        return None if a is b else f"{a!r} vs {b!r}"
+    xa, xb = a.get("attrs") if isinstance(a, dict) else a, b.get("attrs") if isinstance(b, dict) else b
+    if not (isinstance(xa, dict) and isinstance(xb, dict)):
+        return None if xa == xb and type(xa) is type(xb) else f"{a!r} vs {b!r}"
+    for k in sorted(set(xa) | set(xb), key=str):
+        if k not in xa or k not in xb:
+            return f"attribute {k!r} only on one side"
+        if type(xa[k]) is not type(xb[k]) or xa[k] != xb[k]:
+            return f"attribute {k!r}: {xa[k]!r} vs {xb[k]!r}"
     return None
 
 
@@ -77,6 +95,8 @@ def compare_histories(ref: History, other: History, eps: float, ann: bool) -> tu
             elif x.f == "get" and isinstance(x.output, int) and isinstance(y.output, int):
                 if ref.table[x.output].tobytes() != other.table[y.output].tobytes():
                     why = "different vectors"
+            elif x.f == "get_attrs":
+                why = compare_attrs(x.output, y.output)
             elif x.output != y.output:
                 why = "different answers"
         c = counts.setdefault(x.f, {"agree": 0, "ann": 0, "differ": 0})

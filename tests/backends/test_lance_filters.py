@@ -79,3 +79,45 @@ def test_missing_attribute_is_two_valued(tmp_path):
     b.store("has", np.array([1.0, 0.0], np.float32))      # a store without attrs clears them
     assert b.get_attrs("has") == {} and b.get_attrs("gone") is None
     assert _filtered(b, {"eq": ["tenant", "x"]}) == []
+
+
+def test_the_schema_never_changes_after_the_table_is_made(tmp_path):
+    # Concurrent writers met commit conflicts when the adapter added a column
+    # per new attribute: the attribute layout is fixed at creation instead.
+    b = open_backend(BackendConfig(dim=2, location=str(tmp_path), namespace="t", fresh=True, options={}))
+    before = b._t.schema
+    full = {f"k{i}": v for i, v in enumerate(["x", 1, True, "y'", -(2 ** 63), False, "", 2 ** 63 - 1])}
+    b.store("full", np.array([1.0, 0.0], np.float32), full)
+    b.store_batch([("s", np.array([0.0, 1.0], np.float32), {"zz": "1"}),
+                   ("i", np.array([1.0, 1.0], np.float32), {"zz": 1}),
+                   ("b", np.array([1.0, 2.0], np.float32), {"zz": True, "a": "p"})])
+    assert b._t.schema == before
+    assert b.get_attrs("full") == full
+    assert [b.get_attrs(i) for i in "sib"] == [{"zz": "1"}, {"zz": 1}, {"a": "p", "zz": True}]
+    assert _filtered(b, {"eq": ["zz", 1]}) == ["i"]
+    assert _filtered(b, {"eq": ["zz", True]}) == ["b"]
+    assert _filtered(b, {"ne": ["zz", "1"]}) == []
+    assert _filtered(b, {"gt": ["k7", 0]}) == ["full"]
+    assert _filtered(b, {"exists": "k4"}) == ["full"]
+    assert _filtered(b, {"not": {"exists": "zz"}}) == ["full"]
+
+
+def test_reopen_adds_the_slots_to_a_table_from_before_attributes_and_refuses_other_layouts(tmp_path):
+    import lancedb
+    import pyarrow as pa
+
+    from backends._toolkit import owner_mark
+    from dst.errors import BackendError
+    db = lancedb.connect(str(tmp_path))
+    for name, extra in (("old", []), ("odd", [pa.field("a__tenant__s", pa.string())])):
+        schema = pa.schema([pa.field("id", pa.string(), nullable=False),
+                            pa.field("vector", pa.list_(pa.float32(), 2), nullable=False), *extra],
+                           metadata=owner_mark())
+        t = db.create_table(name, schema=schema)
+        t.add([{"id": "r", "vector": [1.0, 0.0], **({"a__tenant__s": "x"} if extra else {})}])
+    b = open_backend(BackendConfig(dim=2, location=str(tmp_path), namespace="old", fresh=False, options={}))
+    assert b.get_attrs("r") == {}
+    b.store("n", np.array([0.0, 1.0], np.float32), {"tenant": "t"})
+    assert _filtered(b, {"eq": ["tenant", "t"]}) == ["n"]
+    with pytest.raises(BackendError, match="not this adapter's layout"):
+        open_backend(BackendConfig(dim=2, location=str(tmp_path), namespace="odd", fresh=False, options={}))

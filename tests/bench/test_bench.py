@@ -71,6 +71,14 @@ def test_bench_tiny_all_backends(in_tmp, dsn, capsys):
                 assert r["raw"]["recall_at_10"] == 1.0
     pg = [r for r in rows if r["backend"] == "pgvector"]
     assert all(r["driver"]["pgvector"] for r in pg)
+    # filtered search: every variant, with an index also its filter-vs-index alternative
+    flt = out["filtered"]
+    assert [f["variant"] for f in flt] == ["sim", "lance", "lance-hnsw-sq", "lance-hnsw-sq-postfilter",
+                                          "pgvector", "pgvector-hnsw", "pgvector-hnsw-complete"]
+    for f in flt:
+        assert "error" not in f, f
+        assert (f["n"], f["dim"], f["queries"]) == (300, 8, 20)
+        assert all(0.0 <= s["completeness"] <= 1.0 and _positive(s["p50_ms"]) for s in f["selectivity"].values())
 
     (h,) = out["harness"]
     assert h["scenario"] == "default" and h["seeds"] == 3
@@ -99,6 +107,8 @@ def test_a_row_past_its_timeout_is_killed_reported_and_cleaned_up(in_tmp, dsn, c
     import dst.bench.checker
     monkeypatch.setattr(dst.bench.checker, "checker_figures", lambda: {"porcupine": [], "synthetic": [],
                                                                        "wall_s": 0.0, "wrong_verdicts": []})
+    import dst.bench.suite
+    monkeypatch.setattr(dst.bench.suite, "filtered_rows", lambda *a, **k: [])   # not what this test is about
     # 300,000 rows take far longer than a second to make, load and index.
     code = run_cli("bench", "--sizes", "300000", "--dims", "32", "--queries", "5", "--upserts", "3",
                    "--backends", "pgvector-hnsw", "--scenario", "crud", "--seeds", "1", "--row-timeout", "1",
@@ -129,6 +139,8 @@ def test_a_backend_that_cannot_start_is_an_error_row(in_tmp, capsys, monkeypatch
         assert "OperationalError" in r["error"] or "connect" in r["error"]
         assert r["search_p50_ms"] is None
     assert "error" in captured.out
+    flt = json.loads(path.read_text())["filtered"]
+    assert [("error" in f) for f in flt] == [False, True, True, True]
 
 
 def test_bad_flags_are_usage_errors(in_tmp, capsys):

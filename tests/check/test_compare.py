@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from dst.check.compare import compare_search
+from dst.check.compare import compare_attrs, compare_search
 from tests.conftest import run_cli
 
 
@@ -77,3 +77,26 @@ def test_two_non_atomic_stores_share_the_recorded_subsets(in_tmp, capsys):
     for b in ("sim", "tests.recording:nonatomic_sim"):
         assert res["fault_counts"][b]["partial-write"] > 0
         assert res["fault_counts"][b]["batch-error"] == 0
+
+
+def test_compare_attrs_tells_bool_from_int():
+    assert compare_attrs(None, None) is None
+    assert compare_attrs({"attrs": {"a": True, "n": 1}}, {"attrs": {"n": 1, "a": True}}) is None
+    assert "'a'" in compare_attrs({"attrs": {"a": True}}, {"attrs": {"a": 1}})
+    assert "only on one side" in compare_attrs({"attrs": {"a": "x", "b": 2}}, {"attrs": {"a": "x"}})
+    assert compare_attrs({"attrs": {}}, None)
+    assert compare_attrs({"attrs": {"a": "x"}}, {"attrs": {"a": "y"}})
+
+
+def test_conform_compares_get_attrs_answers(in_tmp, capsys):
+    # bools answered as ints: equal to Python, a disagreement to conform.
+    b = "tests.broken_backends:bool_attrs_as_int"
+    code = run_cli("conform", "--backends", f"sim,{b}", "--scenario", "filters",
+                   "--seeds", "1", "--ops", "60")
+    assert code == 1
+    err = capsys.readouterr().err
+    res = _result(in_tmp / "reports")
+    got = res["agreement"][b]["get_attrs"]
+    assert got["differ"] > 0, got
+    assert res["first_disagreement"][b]["f"] == "get_attrs"
+    assert "get_attrs" in err and "attribute 'flag': True vs 1" in err
