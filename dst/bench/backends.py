@@ -13,6 +13,7 @@ lance-hnsw-sq      lance      index=IVF_HNSW_SQ, refined (refine_factor 1, the
                               adapter's default with an index)
 pgvector           pgvector   (exact: sequential scan)
 pgvector-hnsw      pgvector   index=hnsw (m 16, ef_construction 64, ef_search 40)
+chroma             chroma     (HNSW, Chroma's defaults; ANN, no exact path)
 =================  =========  =====================================================
 
 Per row, in this order, in a worker process of its own (so the memory
@@ -116,10 +117,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "lance-hnsw-sq": ("lance", {"index": "IVF_HNSW_SQ"}, "lance IVF_HNSW_SQ (refined)"),
     "pgvector": ("pgvector", {}, "pgvector (exact)"),
     "pgvector-hnsw": ("pgvector", {"index": "hnsw"}, "pgvector hnsw"),
+    "chroma": ("chroma", {}, "chroma (HNSW)"),
 }
 BACKEND_VARIANTS = {"sim": ["sim"], "lance": ["lance", "lance-hnsw-sq"],
-                    "pgvector": ["pgvector", "pgvector-hnsw"]}
+                    "pgvector": ["pgvector", "pgvector-hnsw"], "chroma": ["chroma"]}
 DATA_KINDS = ("lowrank", "normal")
+ANN_ONLY = {"chroma"}       # backends whose search is approximate with any options
 
 # Every row carries these keys, ok or not (None where a figure does not apply).
 ROW_KEYS = ("variant", "label", "backend", "index", "namespace", "n", "dim", "exact", "status", "error",
@@ -481,7 +484,80 @@ class _PgRaw:
                     c.close()
 
 
-RAW_DRIVERS = {"lance": _LanceRaw, "pgvector": _PgRaw}
+class _ChromaRaw:
+    """chromadb without the adapter: a ``PersistentClient`` on the same
+    folder (in one process Chroma shares one System per folder), a
+    collection ``<namespace>_raw`` with the same ``hnsw:space``. Insert:
+    ``upsert(ids, embeddings)`` per batch, split at the client's maximum
+    batch size as the adapter splits. Search: ``query(n_results=k,
+    include=["distances"])`` on the adapter's collection. Upsert: a one-row
+    ``upsert`` into the raw collection. What the adapter adds is its own
+    work: the read of a row's metadata before a write (Chroma's upsert
+    merges metadata), the float32 copy of the vector under cosine, score
+    conversion and sorting."""
+
+    def __init__(self, spec: dict[str, Any], options: dict[str, Any]):
+        import chromadb
+        from chromadb.config import Settings
+        self.folder = Path(spec["chroma_dir"]).absolute()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.client = chromadb.PersistentClient(path=str(self.folder),
+                                                settings=Settings(anonymized_telemetry=False))
+        self.max_batch = int(self.client.get_max_batch_size())
+        self.ns = spec["namespace"]
+        self.raw_name = spec["namespace"] + "_raw"
+        self.raw_c = None
+        self.search_c = None
+        self.created = False
+        self.driver = {"chromadb": chromadb.__version__}
+
+    def prepare(self, items: list[tuple[str, np.ndarray]]):
+        return [i for i, _ in items], np.stack([v for _, v in items]).astype(np.float32, copy=False)
+
+    def fresh(self) -> None:
+        names = {c.name for c in self.client.list_collections()}
+        if self.created:
+            self.client.delete_collection(self.raw_name)
+        elif self.raw_name in names:
+            raise RuntimeError(f"chroma collection {self.raw_name!r} exists already; not ours to replace")
+        self.raw_c = self.client.create_collection(self.raw_name, metadata={"hnsw:space": "cosine"},
+                                                   embedding_function=None)
+        self.created = True
+
+    def load(self, prepared: list) -> None:
+        for ids, m in prepared:
+            for a in range(0, len(ids), self.max_batch):
+                self.raw_c.upsert(ids=ids[a:a + self.max_batch], embeddings=m[a:a + self.max_batch])
+
+    def open_search(self) -> None:
+        # The bench's namespaces (dstbench_<token>_<i>) are legal Chroma
+        # names, so the adapter's collection carries the namespace itself.
+        self.search_c = self.client.get_collection(self.ns, embedding_function=None)
+
+    def search(self, q: np.ndarray, k: int) -> list[str]:
+        res = self.search_c.query(query_embeddings=q[None, :], n_results=k, include=["distances"])
+        return list(res["ids"][0])
+
+    def upsert(self, prepared) -> None:
+        i, v = prepared
+        self.raw_c.upsert(ids=[i], embeddings=v[None, :])
+
+    def disk_bytes(self) -> int | None:
+        return dir_bytes(self.folder)
+
+    def pids(self) -> list[int]:
+        return []
+
+    def cleanup(self) -> None:
+        try:
+            if self.created:
+                self.client.delete_collection(self.raw_name)
+                self.created = False
+        finally:
+            self.client.close()
+
+
+RAW_DRIVERS = {"lance": _LanceRaw, "pgvector": _PgRaw, "chroma": _ChromaRaw}
 
 
 # -- one row -------------------------------------------------------------------------------
@@ -490,13 +566,15 @@ def empty_row(spec: dict[str, Any]) -> dict[str, Any]:
     backend, options, label = VARIANTS[spec["variant"]]
     row: dict[str, Any] = {k: None for k in ROW_KEYS}
     row.update(variant=spec["variant"], label=label, backend=backend, index=options.get("index"),
-               n=spec["n"], dim=spec["dim"], exact=options.get("index") is None, status="error",
+               n=spec["n"], dim=spec["dim"], exact=options.get("index") is None and backend not in ANN_ONLY,
+               status="error",
                namespace=spec.get("namespace"))
     return row
 
 
 def _location(spec: dict[str, Any], backend: str) -> str | None:
-    return {"sim": "dst-bench", "lance": spec.get("lance_dir"), "pgvector": spec.get("pg_dsn")}[backend]
+    return {"sim": "dst-bench", "lance": spec.get("lance_dir"), "pgvector": spec.get("pg_dsn"),
+            "chroma": spec.get("chroma_dir")}[backend]
 
 
 def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambda m: None) -> dict[str, Any]:
@@ -883,7 +961,8 @@ def run_rows(plan: BackendPlan, on_row_start: Callable[[int, dict[str, Any]], No
             except Exception as exc:  # noqa: BLE001 - reported per row
                 pg_error = f"PostgreSQL unavailable: {describe(exc)}"
         for i, spec in enumerate(specs):
-            spec.update(namespace=f"dstbench_{token}_{i}", lance_dir=str(tmp / "lance"), pg_dsn=pg_dsn)
+            spec.update(namespace=f"dstbench_{token}_{i}", lance_dir=str(tmp / "lance"), pg_dsn=pg_dsn,
+                        chroma_dir=str(tmp / "chroma"))
             on_row_start(i, spec)
             if VARIANTS[spec["variant"]][0] == "pgvector" and pg_error:
                 row = empty_row(spec)

@@ -63,7 +63,27 @@ def _pgvector_maker(tmp_path):
     return make
 
 
-MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker}
+def _chroma_maker(tmp_path):
+    from backends.chroma import open_backend
+
+    made = []
+
+    def make(ns, fresh=True, dim=DIM, metric="cosine", **options):
+        b = open_backend(BackendConfig(dim=dim, location=str(tmp_path / "chroma"), namespace=ns,
+                                       fresh=fresh, options=options, metric=metric))
+        made.append(b)
+        return b
+
+    def cleanup():
+        # Chroma keeps one System per folder until its last client closes.
+        for b in made:
+            b.close()
+    make.cleanup = cleanup
+    return make
+
+
+MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker,
+          "chroma": _chroma_maker}
 
 
 @pytest.fixture(params=sorted(MAKERS))
