@@ -47,7 +47,8 @@ def main(args: argparse.Namespace) -> int:
 
     console, out = consoles(args)
     args.backend = args.backend or DEFAULT_BACKEND
-    scenario = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None))
+    scenario = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None),
+                                                  getattr(args, "isolate", None))
     factory = resolve_backend(args.backend)
     options = dict(args.opt)
     seeds = _seed_list(args)
