@@ -11,7 +11,8 @@ connection closes (the harness let go of every handle), or when killed.
 An armed request (``kill`` in its header, see ``dst.isolate``) makes the
 process SIGKILL itself: ``during`` at the n-th Python call (profile event)
 inside the store call, n drawn by the harness as a fraction of the events
-the last call of the same kind made (so it lands inside this one); if the
+the last call of the same kind made (so it lands inside this one; for a
+store_batch, in the second half, where writes follow validation); if the
 call returns first, right after it (``late``); ``after-reply`` right after
 the reply is written. Before dying it writes its last words (where it
 died) as a frame of their own, so the harness can count what happened.
@@ -95,7 +96,13 @@ class Server:
             est = self._estimate(op, n_items)
             if kill is not None and kill["at"] == "during":
                 span = est if est is not None else EVENTS_GUESS
-                target = 1 + int(kill["ppm"]) * max(span - 1, 0) // PPM
+                start = 0
+                if op == "store_batch":
+                    # A batch is killed in the second half of its Python
+                    # calls: a store validates first and writes after, so
+                    # that is where a kill can land between written rows.
+                    start = span // 2
+                target = 1 + start + int(kill["ppm"]) * max(span - start - 1, 0) // PPM
             seen = [0]
 
             def hook(frame, event, arg, target=target):

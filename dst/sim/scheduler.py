@@ -191,6 +191,11 @@ class Scheduler:
         self._dispatch_seq += 1
         shadowed = self._shadowed()
         out = self.boundary.call(self.backend, f, value, None)
+        died = self._child_died()
+        if died is not None:
+            # The store's process died under a quiescent op: reopened at once
+            # (the probe goes on against the new process).
+            self._revive(died)
         # The probes' exact search is its own path (search_exact): its ok must
         # not stand for the ANN search the scenario draws.
         kind = "search_exact" if f == "search" and value.get("exact") is True else f
@@ -421,6 +426,16 @@ class Scheduler:
                           "output": str(info.get("output", ""))[-500:]})
         return f"child-died-{self._deaths}"
 
+    def _revive(self, label: str) -> None:
+        """Reopen (fresh=False) after a death found at quiescence."""
+        try:
+            self.backend = self.factory(replace(self.config, fresh=False))
+        except Exception as exc:  # noqa: BLE001 - the store's failure, a finding
+            self.backend = _Dead()
+            self._reopen_failed(exc, label, {"death": self._deaths}, f"its process died ({label})")
+            return
+        self._load_nemeses()
+
     def _after_kill(self, op: _Op, out: Outcome, label: str | None = None) -> None:
         """The killed op completes now with what the kill made of it; then
         the store is reopened (fresh=False) and probed, as after a crash."""
@@ -587,6 +602,16 @@ PROBE_FILTERS = (
     filters.canonical({"or": [{"eq": ["tenant", "t0"]}, {"lt": ["n", 10]}]}),
     filters.canonical({"not": {"ge": ["n", 500]}}),
 )
+
+
+class _Dead:
+    """The store after a failed reopen in the middle of a probe: every call
+    fails as not applied (the run ends at the reopen failure)."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kw: Any) -> Any:
+            raise BackendError("the store could not be reopened")
+        return fail
 
 
 def _discard(backend: Any) -> None:
