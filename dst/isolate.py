@@ -284,8 +284,11 @@ def _pid_alive(pid: int) -> bool:
 class Child:
     """One backend process and the handles (connections) opened on it."""
 
-    def __init__(self) -> None:
-        """Start the process; ``ready`` waits for it (a spare starts early)."""
+    def __init__(self, spec: str) -> None:
+        """Start the process; ``ready`` waits for it (a spare starts early).
+        The child imports ``spec``'s module before it is ready, so a spare
+        has the store's library loaded when a reopen needs it."""
+        self.spec = spec
         self.key: tuple[str, str] | None = None
         self.dir = tempfile.mkdtemp(prefix="dst-iso-")
         self.path = os.path.join(self.dir, "s")
@@ -300,7 +303,7 @@ class Child:
         self.log = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dst.isolate_server", self.path, str(w)],
+                [sys.executable, "-m", "dst.isolate_server", self.path, str(w), spec],
                 pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                 env=env, cwd=os.getcwd())
         finally:
@@ -429,19 +432,21 @@ def _kill_all() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _child_for(config: BackendConfig) -> Child:
+def _child_for(spec: str, config: BackendConfig) -> Child:
     key = (str(config.location), config.namespace)
     with _LOCK:
         child = _CHILDREN.get(key)
         if child is None or not child.alive() or child.killed is not None:
             spare = _SPARE.pop() if _SPARE else None
-            if spare is not None and not spare.alive():
+            if spare is not None and (not spare.alive() or spare.spec != spec):
+                if spare.alive():
+                    spare.kill()
                 spare.close_log()
                 spare = None
-            child = spare or Child()
+            child = spare or Child(spec)
             child.key = key
             _CHILDREN[key] = child
-            _SPARE.append(Child())
+            _SPARE.append(Child(spec))
         child.handles += 1
     try:
         child.ready()
@@ -476,7 +481,7 @@ class ChildBackend:
     """
 
     def __init__(self, spec: str, config: BackendConfig, count_events: bool = False):
-        self._child = _child_for(config)
+        self._child = _child_for(spec, config)
         self._armed: dict[str, Any] | None = None
         self._kill: dict[str, Any] | None = None
         self._died: dict[str, Any] | None = None

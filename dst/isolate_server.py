@@ -1,6 +1,7 @@
-"""The isolation child: ``python -m dst.isolate_server SOCKET READY_FD``.
+"""The isolation child: ``python -m dst.isolate_server SOCKET READY_FD [SPEC]``.
 
-Listens on the Unix socket ``SOCKET``, writes one byte to ``READY_FD`` when
+Imports the backend ``SPEC`` names (so a spare child started ahead has the
+store's library loaded), listens on the Unix socket ``SOCKET``, writes one byte to ``READY_FD`` when
 it accepts connections, and serves each connection on its own thread: the
 first request opens a backend (``open``: the factory spec and the config)
 or attaches to one already open (``attach``, the side channel a backend's
@@ -191,6 +192,11 @@ def die(conn: socket.socket, words: dict[str, Any]) -> None:
 def main(argv: list[str]) -> int:
     path, ready_fd = argv[0], int(argv[1])
     isolate.mark_child()
+    if len(argv) > 2:
+        try:
+            resolve_backend(argv[2])   # import the store's library before saying ready
+        except Exception:  # noqa: BLE001 - the open request reports it
+            pass
     server = Server()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
