@@ -181,3 +181,10 @@ def test_crash_pids_are_killed_with_the_child(tmp_path):
     assert report["killed"] == [b.pid, helper] and report["lingering"] == [] and report["exit"] == -9
     with pytest.raises(isolate.ChildGone):
         b.count()
+
+
+def test_threads_mode_runs_every_client_in_the_one_child():
+    r, h = run_seed(load("crud").with_overrides(ops=20, clients=3, isolate="process"), 0, "sim",
+                    concurrency="threads")
+    assert r.verdict == "ok", r.violations
+    assert h.meta["isolate"] == "process" and len([e for e in h.events if e["type"] == "ok"]) > 40
