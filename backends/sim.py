@@ -8,7 +8,13 @@ apply synchronously, so what a call acknowledged is exactly what it did.
 
 Crashes are modelled with a process-wide registry keyed by
 ``(location, namespace)``: a handle dropped without ``close()`` and
-reopened with ``fresh=False`` finds exactly the acknowledged state.
+reopened with ``fresh=False`` finds exactly the acknowledged state. In an
+isolation child (``--isolate process``) the process itself can be killed,
+so the store also keeps a journal on disk (``Journal``): each write is one
+record, appended with one ``write`` before the call returns (an atomic
+batch is one record, a non-atomic one a record per item), and a reopen in
+a new process replays it (a torn last record, never acknowledged, is
+ignored).
 
 Options (``--opt KEY=VALUE``):
 
@@ -26,7 +32,12 @@ Any other key is refused (a setup error naming it). ``search_exact`` is
 
 from __future__ import annotations
 
+import base64
 import bisect
+import hashlib
+import json
+import os
+import tempfile
 import threading
 from typing import Iterable
 
@@ -36,6 +47,7 @@ from backends._toolkit import Option, Options, ValidatingBackend, check_dim
 from dst.backend import BackendConfig, SearchHit, metric_or_default
 from dst.errors import BackendError
 from dst.filters import matches
+from dst.isolate import in_child
 
 class _Store:
     """One namespace's durable state, shared by every handle opened on it.
@@ -45,7 +57,7 @@ class _Store:
     is out of date after another handle wrote.
     """
 
-    __slots__ = ("data", "attrs", "version", "lock", "matrix", "dirty", "noted")
+    __slots__ = ("data", "attrs", "version", "lock", "matrix", "dirty", "noted", "journal")
 
     def __init__(self) -> None:
         self.data: dict[str, np.ndarray] = {}
@@ -59,6 +71,7 @@ class _Store:
         # to search between single writes).
         self.dirty: set[str] = set()
         self.noted = 0
+        self.journal: Journal | None = None
 
     def touch(self, ids: Iterable[str]) -> None:
         """Record a write of ``ids`` (call with the lock held)."""
@@ -89,7 +102,10 @@ class SimBackend(ValidatingBackend):
         if config.fresh or self._key not in _REGISTRY:
             # Every namespace in the registry was made by this module, so a
             # fresh open may reset it.
-            _REGISTRY[self._key] = _Store()
+            st = _REGISTRY[self._key] = _Store()
+            if in_child():
+                st.journal = Journal(self._key, fresh=config.fresh)
+                st.journal.replay(st)
         self._store = _REGISTRY[self._key]
         self._closed = False
 
@@ -101,6 +117,7 @@ class SimBackend(ValidatingBackend):
     def raw_store(self, id: str, vector: np.ndarray, attrs: dict | None = None) -> None:
         st = self._live()
         with st.lock:
+            _log(st, [(id, vector, attrs)])
             _put(st, id, vector, attrs)
             st.touch((id,))
 
@@ -110,10 +127,12 @@ class SimBackend(ValidatingBackend):
         if not self.atomic_batches:
             for id_, v, a in zip(ids, matrix, rows):   # one item at a time: no promise for the whole
                 with st.lock:
+                    _log(st, [(id_, v, a)])
                     _put(st, id_, v, a)
                     st.touch((id_,))
             return
         with st.lock:
+            _log(st, list(zip(ids, matrix, rows)))
             for id_, v, a in zip(ids, matrix, rows):
                 _put(st, id_, v, a)
             st.touch(ids)
@@ -121,6 +140,8 @@ class SimBackend(ValidatingBackend):
     def raw_delete(self, id: str) -> bool:
         st = self._live()
         with st.lock:
+            if st.journal is not None and id in st.data:
+                st.journal.append({"d": id})
             existed = st.data.pop(id, None) is not None
             st.attrs.pop(id, None)
             if existed:
@@ -181,7 +202,9 @@ class SimBackend(ValidatingBackend):
 
     def drop(self) -> None:
         """Forget this namespace (the harness created it)."""
-        _REGISTRY.pop(self._key, None)
+        st = _REGISTRY.pop(self._key, None)
+        if st is not None and st.journal is not None:
+            st.journal.remove()
         self._closed = True
 
     # -- internals --------------------------------------------------------
@@ -212,6 +235,61 @@ class SimBackend(ValidatingBackend):
     def _rows(self, m: np.ndarray) -> np.ndarray:
         """Search rows: unit vectors under cosine, the vectors otherwise (float64)."""
         return _unit_rows(m) if self.metric == "cosine" else m.astype(np.float64)
+
+
+class Journal:
+    """The store's writes on disk, for a process that may be killed.
+
+    One JSON line per record, each appended with a single ``os.write`` of
+    the whole line before the call returns: a SIGKILL leaves the page cache
+    (and so the file) with whole records and at most one torn last line,
+    which was never acknowledged and is ignored on replay. (It models
+    surviving a process kill, not a power cut: nothing is fsynced.)
+    """
+
+    def __init__(self, key: tuple[str, str], fresh: bool):
+        loc, ns = key
+        # The location when it is a folder; else the harness's scratch folder
+        # for its isolation children (one per harness process).
+        folder = loc if os.path.isdir(loc) else os.environ.get("DST_ISOLATE_DIR") or \
+            os.path.join(tempfile.gettempdir(), "dst-sim-journal")
+        os.makedirs(folder, exist_ok=True)
+        name = hashlib.blake2b(f"{loc}|{ns}".encode(), digest_size=10).hexdigest()
+        self.path = os.path.join(folder, f"sim-{name}.journal")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if fresh else 0)
+        self.fd = os.open(self.path, flags, 0o644)
+
+    def append(self, record: dict) -> None:
+        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        if os.write(self.fd, line) != len(line):
+            raise BackendError("sim journal: a short write")
+
+    def replay(self, st: "_Store") -> None:
+        with open(self.path, "rb") as f:
+            data = f.read()
+        for line in data.split(b"\n")[:-1]:     # the part after the last newline is torn
+            rec = json.loads(line)
+            if "d" in rec:
+                st.data.pop(rec["d"], None)
+                st.attrs.pop(rec["d"], None)
+                continue
+            for id_, b64, attrs in rec["s"]:
+                _put(st, id_, np.frombuffer(base64.b64decode(b64), dtype="<f4").astype(np.float32), attrs)
+        st.touch(sorted(st.data))
+
+    def remove(self) -> None:
+        os.close(self.fd)
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def _log(st: _Store, rows: list) -> None:
+    """Journal ``rows`` ((id, vector, attrs)) as one record, before applying them."""
+    if st.journal is not None:
+        st.journal.append({"s": [[i, base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode("ascii"),
+                                  dict(a) if a else None] for i, v, a in rows]})
 
 
 def _put(st: _Store, id_: str, vector: np.ndarray, attrs: dict | None) -> None:

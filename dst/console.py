@@ -71,6 +71,9 @@ def add_store_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", choices=("sim", "threads"), default="sim")
     p.add_argument("--metric", choices=("cosine", "l2", "dot"), default=None,
                    help="score by this metric (overrides the scenario's; default: cosine)")
+    p.add_argument("--isolate", choices=("none", "process"), default=None,
+                   help="run the backend in a child process that crashes and the kill nemesis "
+                        "SIGKILL (overrides the scenario's; default: none)")
     p.add_argument("--report-dir", default="reports", help="where run reports go (default: reports)")
     p.add_argument("--budget-steps", type=positive, default=None,
                    help="linearizability search budget per seed, in steps")

@@ -54,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
     if args.concurrency == "threads":
         raise UsageError("dst conform: threads mode cannot run the same case twice; use --concurrency sim")
     factories = {b: resolve_backend(b) for b in names}
-    scenario = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None))
+    scenario = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None),
+                                                  getattr(args, "isolate", None))
     # --opt KEY=VALUE goes to every backend, --opt B:KEY=VALUE to B alone.
     options = {b: scoped_options(args.opt, b, names) for b in names}
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS

@@ -50,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
             scenario, seed, backend, options = replay_config(history)
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"dst replay: {args.file} lacks what a replay needs ({exc})") from None
+        scenario = scenario.with_overrides(isolate=getattr(args, "isolate", None))
         history_backend = backend
         if args.backend is not None:
             backend = args.backend  # an explicit --backend replays the case elsewhere
@@ -60,7 +61,8 @@ def main(args: argparse.Namespace) -> int:
         history_backend = None
         if args.concurrency == "threads":
             raise UsageError("dst replay: threads-mode runs are not replayable")
-        scenario, seed = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None)), args.seed
+        scenario, seed = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None),
+                                                  getattr(args, "isolate", None)), args.seed
         backend, options = args.backend or DEFAULT_BACKEND, dict(args.opt)
     else:
         raise UsageError("dst replay: give a history FILE or --seed N")

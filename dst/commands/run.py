@@ -47,7 +47,8 @@ def main(args: argparse.Namespace) -> int:
 
     console, out = consoles(args)
     args.backend = args.backend or DEFAULT_BACKEND
-    scenario = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None))
+    scenario = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None),
+                                                  getattr(args, "isolate", None))
     factory = resolve_backend(args.backend)
     options = dict(args.opt)
     seeds = _seed_list(args)
@@ -179,11 +180,15 @@ def main(args: argparse.Namespace) -> int:
                       f"{run_dir / 'history.jsonl'}", markup=False, soft_wrap=True)
     if unfired and not violations and not unknowns:
         offered = sorted({n for r in results for n in r.offered})
-        missing = [k for k in unfired if k not in FAULT_CLASSES and k not in offered]
+        # The kill nemesis's moments are offered with it (an isolated backend).
+        moments = offered + ([k for k in unfired if k.startswith("kill-")] if "kill" in offered else [])
+        missing = [k for k in unfired if k not in FAULT_CLASSES and k not in moments]
         hint = "more seeds or ops, or a higher rate"
         if missing:
             hint = (f"{args.backend} offers no nemesis {', '.join(missing)}; it offers "
                     f"{', '.join(offered) or 'none'}")
+            if "kill" in missing:
+                hint += "; the kill nemesis needs --isolate process"
         console.print(f"fault class{'es' if len(unfired) > 1 else ''} {', '.join(unfired)} "
                       f"enabled but never fired in {len(results)} seeds: the run proves nothing "
                       f"about {'them' if len(unfired) > 1 else 'it'} ({hint})", markup=False)

@@ -67,12 +67,14 @@ def main(args: argparse.Namespace) -> int:
                 scenario, seed, recorded, rec_options = replay_config(history)
             except (KeyError, TypeError, ValueError) as exc:
                 raise UsageError(f"dst shrink: {args.file} lacks what a replay needs ({exc})") from None
+            scenario = scenario.with_overrides(isolate=getattr(args, "isolate", None))
             backend = args.backend or recorded
             if backend != recorded:      # the recorded options were the other backend's
                 rec_options = {}
             options = {**rec_options, **options}
         elif args.seed is not None:
-            scenario = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None))
+            scenario = load(args.scenario).with_overrides(args.clients, args.ops, getattr(args, "metric", None),
+                                                  getattr(args, "isolate", None))
             seed, backend = args.seed, args.backend or DEFAULT_BACKEND
         else:
             raise UsageError("dst shrink: give a history FILE, a seeds/*.json case, or --seed N")

@@ -81,6 +81,14 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     explicit Schedule that replays this run.
     """
     options = dict(options or {})
+    if scenario.isolate == "process":
+        # The backend in a child process the crash fault and the kill nemesis
+        # SIGKILL (dst.isolate); the child resolves the factory itself.
+        from dst.isolate import KILL, factory_spec, isolated_factory
+        spec = factory_spec(backend, factory)
+        if factory is None:
+            resolve_backend(backend)     # a bad name is a usage error here, not in the child
+        factory = isolated_factory(spec, count_events=scenario.nemesis_ppm.get(KILL, 0) > 0)
     factory = factory or resolve_backend(backend)
     rng = Rng(seed)
     params = scenario.for_seed(rng.fork("swarm"))
@@ -122,6 +130,8 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
         "score_eps": scenario.score_eps, "params": params.to_dict(),
         "metric": scenario.metric, "filters": use_filters,
         "scenario_config": scenario.to_dict(),
+        # Only when isolated, so other histories stay byte for byte as they were.
+        **({"isolate": scenario.isolate} if scenario.isolate != "none" else {}),
     }
     run = sched.run()
     t1 = wallclock.monotonic_s()
@@ -143,6 +153,12 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     result.realised = {k: fires_as(k, sched.batch_mode) for k in drawn if fires_as(k, sched.batch_mode) != k}
     if concurrency != "threads":
         result.enabled += [k for k, v in sorted(scenario.nemesis_ppm.items()) if v > 0]
+        if scenario.nemesis_ppm.get("kill", 0) > 0 and getattr(sched, "killable", False):
+            # Each moment of the kill nemesis must hit on purpose (a batch
+            # killed mid-way only where the mix draws batches).
+            result.enabled += ["kill-before", "kill-during", "kill-after-reply"]
+            if params.op_weights.get("store_batch", 0) > 0:
+                result.enabled.append("kill-mid-batch")
     result.offered = sorted(getattr(sched, "nemeses", {}))
     result.crashes = run.crashes
     result.run_s, result.check_s = t1 - t0, t2 - t1
@@ -347,6 +363,7 @@ def scenario_raw(cfg: dict[str, Any]) -> dict[str, Any]:
         "swarm": cfg["swarm"], "maintenance_kinds": cfg["maintenance_kinds"],
         # Recordings made before these keys existed ran with cosine and no filters.
         "metric": cfg.get("metric", "cosine"),
+        "isolate": cfg.get("isolate", "none"),
         "filters": {"use": cfg.get("filters", "off"),
                     "search_share": cfg.get("filter_share_ppm", 0) / ppm,
                     "attrs_share": cfg.get("attrs_share_ppm", 0) / ppm,

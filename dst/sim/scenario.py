@@ -30,6 +30,7 @@ CAP_ROWS_DIMS_MAX = 1 << 18
 # [filters] use: "auto" searches with filters where the backend declares
 # them; "on" needs them (a backend without is a setup error); "off" never.
 FILTER_USES = ("auto", "on", "off")
+ISOLATE_MODES = ("none", "process")   # dst.isolate.MODES
 
 
 class ScenarioError(UsageError):
@@ -80,6 +81,9 @@ class Scenario:
     filter_share_ppm: int = 300_000     # share of searches given a filter
     attrs_share_ppm: int = 900_000      # share of written rows given attributes
     get_attrs_share_ppm: int = 300_000  # share of gets that read the attributes instead
+    # "process": the backend runs in a child process (dst.isolate) that a
+    # crash, and the kill nemesis, SIGKILL for real (--isolate overrides).
+    isolate: str = "none"
 
     def for_seed(self, rng: Rng) -> "SeedParams":
         """The parameters of one seed; swarm draws the mix afresh."""
@@ -115,8 +119,12 @@ class Scenario:
                           op_weights=weights, vector_kinds=kinds, cap=cap)
 
     def with_overrides(self, clients: int | None = None, ops: int | None = None,
-                       metric: str | None = None) -> "Scenario":
+                       metric: str | None = None, isolate: str | None = None) -> "Scenario":
         s = self
+        if isolate is not None:
+            if isolate not in ISOLATE_MODES:
+                raise ScenarioError(f"unknown isolation {isolate!r}: use one of {', '.join(ISOLATE_MODES)}")
+            s = replace(s, isolate=isolate)
         if metric is not None:
             if metric not in METRICS:
                 raise ScenarioError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
@@ -134,6 +142,8 @@ class Scenario:
                 d[k] = list(v)
             if isinstance(v, dict):
                 d[k] = {kk: v[kk] for kk in sorted(v)}
+        if d["isolate"] == "none":
+            del d["isolate"]     # so histories without isolation stay as they were
         return d
 
 
@@ -201,6 +211,7 @@ def parse(raw: dict[str, Any], default_name: str = "scenario", source: str = "<s
     kw["swarm"] = p.boolean("swarm", False)
     kw["maintenance_kinds"] = tuple(p.str_list("maintenance_kinds", ["compact"]))
     kw["metric"] = p.choice("metric", "cosine", METRICS)
+    kw["isolate"] = p.choice("isolate", "none", ISOLATE_MODES)
 
     flt = p.table("filters")
     kw["filters"] = flt.choice("use", "auto", FILTER_USES)

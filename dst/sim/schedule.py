@@ -17,10 +17,14 @@ from typing import Any
 import numpy as np
 
 from dst.history import VectorTable
-from dst.rng import Rng
+from dst.isolate import KILL
+from dst.rng import PPM, Rng
 from dst.sim.faults import FaultPlan, split_mask
 from dst.sim.scenario import SeedParams
 from dst.sim.workload import Workload
+
+KILL_MOMENTS = ("before", "during", "after-reply")
+KILL_MOMENTS_BATCH = ("before", "during", "during", "after-reply")
 
 CASE_FORMAT = "vector-dst/case"
 CASE_VERSION = 1
@@ -42,6 +46,11 @@ class OpPlan:
     keep: list[bool] | None = None
     nemesis: str | None = None     # a backend nemesis fired while this op runs
     nemesis_us: int = 0            # ... this long (wall clock) into the call
+    # The kill nemesis (dst.isolate): when the backend's process is killed
+    # (before | during | after-reply), and for "during" at which of the
+    # Python calls inside the store call, as a fraction in ppm.
+    kill: str | None = None
+    kill_at_ppm: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Fields that differ from their defaults (``f`` and ``value`` always).
@@ -212,6 +221,13 @@ class RandomDecider:
             if self.nemesis_rng.chance(s.nemesis_ppm.get(name, 0)) and p.nemesis is None:
                 p.nemesis = name
                 p.nemesis_us = self.nemesis_rng.between(0, 2_000)
+                if name == KILL:
+                    # A batch is killed inside the call half the time (the
+                    # atomicity claim); every op may be killed before its
+                    # request, inside the store call, or after the reply.
+                    moments = KILL_MOMENTS_BATCH if p.f == "store_batch" else KILL_MOMENTS
+                    p.kill = self.nemesis_rng.choice(moments)
+                    p.kill_at_ppm = self.nemesis_rng.below(PPM)
         if self.recorded is not None:
             self.recorded[client].append(p)
         return p

@@ -28,11 +28,16 @@ from dst.backend import BackendConfig, check_maintenance_kinds, open_backend
 from dst.clock import VirtualClock
 from dst.errors import BackendError, UsageError
 from dst.history import History
+from dst.isolate import KILL
 from dst.rng import Rng
 from dst.sim.availability import Tally
 from dst.sim.faults import FIRED_CLASSES, Boundary, Outcome, batch_mode
 from dst.sim.scenario import SeedParams
 from dst.sim.workload import OpSpec
+
+# What a kill is counted under: the nemesis, and each moment it can hit
+# (kill-late: a "during" kill whose call returned first; dst.isolate).
+KILL_COUNTED = (KILL, "kill-before", "kill-during", "kill-after-reply", "kill-mid-batch", "kill-late")
 
 # Bound on events per seed: a run that needs more is a harness bug, not a
 # long workload (each op schedules at most four events).
@@ -112,6 +117,11 @@ class Scheduler:
         self._load_nemeses()
         for name in self.s.nemesis_ppm:
             self.fired.setdefault(name, 0)
+        self._kills = 0
+        self._deaths = 0
+        if self.killable:
+            for name in KILL_COUNTED:
+                self.fired.setdefault(name, 0)
 
     def _wanted_kinds(self) -> list[str]:
         """The maintenance kinds this run may invoke: a schedule's, or the
@@ -126,6 +136,8 @@ class Scheduler:
         """The backend's own faults (optional capability), by name."""
         get = getattr(self.backend, "nemeses", None)
         self.nemeses: dict[str, Callable[[], Any]] = dict(get()) if callable(get) else {}
+        # An isolated backend (dst.isolate) can be killed at chosen moments.
+        self.killable = callable(getattr(self.backend, "arm_kill", None))
         self.nemesis_names = tuple(sorted(n for n in self.nemeses if self.s.nemesis_ppm.get(n, 0) > 0))
 
     # -- queue ------------------------------------------------------------
@@ -179,6 +191,11 @@ class Scheduler:
         self._dispatch_seq += 1
         shadowed = self._shadowed()
         out = self.boundary.call(self.backend, f, value, None)
+        died = self._child_died()
+        if died is not None:
+            # The store's process died under a quiescent op: reopened at once
+            # (the probe goes on against the new process).
+            self._revive(died)
         # The probes' exact search is its own path (search_exact): its ok must
         # not stand for the ANN search the scenario draws.
         kind = "search_exact" if f == "search" and value.get("exact") is True else f
@@ -221,11 +238,23 @@ class Scheduler:
             op.state = "dispatched"
             self._at(self.clock.now_us + op.plan.d2, "complete", op)
             return
+        kill = op.plan.kill if op.plan.nemesis == KILL and self.killable else None
+        if kill == "before":
+            self._kill_before(op)
+            return
         op.dispatch = self._dispatch_seq
         self._dispatch_seq += 1
         shadowed = self._shadowed()
         name = op.plan.nemesis
-        if name is not None and name in self.nemeses:
+        if kill is not None:
+            self.backend.arm_kill(kill, op.plan.kill_at_ppm)
+            out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
+            report = self.backend.take_kill()
+            if report is not None:
+                self._count_kill(op, report)
+                self._after_kill(op, out)
+                return
+        elif name is not None and name in self.nemeses:
             from dst.sim.nemesis import call_during, is_crash
             out, report = call_during(
                 lambda: self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault,
@@ -253,6 +282,11 @@ class Scheduler:
             out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
         if out.fired is not None:   # counted as what it did, only if it did it
             self._nemesis(out.fired, {"process": op.process, "dispatch": op.dispatch, **(out.detail or {})})
+        died = self._child_died()
+        if died is not None:
+            self._count_own(op.spec.f, out, shadowed)
+            self._after_kill(op, out, label=died)
+            return
         # Counted at the call, so the error of a call whose client gave up
         # already (a timeout dispatched late) is counted too.
         self._count_own(op.spec.f, out, shadowed)
@@ -319,31 +353,109 @@ class Scheduler:
         self._crash_pending = False
         self._crashes += 1
         self._nemesis("crash", {"crash": self._crashes})
+        # Drop the handle without close(), as a crash would, and reopen. An
+        # isolated backend's process is SIGKILLed: the crash is real.
+        kill = getattr(self.backend, "kill_process", None)
+        if callable(kill):
+            kill()
+        self._reopen(f"crash-{self._crashes}", {"crash": self._crashes},
+                     f"crash {self._crashes}")
+
+    def _reopen(self, when: str, mark: dict[str, Any], what: str) -> None:
+        """After a crash or a kill: ops in flight resolved, the store reopened
+        with fresh=False, probed, and the clients restarted."""
         self._resolve_in_flight()
-        # Drop the handle without close(), as a crash would, and reopen.
         self.backend = None
         try:
             self.backend = self.factory(replace(self.config, fresh=False))
         except Exception as exc:  # noqa: BLE001 - the store's failure, a finding
-            self._reopen_failed(exc)
+            self._reopen_failed(exc, when, mark, what)
             return
         self._load_nemeses()
         self.clock.advance_by(self.s.recovery_us)
-        self._probe(f"crash-{self._crashes}")
+        self._probe(when)
         self._restart_clients()
 
-    def _reopen_failed(self, exc: Exception) -> None:
+    def _reopen_failed(self, exc: Exception, when: str, mark: dict[str, Any], what: str) -> None:
         """The store would not reopen after a crash: what it acknowledged is
         out of reach, a durability finding. The run ends here; the history
         up to the crash is checked as usual."""
-        n = self._crashes
         why = f"{type(exc).__name__}: {exc}"[:500]
         self.history.add(self.clock.now_us, "nemesis", "info", "reopen",
-                         {"crash": n, "ok": False, "error": why})
-        self.reopen_failure = {"kind": "durability:reopen", "when": f"crash-{n}",
-                               "message": f"the store could not be reopened after crash {n}: "
+                         {**mark, "ok": False, "error": why})
+        self.reopen_failure = {"kind": "durability:reopen", "when": when,
+                               "message": f"the store could not be reopened after {what}: "
                                           f"factory(fresh=False) raised {why}"}
         self._queue.clear()
+
+    # -- kills of an isolated backend's process (dst.isolate) ------------------
+    def _kill_before(self, op: _Op) -> None:
+        """SIGKILL the child before the request is written: the op failed."""
+        self.backend.kill_process()
+        self._kills += 1
+        self.fired[KILL] = self.fired.get(KILL, 0) + 1
+        self._nemesis("kill-before", {"kill": self._kills, "process": op.process})
+        out = Outcome("fail", {"error": "KilledBefore",
+                               "message": "the backend's process was killed before the request was written"})
+        self._after_kill(op, out)
+
+    def _count_kill(self, op: _Op, report: dict[str, Any]) -> None:
+        """A kill that landed, counted under the moment it really hit."""
+        at = report.get("at")
+        kind = {"after-reply": "kill-after-reply", "late": "kill-late"}.get(
+            at, "kill-mid-batch" if op.spec.f == "store_batch" else "kill-during")
+        self._kills += 1
+        self.fired[KILL] = self.fired.get(KILL, 0) + 1
+        value: dict[str, Any] = {"kill": self._kills, "process": op.process, "dispatch": op.dispatch}
+        for k in ("event", "where", "reply_discarded"):
+            if k in report:
+                value[k] = report[k]
+        value["sigkill"] = report.get("exit") == -9
+        self._nemesis(kind, value)
+
+    def _child_died(self) -> str | None:
+        """An isolated backend's process died by itself (or hung and was
+        killed): recorded, and the store reopened as after a crash."""
+        fn = getattr(self.backend, "child_died", None)
+        info = fn() if callable(fn) else None
+        if info is None:
+            return None
+        self._deaths += 1
+        self.history.add(self.clock.now_us, "nemesis", "info", "child-died",
+                         {"death": self._deaths, "exit": info.get("exit"), "why": str(info.get("why", "")),
+                          "output": str(info.get("output", ""))[-500:]})
+        return f"child-died-{self._deaths}"
+
+    def _revive(self, label: str) -> None:
+        """Reopen (fresh=False) after a death found at quiescence."""
+        try:
+            self.backend = self.factory(replace(self.config, fresh=False))
+        except Exception as exc:  # noqa: BLE001 - the store's failure, a finding
+            self.backend = _Dead()
+            self._reopen_failed(exc, label, {"death": self._deaths}, f"its process died ({label})")
+            return
+        self._load_nemeses()
+
+    def _after_kill(self, op: _Op, out: Outcome, label: str | None = None) -> None:
+        """The killed op completes now with what the kill made of it; then
+        the store is reopened (fresh=False) and probed, as after a crash."""
+        if op.state == "abandoned":
+            if op.dispatch is not None:
+                op.completion["dispatch"] = op.dispatch
+            op.state = "done"
+        else:
+            extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
+            op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.spec.f,
+                                             out.output, **extra)
+            op.state = "done"
+            self.availability.done(op.spec.f, out.type)
+            self._finish(op, out.type)
+            self._restart_think[op.client] = op.plan.think_us
+        if label is None:
+            label = f"kill-{self._kills}"
+            self._reopen(label, {"kill": self._kills}, f"kill {self._kills}")
+        else:
+            self._reopen(label, {"death": self._deaths}, f"its process died ({label})")
 
     def _on_server_crash(self, name: str) -> None:
         """A backend nemesis took the store down (and brought it back): ops
@@ -490,6 +602,16 @@ PROBE_FILTERS = (
     filters.canonical({"or": [{"eq": ["tenant", "t0"]}, {"lt": ["n", 10]}]}),
     filters.canonical({"not": {"ge": ["n", 500]}}),
 )
+
+
+class _Dead:
+    """The store after a failed reopen in the middle of a probe: every call
+    fails as not applied (the run ends at the reopen failure)."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kw: Any) -> Any:
+            raise BackendError("the store could not be reopened")
+        return fail
 
 
 def _discard(backend: Any) -> None:

@@ -33,7 +33,8 @@ def test_filters_scenarios_pass_on_sim():
 
 @pytest.mark.parametrize("name", [n for n in available() if load(n).op_weights["search"] > 0])
 def test_every_search_bearing_scenario_filters_on_sim(name):
-    sc = load(name).with_overrides(ops=60)
+    # In-process (the kill scenario's child processes are tests/sim/test_isolate.py's)
+    sc = load(name).with_overrides(ops=60, isolate="none")
     assert sc.filters in ("auto", "on")
     seen = False
     for seed in range(4):
