@@ -77,8 +77,7 @@ def main(args: argparse.Namespace) -> int:
     started = wallclock.monotonic_s()
     stopped_early = failed_fast = False
     try:
-        executor = open_executor(args.executor, jobs=args.jobs, address=args.ray_address, token=token,
-                                 echo=not args.json)
+        executor = open_executor(args.executor, jobs=args.jobs, address=args.ray_address, token=token)
     except UsageError:
         run_dir.rmdir()   # made a moment ago, still empty: the run never started
         raise

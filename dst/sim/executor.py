@@ -163,19 +163,20 @@ class RayExecutor:
     ``auto``); None means ``RAY_ADDRESS``, else a local Ray started for this
     executor with the machine's CPUs and no dashboard. A Ray already
     initialised in this process (a test session's) is used as it is.
-    ``token`` names the per-worker folders (``workdirs``).
+    ``token`` names the per-worker folders (``workdirs``) and the tasks.
     """
 
     def __init__(self, address: str | None = None, *, token: str = "run", workdirs: bool = True,
-                 echo: bool = True, target_s: float = TARGET_TASK_S):
+                 echo: bool = True, target_s: float = TARGET_TASK_S, chunk: int | None = None):
         self._ray, self._owned = connect_ray(address)
         self.target_s = target_s
+        self.chunk = chunk      # a fixed chunk size (tests); None sizes chunks by measured cost
         self.token = token
         self.workdirs = workdirs
         self.slots = max(1, int(self._ray.cluster_resources().get("CPU", 1)))
         self.tasks = 0
-        self._sink = _OutputSink(echo)
-        self._sink.install()
+        self._sink = _OutputSink.installed()
+        self._sink.echo = echo
         self._remote = self._ray.remote(run_chunk_remote)
         self._task_options = dict(max_retries=0, retry_exceptions=False, num_cpus=1)
 
@@ -186,8 +187,8 @@ class RayExecutor:
         self.close()
 
     def close(self) -> None:
-        self._sink.uninstall()
         if self._owned and self._ray.is_initialized():
+            self._sink.settle()     # the last lines are still on their way
             self._ray.shutdown()
             self._owned = False
 
@@ -195,6 +196,8 @@ class RayExecutor:
         """Items for the next task: one while the cost is unmeasured, then
         enough for ``target_s``, never so many that some slots would idle
         at the end (at most a half share of what is left per slot)."""
+        if self.chunk is not None:
+            return max(1, min(self.chunk, left))
         n = 1 if per_item_s is None else int(self.target_s / max(per_item_s, 1e-6))
         fair = -(-left // (2 * self.slots))
         return max(1, min(n, fair, MAX_CHUNK))
@@ -286,39 +289,55 @@ def run_chunk_remote(fn: Any, items: list, stop_at: float | None) -> list[tuple[
 class _OutputSink:
     """Worker output as Ray ships it to the driver: kept per task (the last
     lines, for a lost chunk's report) and, with ``echo``, written to stderr
-    line by line. Replaces Ray's own printer, which deduplicates and writes
-    workers' stdout to ours."""
+    line by line. It replaces Ray's own printer for the life of the process
+    (``installed``): Ray's deduplicates lines that differ only in a number,
+    and writes workers' stdout to ours, where a late line would land in the
+    middle of a --json document."""
 
-    def __init__(self, echo: bool):
-        self.echo = echo
+    _one: "_OutputSink | None" = None
+
+    def __init__(self) -> None:
+        self.echo = True
         self._lines: dict[str, deque] = {}
         self._lock = threading.Lock()
-        self._removed: list = []
+        self._last_s = 0.0
 
-    def install(self) -> None:
+    @classmethod
+    def installed(cls) -> "_OutputSink":
+        import ray._private.worker as ray_worker
         from ray._private.ray_logging import global_worker_stdstream_dispatcher as d
-        self._removed = [h for h in d.handlers if h[0] == "ray_print_logs"]
+        if cls._one is None:
+            cls._one = cls()
         d.remove_handler("ray_print_logs")
         d.remove_handler("dst_output")
-        d.add_handler("dst_output", self._on_batch)
-
-    def uninstall(self) -> None:
-        from ray._private.ray_logging import global_worker_stdstream_dispatcher as d
-        d.remove_handler("dst_output")
-        for name, handler in self._removed:
-            d.add_handler(name, handler)
-        self._removed = []
+        d.add_handler("dst_output", cls._one._on_batch)
+        # The raylet's notices (a worker died...) go through the same printer, to stdout.
+        ray_worker.print_to_stdstream = lambda data, ignore_prefix=False: cls._one._on_batch(data)
+        return cls._one
 
     def _on_batch(self, data: dict[str, Any]) -> None:
         name = data.get("task_name") or ""
         lines = list(data.get("lines") or [])
-        if name.startswith("dst-"):
-            with self._lock:
+        with self._lock:
+            self._last_s = wallclock.monotonic_s()
+            if name.startswith("dst-"):
                 self._lines.setdefault(name, deque(maxlen=OUTPUT_LINES)).extend(lines)
-        if self.echo and lines and str(data.get("pid", "")).isdigit():   # a worker's, not Ray's own
+                if len(self._lines) > 10_000:      # tasks whose fate was never asked: forget the oldest
+                    self._lines.pop(next(iter(self._lines)))
+        if self.echo and lines and data.get("pid") != "autoscaler":   # its status tables are noise here
             where = f"pid={data.get('pid')}" + (f", ip={data.get('ip')}" if data.get("ip") else "")
             sys.stderr.write("".join(f"({name or 'ray'} {where}) {ln}\n" for ln in lines))
             sys.stderr.flush()
+
+    def settle(self, quiet_s: float = 0.3) -> None:
+        """Wait (up to ``LOG_SETTLE_S``) until no line has come for ``quiet_s``."""
+        end = wallclock.monotonic_s() + LOG_SETTLE_S
+        while wallclock.monotonic_s() < end:
+            with self._lock:
+                last = self._last_s
+            if wallclock.monotonic_s() - last >= quiet_s:
+                return
+            wallclock.sleep_s(0.05)
 
     def last_lines(self, name: str, settle: bool = False) -> list[str]:
         if settle:
@@ -331,9 +350,10 @@ class _OutputSink:
             self._lines.pop(name, None)
 
 
-def connect_ray(address: str | None) -> tuple[Any, bool]:
+def connect_ray(address: str | None, num_cpus: int | None = None) -> tuple[Any, bool]:
     """``(ray, started_here)``: Ray connected to ``address`` (module doc of
-    ``RayExecutor``), or one ``UsageError`` sentence saying what to do."""
+    ``RayExecutor``), or one ``UsageError`` sentence saying what to do.
+    ``num_cpus`` sizes a local Ray started here (default: the machine's CPUs)."""
     os.environ.update(WORKER_ENV)   # read by Ray when it is imported, in case it is not yet
     try:
         import ray
@@ -348,7 +368,7 @@ def connect_ray(address: str | None) -> tuple[Any, bool]:
         if address is None:
             # Started here, Ray's processes inherit this environment (WORKER_ENV included);
             # a per-task runtime_env would cost a fresh worker process (seconds) instead.
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=True,
+            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=True,
                      logging_level=logging.ERROR)
         else:
             _probe(address)
