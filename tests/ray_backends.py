@@ -36,21 +36,25 @@ def dies_once_on_seed_5(config: BackendConfig):
 
 
 class _LeaksEnv(SimBackend):
-    """Correct, but leaves a variable in the environment, and once it finds
-    it there (a worker reused without a clean environment) forgets every
-    third store: the same seed then gives another history."""
+    """Correct, but leaves a variable in the environment when closed, and
+    once it finds it there at open (a worker reused without a clean
+    environment) forgets every third store: the same seed then gives
+    another history."""
 
     def __init__(self, config: BackendConfig):
         super().__init__(config)
         self._broken = os.environ.get(LEAK_VAR) == "1"
-        os.environ[LEAK_VAR] = "1"
         self._n = 0
 
-    def store(self, id, vector):
+    def close(self) -> None:
+        os.environ[LEAK_VAR] = "1"
+        super().close()
+
+    def raw_store(self, id, vector, attrs=None):
         self._n += 1
         if self._broken and self._n % 3 == 0:
             return
-        super().store(id, vector)
+        super().raw_store(id, vector, attrs)
 
 
 def leaks_env(config: BackendConfig):

@@ -105,7 +105,7 @@ def test_a_reused_worker_gives_the_same_seed_the_same_bytes(ray_local):
     with RayExecutor(token="twice", chunk=3, echo=False) as ex:
         out = [v for _, v in ex.map(partial(_twice, backend="tests.ray_backends:leaks_env"), [3, 3, 3])]
     assert len({pid for pid, _, _ in out}) == 1          # one task, one worker process
-    assert out[0][2] == out[1][2] == out[2][2]
+    assert [v for _, v, _ in out] == ["ok"] * 3 and out[0][2] == out[1][2] == out[2][2]
 
 
 def test_worker_output_is_never_deduplicated_and_stays_off_stdout(ray_local, in_tmp, capsys):
