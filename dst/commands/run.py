@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,11 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("dst run: --jobs sizes the local pool; a Ray cluster sizes itself (drop --jobs)")
     if args.ray_address and args.executor != "ray":
         raise UsageError("dst run: --ray-address needs --executor ray")
+    if args.executor == "ray" and args.backend == "pgvector" and not args.location \
+            and not os.environ.get("DST_PG_DSN"):
+        # Else every worker would start an embedded server of its own (docs/cluster.md).
+        raise UsageError("dst run: pgvector on Ray needs one shared server: set DST_PG_DSN "
+                         "(or give --location DSN)")
     run_dir = new_run_dir(args.report_dir, label)
     token = run_token(run_dir)
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS

@@ -98,7 +98,19 @@ def run_chunk(fn: Callable[[Any], Any], items: list, stop_at: float | None,
             out.append((item, value, wallclock.monotonic_s() - t0))
     finally:
         os.chdir(home)
+        if workdir is not None:
+            _remove_if_empty(Path(workdir))
     return out
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """A worker folder nothing was written to (sim, a DSN) leaves no trace;
+    one with a store's files in it stays (failing seeds' stores are kept)."""
+    for d in (folder, folder.parent):
+        try:
+            d.rmdir()
+        except OSError:   # not empty (or already gone): keep it
+            return
 
 
 def _restore_env(saved: dict[str, str]) -> None:
