@@ -104,21 +104,17 @@ def run_chunk(fn: Callable[[Any], Any], items: list, stop_at: float | None,
 
 
 def _remove_if_empty(folder: Path) -> None:
-    """A worker folder nothing was written to (sim, a DSN) leaves no trace;
-    one with a store's files in it stays (failing seeds' stores are kept)."""
-    for d in (folder, folder.parent):
+    """A worker folder left with no file in it (sim, a DSN, passing seeds'
+    dropped tables) leaves no trace; one holding a failing seed's store stays."""
+    for root, _, _ in sorted(os.walk(folder), key=lambda w: -len(w[0])):
         try:
-            d.rmdir()
-        except OSError:   # not empty (or already gone): keep it
-            return
-
-
-def _restore_env(saved: dict[str, str]) -> None:
-    for k in [k for k in os.environ if k not in saved]:
-        del os.environ[k]
-    for k, v in saved.items():
-        if os.environ.get(k) != v:
-            os.environ[k] = v
+            os.rmdir(root)
+        except OSError:   # a file is still in it: keep it
+            pass
+    try:
+        folder.parent.rmdir()
+    except OSError:
+        pass
 
 
 class LocalExecutor:
