@@ -117,6 +117,14 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
+def _restore_env(saved: dict[str, str]) -> None:
+    for k in [k for k in os.environ if k not in saved]:
+        del os.environ[k]
+    for k, v in saved.items():
+        if os.environ.get(k) != v:
+            os.environ[k] = v
+
+
 class LocalExecutor:
     """``--jobs N``: this process (N = 1) or a pool of N processes, one item per task."""
 
