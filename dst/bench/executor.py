@@ -52,6 +52,17 @@ def _latency(ray: Any) -> dict[str, float]:
             "round_trip_ms_max": round(max(trips), 2)}
 
 
+def _driver_cost(scenario: Any) -> tuple[float, int]:
+    """What the driver spends on one passing seed's answer (unpickling it,
+    its result.json entry) and the size of that entry, over a few seeds."""
+    import pickle
+    from dst.sim.runner import run_seed
+    answers = [pickle.dumps((run_seed(scenario, s, "sim", token="bench")[0], None)) for s in range(5)]
+    t0 = wallclock.monotonic_s()
+    sizes = [len(json.dumps(pickle.loads(a)[0].summary())) for a in answers]
+    return (wallclock.monotonic_s() - t0) / len(answers), int(statistics.mean(sizes))
+
+
 def measure(scenario_name: str, n_seeds: int, jobs: int) -> dict[str, Any]:
     from dst.sim.executor import RayExecutor
     from dst.sim.scenario import load
@@ -63,14 +74,19 @@ def measure(scenario_name: str, n_seeds: int, jobs: int) -> dict[str, Any]:
     t0 = wallclock.monotonic_s()
     with RayExecutor(token="bench", echo=False) as ex:
         ray_start_s = wallclock.monotonic_s() - t0
+        t0 = wallclock.monotonic_s()
+        _sweep(scenario, [n_seeds + 1], executor=ex)   # a first seed: a worker process up, dst imported
+        first_seed_s = wallclock.monotonic_s() - t0
         ray_s = _sweep(scenario, seeds, executor=ex)
         tasks, slots = ex.tasks, ex.slots
         import ray      # connected by the executor
         latency = _latency(ray)
+    driver_s, entry_bytes = _driver_cost(scenario)
     per_seed_s = one / n_seeds                         # CPU-seconds of one seed, one process
     ray_rate, pool_rate = n_seeds / ray_s, n_seeds / pool
     efficiency = ray_rate / (slots / per_seed_s)       # of the ideal: every CPU busy on seeds
-    projection = {str(w): round(PROJECTED_SEEDS * per_seed_s / (w * efficiency) / 3600, 2)
+    # The driver merges every answer: past 1 / driver_s seeds per second, more workers do not help.
+    projection = {str(w): round(PROJECTED_SEEDS / min(w * efficiency / per_seed_s, 1 / driver_s) / 3600, 2)
                   for w in PROJECTED_WORKERS}
     return {
         "scenario": scenario_name, "seeds": n_seeds, "cpus": os.cpu_count(),
@@ -78,13 +94,15 @@ def measure(scenario_name: str, n_seeds: int, jobs: int) -> dict[str, Any]:
         "seeds_per_s": {"jobs_1": round(n_seeds / one, 2), f"jobs_{jobs}": round(pool_rate, 2),
                         f"ray_{slots}_cpus": round(ray_rate, 2)},
         "ray_over_pool": round(ray_rate / pool_rate, 3),
-        "ray_tasks": tasks, "ray_start_s": round(ray_start_s, 2), "ray_task_latency": latency,
+        "ray_tasks": tasks, "ray_start_s": round(ray_start_s, 2), "ray_first_seed_s": round(first_seed_s, 2),
+        "ray_task_latency": latency, "driver_ms_per_seed": round(driver_s * 1e3, 3),
+        "result_json_bytes_per_seed": entry_bytes,
         "per_seed_cpu_s": round(per_seed_s, 4), "ray_efficiency": round(efficiency, 3),
         "projection": {
             "what": (f"PROJECTION, not a measurement: hours for {PROJECTED_SEEDS:,} seeds of "
-                     f"{scenario_name} on sim on N one-CPU Ray workers = seeds x per_seed_cpu_s / "
-                     f"(N x ray_efficiency); assumes this machine's per-seed cost, a driver that "
-                     f"keeps up, and no start-up"),
+                     f"{scenario_name} on sim on N one-CPU Ray workers = seeds / min(N x "
+                     f"ray_efficiency / per_seed_cpu_s, 1000 / driver_ms_per_seed); assumes this "
+                     f"machine's per-seed cost and no start-up"),
             "hours_by_workers": projection},
     }
 
