@@ -44,6 +44,17 @@ class Deadline:
     def expired(self) -> bool:
         return self._end is not None and time.perf_counter() >= self._end
 
+    def epoch_end(self) -> float | None:
+        """The budget's end as seconds since the epoch, for a worker on another
+        machine to compare with its own ``epoch_s()`` (clocks of one cluster
+        agree to well under a second; a task start does not)."""
+        return None if self._end is None else time.time() + (self._end - time.perf_counter())
+
+
+def epoch_s() -> float:
+    """Seconds since the epoch: only to compare with ``Deadline.epoch_end``."""
+    return time.time()
+
 
 def run_token(run_dir: Path) -> str:
     """A short tag unique to this run: it names the run's tables, so two runs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from dst.argtypes import positive, seconds, shard
 from dst.argtypes import seed as seed_number
 from dst.console import (DEFAULT_BACKEND, EXIT_OK, EXIT_UNFIRED, EXIT_UNKNOWN, EXIT_VIOLATION, add_store_flags,
                          consoles, print_json, print_summary, print_violation, progress, safe)
+from dst.errors import UsageError
 from dst.history import History
 
 
@@ -23,6 +25,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--shard", type=shard, help="run shard I of N of the seed range")
     run.add_argument("--time-budget", type=seconds, help="stop starting seeds after this many seconds")
     run.add_argument("--jobs", type=positive, default=1, help="local worker processes")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="where seeds run: local processes (--jobs), or a Ray cluster (docs/cluster.md)")
+    run.add_argument("--ray-address", default=None,
+                     help="the Ray cluster to run on (default: RAY_ADDRESS, else a local Ray for this run)")
     run.add_argument("--junit", help="also write JUnit XML here")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first seed that does not pass")
     return run
@@ -41,6 +47,7 @@ def main(args: argparse.Namespace) -> int:
     from dst.check.linearizability import DEFAULT_BUDGET_STEPS
     from dst.report.folders import ensure_writable, new_run_dir, write_json
     from dst.report.junit import write_junit
+    from dst.sim.executor import open_executor
     from dst.sim.runner import run_seeds
     from dst.sim.scenario import FAULT_CLASSES, load
     from dst.wallclock import run_token
@@ -55,22 +62,38 @@ def main(args: argparse.Namespace) -> int:
     label = f"{scenario.name}-{safe(args.backend)}-s{args.seed}"
     if args.junit:
         ensure_writable(args.junit, "--junit")
+    if args.executor == "ray" and args.jobs != 1:
+        raise UsageError("dst run: --jobs sizes the local pool; a Ray cluster sizes itself (drop --jobs)")
+    if args.ray_address and args.executor != "ray":
+        raise UsageError("dst run: --ray-address needs --executor ray")
+    if args.executor == "ray" and args.backend == "pgvector" and not args.location \
+            and not os.environ.get("DST_PG_DSN"):
+        # Else every worker would start an embedded server of its own (docs/cluster.md).
+        raise UsageError("dst run: pgvector on Ray needs one shared server: set DST_PG_DSN "
+                         "(or give --location DSN)")
     run_dir = new_run_dir(args.report_dir, label)
     token = run_token(run_dir)
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS
-    deadline = wallclock.Deadline(args.time_budget)
 
     results = []
     fired = {k: 0 for k in FAULT_CLASSES}
     enabled: set[str] = set()
     first_fail: tuple[Any, History] | None = None
+    lost_first: Any = None
     last_history: History | None = None
     started = wallclock.monotonic_s()
-    stopped_early = False
+    stopped_early = failed_fast = False
+    try:
+        executor = open_executor(args.executor, jobs=args.jobs, address=args.ray_address, token=token)
+    except UsageError:
+        run_dir.rmdir()   # made a moment ago, still empty: the run never started
+        raise
+    # The budget counts from here: joining or starting Ray is not seed time.
+    deadline = wallclock.Deadline(args.time_budget)
     bar = progress(console)
-    with bar:
+    with executor, bar:
         task = bar.add_task(f"{scenario.name} on {args.backend}", total=len(seeds))
-        for result, history in run_seeds(scenario, seeds, args.backend, jobs=args.jobs,
+        for result, history in run_seeds(scenario, seeds, args.backend, executor=executor,
                                          deadline=deadline, location=args.location,
                                          options=options, token=token, factory=factory,
                                          budget_steps=budget, concurrency=args.concurrency):
@@ -84,14 +107,19 @@ def main(args: argparse.Namespace) -> int:
             if result.verdict != "ok":
                 hist_dir = run_dir / "histories"
                 hist_dir.mkdir(exist_ok=True)
-                history.write(hist_dir / f"seed-{seed}.jsonl")
-                if first_fail is None or (first_fail[0].verdict != "violation"
-                                          and result.verdict == "violation"):
-                    first_fail = (result, history)
+                if history is None:   # its worker died: what it said last is all there is
+                    (hist_dir / f"seed-{seed}.lost.txt").write_text(result.reason + "\n")
+                else:
+                    history.write(hist_dir / f"seed-{seed}.jsonl")
+                    if first_fail is None or (first_fail[0].verdict != "violation"
+                                              and result.verdict == "violation"):
+                        first_fail = (result, history)
+                if lost_first is None and history is None:
+                    lost_first = result
             bar.update(task, advance=1,
                             description=f"{scenario.name} on {args.backend}: seed {seed} {result.verdict}")
             if args.fail_fast and result.verdict != "ok":
-                stopped_early = True
+                stopped_early = failed_fast = True
                 break
     elapsed = wallclock.monotonic_s() - started
     if len(results) < len(seeds) and not stopped_early:
@@ -128,7 +156,7 @@ def main(args: argparse.Namespace) -> int:
         "metric": scenario.metric, "filters": {
             "use": scenario.filters,
             "in_use": None if last_history is None else bool(last_history.meta.get("filters"))},
-        "options": options, "seeds": [s for s in seeds[:len(results)]],
+        "options": options, "seeds": [r.seed for r in results], "executor": args.executor,
         "seeds_requested": len(seeds), "stopped_early": stopped_early,
         "verdict": "violation" if violations or gates.violated else "unknown" if unknowns else "ok",
         "exit_code": code, "fault_counts": fired, "faults_enabled": sorted(enabled),
@@ -166,10 +194,12 @@ def main(args: argparse.Namespace) -> int:
     for sentence in gates.sentences(recall=False):
         console.print(sentence, markup=False, soft_wrap=True)
     if stopped_early:
-        why = "stopped at the first failing seed" if args.fail_fast and first_fail else "time budget reached"
+        why = "stopped at the first failing seed" if failed_fast else "time budget reached"
         console.print(f"{why}: ran {len(results)} of {len(seeds)} seeds", markup=False)
     if not results:
         console.print("no seed ran, so nothing was verified: not a pass", markup=False)
+    if lost_first is not None:
+        print_violation(console, lost_first)
     if first_fail is not None:
         r = first_fail[0]
         print_violation(console, r)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable
 
 from dst import wallclock
@@ -384,49 +385,48 @@ def scenario_raw(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_seeds(scenario: Scenario, seeds: list[int], backend: str, *, jobs: int = 1,
-              deadline: Any = None, **kw: Any):
-    """Yield ``(SeedResult, History | None)`` for each seed, in seed order.
+              deadline: Any = None, executor: Any = None, **kw: Any):
+    """Yield ``(SeedResult, History | None)`` for each seed that ran, in seed order.
 
-    With ``jobs > 1`` seeds run in local worker processes; results are the
-    same as in one process (each seed is independent and deterministic).
-    The history comes back for seeds that did not pass and for the last
-    seed; otherwise it is None in worker mode. Stops submitting new seeds
-    once ``deadline.expired()``.
+    Where seeds run is ``executor`` (``dst.sim.executor``), else ``jobs``
+    local processes; results are the same as in one process (each seed is
+    independent and deterministic). The history comes back for seeds that
+    did not pass and for the last seed; otherwise it is None when seeds ran
+    in workers. Stops submitting new seeds once ``deadline.expired()``. A
+    seed whose worker died comes back ``unknown``, its reason naming the
+    error and the worker's last output, with no history.
     """
-    if jobs <= 1:
-        for seed in seeds:
-            if deadline is not None and deadline.expired():
-                return
-            yield run_seed(scenario, seed, backend, **kw)
-        return
-    import concurrent.futures as cf
-    from collections import deque
+    from dst.sim.executor import LocalExecutor, Lost
 
-    kw.pop("factory", None)  # workers resolve the backend themselves
-    last = seeds[-1] if seeds else None
-    with cf.ProcessPoolExecutor(max_workers=jobs) as pool:
-        pending: deque = deque()
-        it = iter(seeds)
-        try:
-            while True:
-                while len(pending) < 2 * jobs and not (deadline is not None and deadline.expired()):
-                    seed = next(it, None)
-                    if seed is None:
-                        break
-                    pending.append(pool.submit(_seed_worker, scenario, seed, backend, seed == last, kw))
-                if not pending:
-                    return
-                result, data = pending.popleft().result()
-                yield result, (History.from_bytes(data) if data is not None else None)
-        finally:
-            for f in pending:
-                f.cancel()
+    if executor is None:
+        executor = LocalExecutor(jobs)
+    if executor.slots <= 1 and isinstance(executor, LocalExecutor):
+        fn: Any = partial(_seed_here, scenario, backend, kw)
+    else:
+        kw.pop("factory", None)  # workers resolve the backend themselves
+        fn = partial(_seed_worker, scenario, backend, seeds[-1] if seeds else None, kw)
+    for seed, value in executor.map(fn, seeds, deadline=deadline):
+        if isinstance(value, Lost):
+            yield lost_result(seed, value.describe()), None
+        elif isinstance(value[1], History) or value[1] is None:
+            yield value
+        else:
+            yield value[0], History.from_bytes(value[1])
 
 
-def _seed_worker(scenario: Scenario, seed: int, backend: str, want_history: bool,
-                 kw: dict[str, Any]) -> tuple[SeedResult, bytes | None]:
+def lost_result(seed: int, reason: str) -> SeedResult:
+    """A seed that produced no verdict because its worker died: unknown, never a pass."""
+    return SeedResult(seed=seed, verdict="unknown", ops=0, fired={}, enabled=[], reason=reason)
+
+
+def _seed_here(scenario: Scenario, backend: str, kw: dict[str, Any], seed: int) -> tuple[SeedResult, History]:
+    return run_seed(scenario, seed, backend, **kw)
+
+
+def _seed_worker(scenario: Scenario, backend: str, last: int | None, kw: dict[str, Any],
+                 seed: int) -> tuple[SeedResult, bytes | None]:
     result, history = run_seed(scenario, seed, backend, **kw)
-    keep = want_history or result.verdict != "ok"
+    keep = seed == last or result.verdict != "ok"
     return result, (history.to_bytes() if keep else None)
 
 
