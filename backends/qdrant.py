@@ -66,10 +66,10 @@ get_vector  payload   ``payload``: under cosine, ``get`` returns the vector kept
 from __future__ import annotations
 
 import base64
-import gc
 import os
 import shutil
 import uuid
+import weakref
 from typing import Any
 
 import numpy as np
@@ -200,7 +200,7 @@ class QdrantBackend(ValidatingBackend):
         self._client = None
         with classify(f"qdrant: cannot open {self.collection!r} in {self.location}", text=str):
             self._claim_folder()
-            self._client = _open_client(QdrantClient, self.folder)
+            self._client = _open_client(QdrantClient, self.folder, self)
             exists = self._client.collection_exists(self.collection)
             if exists:
                 self._check_owned()
@@ -244,7 +244,7 @@ class QdrantBackend(ValidatingBackend):
 
     def _retrieve(self, id_: str, *, payload: Any, vectors: bool):
         with _failing("retrieve"):
-            recs = self._client.retrieve(self.collection, [point_id(id_)], with_payload=payload,
+            recs = self._live().retrieve(self.collection, [point_id(id_)], with_payload=payload,
                                          with_vectors=vectors)
         if not recs:
             return None
@@ -264,14 +264,14 @@ class QdrantBackend(ValidatingBackend):
             return
         points = self._points(ids, matrix, attrs if attrs is not None else [{} for _ in ids])
         with _failing("upsert"):
-            self._client.upsert(self.collection, points=points, wait=True)
+            self._live().upsert(self.collection, points=points, wait=True)
 
     def raw_delete(self, id: str) -> bool:
         if self._retrieve(id, payload=["id"], vectors=False) is None:
             return False
         m = self._m
         with _failing("delete"):
-            self._client.delete(self.collection, points_selector=m.PointIdsList(points=[point_id(id)]),
+            self._live().delete(self.collection, points_selector=m.PointIdsList(points=[point_id(id)]),
                                 wait=True)
         return True
 
@@ -299,13 +299,13 @@ class QdrantBackend(ValidatingBackend):
 
     def raw_count(self) -> int:
         with _failing("count"):
-            return int(self._client.count(self.collection, exact=True).count)
+            return int(self._live().count(self.collection, exact=True).count)
 
     def raw_search(self, q: np.ndarray, limit: int, exact: bool, where=None) -> list[SearchHit]:
         """Local mode searches by brute force: ``exact`` changes nothing."""
         flt = qdrant_filter(where) if where is not None else None
         with _failing("query_points"):
-            res = self._client.query_points(self.collection, query=q.tolist(), query_filter=flt,
+            res = self._live().query_points(self.collection, query=q.tolist(), query_filter=flt,
                                             limit=limit, with_payload=["id"], with_vectors=False)
         sign = -1.0 if self.metric == "l2" else 1.0
         hits = [SearchHit((p.payload or {}).get("id"), sign * float(p.score)) for p in res.points]
@@ -321,6 +321,21 @@ class QdrantBackend(ValidatingBackend):
             with _failing("close"):
                 client.close()
 
+    def _release(self) -> None:
+        """Let go of the folder as a dying process would (see ``_open_client``)."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - a handle being abandoned; nothing to report to
+                pass
+
+    def _live(self):
+        if self._client is None:
+            raise BackendError("qdrant: this handle is closed (or was taken over by a newer handle "
+                               "on the same folder)")
+        return self._client
+
     def drop(self) -> None:
         """Drop this namespace's collection and folder (only ever ones
         vector-dst created). Works after close()."""
@@ -330,7 +345,7 @@ class QdrantBackend(ValidatingBackend):
                 if not os.path.isdir(self.folder):
                     return
                 require_owned(dir_owned(self.folder) is not None, f"qdrant: folder {self.folder!r}")
-                self._client = _open_client(QdrantClient, self.folder)
+                self._client = _open_client(QdrantClient, self.folder, self)
             if self._client.collection_exists(self.collection):
                 self._check_owned()
                 self._client.delete_collection(self.collection)
@@ -343,18 +358,30 @@ class QdrantBackend(ValidatingBackend):
                 shutil.rmtree(self.folder)
 
 
-def _open_client(cls, folder: str):
-    """A local-mode client on ``folder``. A handle this process dropped
-    without close() (the harness's crash) still holds the folder's lock
-    until the garbage collector frees it; one collection pass releases it,
-    as the process dying would."""
-    try:
-        return cls(path=folder)
-    except RuntimeError as exc:
-        if "already accessed" not in str(exc):
-            raise
-        gc.collect()
-        return cls(path=folder)
+# The live handle of each folder in this process (a weak reference).
+_HOLDERS: "weakref.WeakValueDictionary[str, QdrantBackend]" = weakref.WeakValueDictionary()
+
+
+def _open_client(cls, folder: str, owner: "QdrantBackend | None" = None):
+    """A local-mode client on ``folder``.
+
+    Local mode locks the folder for one client. The harness's crash drops a
+    handle without close() and opens a new one in the same process, where
+    the old handle may still be referenced (a timed-out call the harness
+    keeps); a dying process would have released the lock. So a new handle
+    takes the folder over: the old handle's SQLite connections and lock are
+    released, which writes nothing (every point was committed when its call
+    returned), and any later call on it fails (outcome unknown). For the
+    same reason two live handles on one namespace (``--concurrency
+    threads``) are not supported."""
+    key = os.path.realpath(folder)
+    old = _HOLDERS.get(key)
+    if old is not None and old is not owner:
+        old._release()
+    client = cls(path=folder)
+    if owner is not None:
+        _HOLDERS[key] = owner
+    return client
 
 
 def _failing(call: str):
