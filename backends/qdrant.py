@@ -105,12 +105,14 @@ def point_id(id_: str) -> str:
 _TYPE_KEY = {str: "s", int: "i", bool: "b"}
 
 
-def payload_of(id_: str, attrs: dict[str, Any], vector: np.ndarray | None) -> dict[str, Any]:
-    """The payload of one row (see the module text)."""
+def payload_of(id_: str, attrs: dict[str, Any], vector: np.ndarray | None,
+               bool_as_int: bool = False) -> dict[str, Any]:
+    """The payload of one row (see the module text). ``bool_as_int``: bools
+    kept as 0/1 under ``b`` (for a binding that cannot match bools)."""
     p: dict[str, Any] = {"id": id_}
     for name, value in attrs.items():
         t = _TYPE_KEY[type(value)]
-        p.setdefault(t, {})[name] = value
+        p.setdefault(t, {})[name] = int(value) if t == "b" and bool_as_int else value
         if t == "i":
             p.setdefault("h", {})[name] = value >> 32
             p.setdefault("l", {})[name] = value & 0xFFFFFFFF
@@ -121,55 +123,92 @@ def payload_of(id_: str, attrs: dict[str, Any], vector: np.ndarray | None) -> di
 
 def attrs_of(payload: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for t in ("s", "i", "b"):
-        out.update(payload.get(t) or {})
+    out.update(payload.get("s") or {})
+    out.update(payload.get("i") or {})
+    out.update({k: bool(x) for k, x in (payload.get("b") or {}).items()})
     return dict(sorted(out.items()))
 
 
-def qdrant_filter(where: Any):
-    """The canonical ``where`` tree as one Qdrant ``Filter``."""
-    from qdrant_client import models as m
-    c = _condition(where, m)
-    return c if isinstance(c, m.Filter) else m.Filter(must=[c])
+def vector_of(payload: dict[str, Any]) -> np.ndarray:
+    """The float32 vector kept in a payload by ``payload_of``."""
+    return np.frombuffer(base64.b64decode(payload["v"]), dtype="<f4").astype(np.float32)
 
 
-def _never(m):
+class ClientModels:
+    """How a filter is spelled in qdrant-client's models (``Dialect``)."""
+
+    bool_as_int = False
+
+    def __init__(self):
+        from qdrant_client import models
+        self.m = models
+
+    def filter(self, must=None, should=None, must_not=None):
+        return self.m.Filter(must=must, should=should, must_not=must_not)
+
+    def match(self, key, value):
+        return self.m.FieldCondition(key=key, match=self.m.MatchValue(value=value))
+
+    def match_any(self, key, values):
+        return self.m.FieldCondition(key=key, match=self.m.MatchAny(any=list(values)))
+
+    def range(self, key, **bound):
+        return self.m.FieldCondition(key=key, range=self.m.Range(**bound))
+
+    def is_empty(self, key):
+        return self.m.IsEmptyCondition(is_empty=self.m.PayloadField(key=key))
+
+
+def qdrant_filter(where: Any, d: Any = None):
+    """The canonical ``where`` tree as one Qdrant ``Filter``, spelled by the
+    dialect ``d`` (qdrant-client's models by default)."""
+    d = d or ClientModels()
+    c = _condition(where, d)
+    return c if _is_filter(c, d) else d.filter(must=[c])
+
+
+def _is_filter(c, d) -> bool:
+    return type(c) is type(d.filter())
+
+
+def _never(d):
     # Filter() holds for every point; must_not of it for none. (An empty
     # ``should`` means "no constraint" to Qdrant, not "none of nothing".)
-    return m.Filter(must_not=[m.Filter()])
+    return d.filter(must_not=[d.filter()])
 
 
-def _condition(where: Any, m):
+def _condition(where: Any, d):
     (op, arg), = where.items()
     if op == "and":
-        return m.Filter(must=[_condition(w, m) for w in arg])
+        return d.filter(must=[_condition(w, d) for w in arg])
     if op == "or":
-        return m.Filter(should=[_condition(w, m) for w in arg]) if arg else _never(m)
+        return d.filter(should=[_condition(w, d) for w in arg]) if arg else _never(d)
     if op == "not":
-        return m.Filter(must_not=[_condition(arg, m)])
+        return d.filter(must_not=[_condition(arg, d)])
     if op == "exists":
-        return m.Filter(should=[m.Filter(must_not=[m.IsEmptyCondition(is_empty=m.PayloadField(key=f"{t}.{arg}"))])
-                                for t in ("s", "i", "b")])
+        return d.filter(should=[d.filter(must_not=[d.is_empty(f"{t}.{arg}")]) for t in ("s", "i", "b")])
     name, value = arg
     sample = value[0] if op == "in" else value
-    key = f"{_TYPE_KEY[type(sample)]}.{name}"
+    t = _TYPE_KEY[type(sample)]
+    key = f"{t}.{name}"
+
+    def lit(x):
+        return int(x) if t == "b" and d.bool_as_int else x
     if op == "eq":
-        return m.FieldCondition(key=key, match=m.MatchValue(value=value))
+        return d.match(key, lit(value))
     if op == "ne":
-        return m.Filter(must_not=[m.IsEmptyCondition(is_empty=m.PayloadField(key=key)),
-                                  m.FieldCondition(key=key, match=m.MatchValue(value=value))])
+        return d.filter(must_not=[d.is_empty(key), d.match(key, lit(value))])
     if op == "in":
-        if isinstance(sample, bool):     # MatchAny takes str or int lists only
-            return m.Filter(should=[m.FieldCondition(key=key, match=m.MatchValue(value=v)) for v in value])
-        return m.FieldCondition(key=key, match=m.MatchAny(any=list(value)))
+        if t == "b" and not d.bool_as_int:     # MatchAny takes str or int lists only
+            return d.filter(should=[d.match(key, v) for v in value])
+        return d.match_any(key, [lit(v) for v in value])
     # lt/le/gt/ge on ints: (hi, lo) halves compared lexicographically.
     hb, lb = value >> 32, value & 0xFFFFFFFF
     hi, lo = f"h.{name}", f"l.{name}"
     strict, low = _RANGE[op]
-    return m.Filter(should=[
-        m.FieldCondition(key=hi, range=m.Range(**{strict: hb})),
-        m.Filter(must=[m.FieldCondition(key=hi, match=m.MatchValue(value=hb)),
-                       m.FieldCondition(key=lo, range=m.Range(**{low: lb}))]),
+    return d.filter(should=[
+        d.range(hi, **{strict: hb}),
+        d.filter(must=[d.match(hi, hb), d.range(lo, **{low: lb})]),
     ])
 
 
@@ -188,6 +227,7 @@ class QdrantBackend(ValidatingBackend):
         from qdrant_client import QdrantClient, models
 
         self._m = models
+        self._dialect = ClientModels()
         opts = OPTIONS.parse(config.options)
         self.get_vector = opts["get_vector"]
         self.dim = config.dim
@@ -280,7 +320,7 @@ class QdrantBackend(ValidatingBackend):
             rec = self._retrieve(id, payload=["id", "v"], vectors=False)
             if rec is None:
                 return None
-            v = np.frombuffer(base64.b64decode(rec.payload["v"]), dtype="<f4").astype(np.float32)
+            v = vector_of(rec.payload)
         else:
             rec = self._retrieve(id, payload=["id"], vectors=True)
             if rec is None:
@@ -303,7 +343,7 @@ class QdrantBackend(ValidatingBackend):
 
     def raw_search(self, q: np.ndarray, limit: int, exact: bool, where=None) -> list[SearchHit]:
         """Local mode searches by brute force: ``exact`` changes nothing."""
-        flt = qdrant_filter(where) if where is not None else None
+        flt = qdrant_filter(where, self._dialect) if where is not None else None
         with _failing("query_points"):
             res = self._live().query_points(self.collection, query=q.tolist(), query_filter=flt,
                                             limit=limit, with_payload=["id"], with_vectors=False)
