@@ -123,6 +123,7 @@ BUILTIN_BACKENDS = {
     "lance": "backends.lance:open_backend",
     "pgvector": "backends.pgvector:open_backend",
     "qdrant": "backends.qdrant:open_backend",
+    "qdrant-edge": "backends.qdrant_edge:open_backend",
 }
 
 

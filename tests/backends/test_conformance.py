@@ -84,7 +84,17 @@ def _qdrant_maker(tmp_path):
     return make
 
 
-MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker, "qdrant": _qdrant_maker}
+def _qdrant_edge_maker(tmp_path):
+    from backends.qdrant_edge import open_backend
+
+    def make(ns, fresh=True, dim=DIM, metric="cosine", **options):
+        return open_backend(BackendConfig(dim=dim, location=str(tmp_path / "qdrant-edge"), namespace=ns,
+                                          fresh=fresh, options=options, metric=metric))
+    return make
+
+
+MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker, "qdrant": _qdrant_maker,
+          "qdrant-edge": _qdrant_edge_maker}
 
 
 @pytest.fixture(params=sorted(MAKERS))
