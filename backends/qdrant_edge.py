@@ -165,8 +165,9 @@ class QdrantEdgeBackend(ValidatingBackend):
         qe = self._qe
         attrs = attrs if attrs is not None else [{} for _ in ids]
         rows = matrix.tolist()
+        as_int = self._dialect.bool_as_int
         points = [qe.Point(uuid.UUID(point_id(i)), r,
-                           payload_of(i, a, matrix[n] if self._keep_vector else None, bool_as_int=self._dialect.bool_as_int))
+                           payload_of(i, a, matrix[n] if self._keep_vector else None, bool_as_int=as_int))
                   for n, (i, r, a) in enumerate(zip(ids, rows, attrs))]
         with _failing("upsert_points"):
             self._live().update(qe.UpdateOperation.upsert_points(points))

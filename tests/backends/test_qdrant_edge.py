@@ -88,8 +88,10 @@ def test_reopen_after_deletes_and_upserts(tmp_path):
                                        "MatchValue(True) is the integer 1')")
 def test_edge_match_value_true_matches_a_bool_payload(tmp_path):
     import qdrant_edge as qe
-    s = qe.EdgeShard.create(str(tmp_path / "s"), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=2, distance=qe.Distance.Dot)))
-    s.update(qe.UpdateOperation.upsert_points([qe.Point(1, [1.0, 0.0], {"x": True}), qe.Point(2, [1.0, 0.0], {"x": 1})]))
+    params = qe.EdgeVectorParams(size=2, distance=qe.Distance.Dot)
+    s = qe.EdgeShard.create(str(tmp_path / "s"), qe.EdgeConfig(vectors=params))
+    s.update(qe.UpdateOperation.upsert_points([qe.Point(1, [1.0, 0.0], {"x": True}),
+                                               qe.Point(2, [1.0, 0.0], {"x": 1})]))
     flt = qe.Filter(must=[qe.FieldCondition(key="x", match=qe.MatchValue(True))])
     got = sorted(p.id for p in s.query(qe.QueryRequest(limit=5, query=qe.Query.Nearest([1.0, 0.0]), filter=flt)))
     s.close()
