@@ -96,3 +96,16 @@ def test_edge_match_value_true_matches_a_bool_payload(tmp_path):
     got = sorted(p.id for p in s.query(qe.QueryRequest(limit=5, query=qe.Query.Nearest([1.0, 0.0]), filter=flt)))
     s.close()
     assert got == [1]          # 0.9.0 answers [2]: the int 1, never the bool
+
+
+@pytest.mark.xfail(strict=True, reason="store finding (docs/findings.md, 'Qdrant: cosine scores of tiny and "
+                                       "huge vectors'; upstream qdrant 10465, 10692)")
+@pytest.mark.parametrize("scale", [1e-5, 1e19], ids=["small", "huge"])
+def test_edge_cosine_scores_of_small_and_huge_vectors(tmp_path, scale):
+    from dst.metrics import score
+    b = open_backend(cfg(tmp_path, "norm"))
+    x = (v(1, 2, 3, 4) * np.float32(scale)).astype(np.float32)
+    b.store("x", x)
+    q = v(1, 0, 0, 1)
+    (h,) = b.search(q, 1)
+    assert abs(h.score - score("cosine", q, x)) <= 1e-4, (h.score, score("cosine", q, x))
