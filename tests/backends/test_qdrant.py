@@ -226,3 +226,16 @@ def test_cosine_scores_of_tiny_and_huge_vectors(loc, scale):
     q = v(1, 0, 0, 1)
     (h,) = b.search(q, 1)
     assert abs(h.score - score("cosine", q, x)) <= 1e-4, (h.score, score("cosine", q, x))
+
+
+def test_bench_row_with_the_raw_client(tmp_path, loc):
+    """The bench's qdrant row, tiny: every figure there, the raw client's too."""
+    from dst.bench.backends import run_row
+    spec = dict(variant="qdrant", n=40, dim=8, queries=10, upserts=5, rounds=1, batch_size=16,
+                namespace="dstbench_t_0", qdrant_dir=os.path.join(loc, "bench"))
+    r = run_row(spec)
+    assert r["status"] == "ok", r["error"]
+    assert r["recall_at_10"] == 1.0 and r["raw"]["recall_at_10"] == 1.0
+    assert all(x > 0 for x in r["overhead"].values()), r["overhead"]
+    assert r["driver"] == {"qdrant-client": "1.20.0"} and r["disk_mb"] > 0
+    assert os.listdir(os.path.join(loc, "bench")) == []          # adapter's and raw folders gone
