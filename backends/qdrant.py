@@ -65,6 +65,7 @@ get_vector  payload   ``payload``: under cosine, ``get`` returns the vector kept
 
 from __future__ import annotations
 
+import atexit
 import base64
 import os
 import shutil
@@ -400,6 +401,17 @@ class QdrantBackend(ValidatingBackend):
 
 # The live handle of each folder in this process (a weak reference).
 _HOLDERS: "weakref.WeakValueDictionary[str, QdrantBackend]" = weakref.WeakValueDictionary()
+
+
+def _release_all() -> None:
+    # At exit, before the interpreter tears modules down: qdrant-client's
+    # own __del__ would close a handle left open then, and fail noisily
+    # ("sys.meta_path is None") importing its lock module.
+    for b in list(_HOLDERS.values()):
+        b._release()
+
+
+atexit.register(_release_all)
 
 
 def _open_client(cls, folder: str, owner: "QdrantBackend | None" = None):
