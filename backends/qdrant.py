@@ -6,7 +6,10 @@ lock on ``<folder>/.lock``), so each namespace gets a folder of its own,
 ``<location>/<name>/``, holding one collection ``<name>`` (``name`` is the
 namespace, or a hash-suffixed form of it, ``store_name``: deterministic, no
 two namespaces share it). Seeds running in parallel processes never meet on
-a lock. ``location`` defaults to ``.dst/qdrant``.
+a lock. ``location`` defaults to ``.dst/qdrant``. A handle opened on a
+folder another handle of this process holds takes it over (``_open_client``:
+the harness's in-process crash), so ``--concurrency threads``, which opens
+several handles on one namespace, is not supported.
 
 Ids. Qdrant point ids are unsigned ints or UUIDs; a string id is mapped to
 ``uuid5(ID_NAMESPACE, id)`` and kept in the payload under ``"id"``; every
@@ -17,8 +20,8 @@ Payload. ``{"id": ..., "s": {name: str}, "i": {name: int}, "b": {name:
 bool}, "h": {name: int >> 32}, "l": {name: int & 0xffffffff}, "v": ...}``.
 Attributes live under one key per type, so an attribute can never collide
 with ``id``, and ``{"eq": ["n", 1]}`` never meets a bool (Qdrant's local
-mode does keep bool and int apart in ``MatchValue``; the server's JSON does
-too; this layout does not depend on it). ``h``/``l`` are the two 32-bit
+mode does keep bool and int apart in ``MatchValue``, as the server does by
+qdrant-client PR 1259; this layout does not depend on it). ``h``/``l`` are the two 32-bit
 halves of each int: Qdrant's ``Range`` takes float64 bounds, which cannot
 hold every int64 (``2**63 - 1`` rounds up to ``2**63``), so ``lt/le/gt/ge``
 compare the halves lexicographically, each exact in a float64.
