@@ -123,6 +123,8 @@ BUILTIN_BACKENDS = {
     "lance": "backends.lance:open_backend",
     "pgvector": "backends.pgvector:open_backend",
     "chroma": "backends.chroma:open_backend",
+    "qdrant": "backends.qdrant:open_backend",
+    "qdrant-edge": "backends.qdrant_edge:open_backend",
 }
 
 

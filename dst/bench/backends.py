@@ -14,6 +14,7 @@ lance-hnsw-sq      lance      index=IVF_HNSW_SQ, refined (refine_factor 1, the
 pgvector           pgvector   (exact: sequential scan)
 pgvector-hnsw      pgvector   index=hnsw (m 16, ef_construction 64, ef_search 40)
 chroma             chroma     (HNSW, Chroma's defaults; ANN, no exact path)
+qdrant             qdrant     (exact: local mode is brute force; see ``_QdrantRaw``)
 =================  =========  =====================================================
 
 Per row, in this order, in a worker process of its own (so the memory
@@ -118,9 +119,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "pgvector": ("pgvector", {}, "pgvector (exact)"),
     "pgvector-hnsw": ("pgvector", {"index": "hnsw"}, "pgvector hnsw"),
     "chroma": ("chroma", {}, "chroma (HNSW)"),
+    "qdrant": ("qdrant", {}, "qdrant local (exact)"),
 }
 BACKEND_VARIANTS = {"sim": ["sim"], "lance": ["lance", "lance-hnsw-sq"],
-                    "pgvector": ["pgvector", "pgvector-hnsw"], "chroma": ["chroma"]}
+                    "pgvector": ["pgvector", "pgvector-hnsw"], "chroma": ["chroma"],
+                    "qdrant": ["qdrant"]}
 DATA_KINDS = ("lowrank", "normal")
 ANN_ONLY = {"chroma"}       # backends whose search is approximate with any options
 
@@ -557,7 +560,87 @@ class _ChromaRaw:
             self.client.close()
 
 
-RAW_DRIVERS = {"lance": _LanceRaw, "pgvector": _PgRaw, "chroma": _ChromaRaw}
+class _QdrantRaw:
+    """qdrant-client local mode without the adapter. Local mode locks a
+    folder for one client, so the raw side loads and upserts into a folder
+    and collection of its own (``<ns>_raw``, cosine, uuid5 point ids with
+    the id as the only payload, points built before the clock
+    starts), and searches the adapter's collection through the adapter's
+    own client (``attach``): ``query_points`` with the same limit and
+    payload selector, the ids read from the payload."""
+
+    def __init__(self, spec: dict[str, Any], options: dict[str, Any]):
+        import qdrant_client
+        from qdrant_client import models
+        self.m = models
+        self.dim = spec["dim"]
+        self.root = Path(spec["qdrant_dir"])
+        self.ns = spec["namespace"]
+        self.raw_name = spec["namespace"] + "_raw"
+        self.folder = self.root / self.raw_name
+        self.client = None
+        self.search_client = self.search_name = None
+        self.driver = {"qdrant-client": qdrant_client.__version__ if hasattr(qdrant_client, "__version__")
+                       else _version("qdrant-client")}
+
+    def _point(self, id_: str, v: np.ndarray):
+        import uuid
+        return self.m.PointStruct(id=str(uuid.uuid5(uuid.NAMESPACE_OID, id_)), vector=v.tolist(),
+                                  payload={"id": id_})
+
+    def prepare(self, items: list[tuple[str, np.ndarray]]):
+        return [self._point(i, v) for i, v in items]
+
+    def fresh(self) -> None:
+        from qdrant_client import QdrantClient
+        if self.client is None:
+            if self.folder.exists():
+                raise RuntimeError(f"qdrant folder {self.folder} exists already; not ours to replace")
+            self.client = QdrantClient(path=str(self.folder))
+        if self.client.collection_exists(self.raw_name):
+            self.client.delete_collection(self.raw_name)
+        self.client.create_collection(self.raw_name, vectors_config=self.m.VectorParams(
+            size=self.dim, distance=self.m.Distance.COSINE))
+
+    def load(self, prepared: list) -> None:
+        for batch in prepared:
+            self.client.upsert(self.raw_name, points=batch, wait=True)
+
+    def attach(self, adapter: Any) -> None:
+        self.search_client, self.search_name = adapter._client, adapter.collection
+
+    def open_search(self) -> None:
+        pass
+
+    def search(self, q: np.ndarray, k: int) -> list[str]:
+        res = self.search_client.query_points(self.search_name, query=q.tolist(), limit=k, with_payload=["id"])
+        return [p.payload["id"] for p in res.points]
+
+    def upsert(self, item) -> None:
+        self.client.upsert(self.raw_name, points=[self._point(*item)], wait=True)
+
+    def disk_bytes(self) -> int | None:
+        return dir_bytes(self.root / self.ns)
+
+    def pids(self) -> list[int]:
+        return []
+
+    def cleanup(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+RAW_DRIVERS = {"lance": _LanceRaw, "pgvector": _PgRaw, "chroma": _ChromaRaw, "qdrant": _QdrantRaw}
 
 
 # -- one row -------------------------------------------------------------------------------
@@ -574,7 +657,7 @@ def empty_row(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _location(spec: dict[str, Any], backend: str) -> str | None:
     return {"sim": "dst-bench", "lance": spec.get("lance_dir"), "pgvector": spec.get("pg_dsn"),
-            "chroma": spec.get("chroma_dir")}[backend]
+            "chroma": spec.get("chroma_dir"), "qdrant": spec.get("qdrant_dir")}[backend]
 
 
 def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambda m: None) -> dict[str, Any]:
@@ -658,6 +741,8 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
             raise RuntimeError(f"count() is {adapter.count()} after reopening {n} rows")
         step("search", 0, nq)
         if raw is not None:
+            if hasattr(raw, "attach"):    # a raw driver that searches through the adapter's client
+                raw.attach(adapter)
             raw.open_search()
         for q in queries[:WARMUP_QUERIES]:
             adapter.search(q, k)
@@ -962,7 +1047,7 @@ def run_rows(plan: BackendPlan, on_row_start: Callable[[int, dict[str, Any]], No
                 pg_error = f"PostgreSQL unavailable: {describe(exc)}"
         for i, spec in enumerate(specs):
             spec.update(namespace=f"dstbench_{token}_{i}", lance_dir=str(tmp / "lance"), pg_dsn=pg_dsn,
-                        chroma_dir=str(tmp / "chroma"))
+                        chroma_dir=str(tmp / "chroma"), qdrant_dir=str(tmp / "qdrant"))
             on_row_start(i, spec)
             if VARIANTS[spec["variant"]][0] == "pgvector" and pg_error:
                 row = empty_row(spec)

@@ -6,6 +6,8 @@ each InvalidInput case, ties, agreement of count/get/exists/search, reopen
 durability and batches up to 10,000 rows.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -82,8 +84,36 @@ def _chroma_maker(tmp_path):
     return make
 
 
+def _qdrant_maker(tmp_path):
+    import shutil
+    import tempfile
+
+    from backends.qdrant import open_backend
+
+    # Local mode commits every point to SQLite on its own (an fsync each):
+    # on tmpfs, where there is one, the 10,000-row test takes seconds, not a
+    # minute. Power-loss durability is not what this suite checks.
+    shm = "/dev/shm"
+    where = tempfile.mkdtemp(prefix="dst-qdrant-", dir=shm) if os.path.isdir(shm) else str(tmp_path)
+
+    def make(ns, fresh=True, dim=DIM, metric="cosine", **options):
+        return open_backend(BackendConfig(dim=dim, location=os.path.join(where, "qdrant"), namespace=ns,
+                                          fresh=fresh, options=options, metric=metric))
+    make.cleanup = lambda: where != str(tmp_path) and shutil.rmtree(where, ignore_errors=True)
+    return make
+
+
+def _qdrant_edge_maker(tmp_path):
+    from backends.qdrant_edge import open_backend
+
+    def make(ns, fresh=True, dim=DIM, metric="cosine", **options):
+        return open_backend(BackendConfig(dim=dim, location=str(tmp_path / "qdrant-edge"), namespace=ns,
+                                          fresh=fresh, options=options, metric=metric))
+    return make
+
+
 MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker,
-          "chroma": _chroma_maker}
+          "chroma": _chroma_maker, "qdrant": _qdrant_maker, "qdrant-edge": _qdrant_edge_maker}
 
 
 @pytest.fixture(params=sorted(MAKERS))
