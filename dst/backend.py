@@ -122,6 +122,7 @@ BUILTIN_BACKENDS = {
     "sim": "backends.sim:open_backend",
     "lance": "backends.lance:open_backend",
     "pgvector": "backends.pgvector:open_backend",
+    "milvus": "backends.milvus:open_backend",
 }
 
 

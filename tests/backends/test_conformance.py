@@ -63,7 +63,32 @@ def _pgvector_maker(tmp_path):
     return make
 
 
-MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker}
+def _milvus_maker(tmp_path):
+    import re
+
+    from backends.milvus import open_backend
+
+    # One Milvus Lite database (one in-process server) for the whole session:
+    # starting a server per test would cost most of the budget. Collections
+    # are named per test folder; each test drops what it made.
+    db = str(tmp_path.parent / "milvus-conformance.db")
+    tag = re.sub(r"[^a-z0-9]", "", tmp_path.name.lower())[-24:]
+    made: dict[str, tuple[int, str]] = {}
+
+    def make(ns, fresh=True, dim=DIM, metric="cosine", **options):
+        name = f"c_{tag}_{ns}"
+        made[name] = (dim, metric)
+        return open_backend(BackendConfig(dim=dim, location=db, namespace=name,
+                                          fresh=fresh, options=options, metric=metric))
+
+    def cleanup():
+        for name, (dim, metric) in made.items():
+            open_backend(BackendConfig(dim=dim, location=db, namespace=name, metric=metric)).drop()
+    make.cleanup = cleanup
+    return make
+
+
+MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker, "milvus": _milvus_maker}
 
 
 @pytest.fixture(params=sorted(MAKERS))
