@@ -288,8 +288,16 @@ class MilvusBackend(ValidatingBackend):
         schema.add_field("attrs", DataType.JSON)
         ip = c.prepare_index_params()
         ip.add_index("v", index_type=self.index, metric_type=self.metric_type, params=dict(self.build_params))
-        c.create_collection(self.collection, schema=schema, index_params=ip,
-                            consistency_level=self.level, properties=owner_mark())
+        # Not create_collection(index_params=...): pymilvus then polls the
+        # index state with a 0.5 s sleep first; an empty collection's index
+        # is built at once (checked below), so create, index, load.
+        c.create_collection(self.collection, schema=schema, consistency_level=self.level,
+                            properties=owner_mark())
+        c.create_index(self.collection, ip, sync=False)
+        state = c.describe_index(self.collection, "v").get("state")
+        if state != "Finished":
+            raise BackendError(f"{self.where}: the new collection's index is {state!r}, not Finished")
+        c.load_collection(self.collection)
 
     def _describe(self) -> dict:
         return self._c.describe_collection(self.collection)

@@ -73,17 +73,17 @@ def _milvus_maker(tmp_path):
     # are named per test folder; each test drops what it made.
     db = str(tmp_path.parent / "milvus-conformance.db")
     tag = re.sub(r"[^a-z0-9]", "", tmp_path.name.lower())[-24:]
-    made: dict[str, tuple[int, str]] = {}
+    made: dict[str, object] = {}
 
     def make(ns, fresh=True, dim=DIM, metric="cosine", **options):
         name = f"c_{tag}_{ns}"
-        made[name] = (dim, metric)
-        return open_backend(BackendConfig(dim=dim, location=db, namespace=name,
-                                          fresh=fresh, options=options, metric=metric))
+        made[name] = b = open_backend(BackendConfig(dim=dim, location=db, namespace=name,
+                                                    fresh=fresh, options=options, metric=metric))
+        return b
 
     def cleanup():
-        for name, (dim, metric) in made.items():
-            open_backend(BackendConfig(dim=dim, location=db, namespace=name, metric=metric)).drop()
+        for b in made.values():
+            b.drop()            # works after close(): it reconnects
     make.cleanup = cleanup
     return make
 
