@@ -32,8 +32,10 @@ pymilvus's ``ids=`` arguments, which splice them unescaped into
 ``id in ['...']``: get, exists and delete use ``id == <literal>``.
 
 ``delete`` reports existence by a query first (Milvus's delete returns
-the keys it was given, existing or not): two handles deleting the same id
-at once may both say True (threads mode only; one handle is serial).
+the keys it was given, existing or not), the query and the delete under
+one lock per database: Milvus Lite serves a ``.db`` to one process only,
+so the handles of that process are every writer there is, and two deletes
+of one id cannot both say True (threads mode showed it before the lock).
 
 Options (``--opt KEY=VALUE``):
 
@@ -194,6 +196,12 @@ def decode_attrs(doc: Any) -> dict[str, Any]:
 # up: reopening then reuses it, as the harness's crash does).
 _OPEN: dict[str, "weakref.WeakSet[MilvusBackend]"] = {}
 _OPEN_LOCK = threading.Lock()
+_DELETE_LOCKS: dict[str, threading.Lock] = {}
+
+
+def _delete_lock(path: str) -> threading.Lock:
+    with _OPEN_LOCK:
+        return _DELETE_LOCKS.setdefault(path, threading.Lock())
 
 
 def _hold(path: str, handle: "MilvusBackend") -> None:
@@ -359,12 +367,13 @@ class MilvusBackend(ValidatingBackend):
             self._upsert(ids, matrix, attrs if attrs is not None else [{} for _ in ids])
 
     def raw_delete(self, id: str) -> bool:
-        if self._by_id(id, ["id"], "delete (lookup)") is None:
-            return False
-        c = self._client()
-        with _failing("delete"):
-            c.delete(self.collection, filter=f"id == {milvus_literal(id)}")
-        return True
+        with _delete_lock(self.db_path):
+            if self._by_id(id, ["id"], "delete (lookup)") is None:
+                return False
+            c = self._client()
+            with _failing("delete"):
+                c.delete(self.collection, filter=f"id == {milvus_literal(id)}")
+            return True
 
     def raw_get(self, id: str) -> np.ndarray | None:
         row = self._by_id(id, ["v"], "get")

@@ -252,3 +252,30 @@ def test_missing_pymilvus_is_a_one_line_setup_error(monkeypatch, db):
         _open(db, "x")
     msg = str(err.value)
     assert "\n" not in msg and "pip install -e '.[milvus]'" in msg and msg.startswith("the milvus backend needs")
+
+
+# -- delete's existence report under threads ------------------------------------------------------
+
+def test_two_handles_deleting_one_id_at_once_never_both_say_true(db):
+    import threading
+    a = _open(db, "race")
+    b = _open(db, "race", fresh=False)
+    x = np.array([1.0, 0.0], np.float32)
+    both = []
+    for r in range(30):
+        a.store(f"k{r}", x)
+        start = threading.Barrier(2)
+        said = []
+
+        def go(h, r=r):
+            start.wait()
+            said.append(h.delete(f"k{r}"))
+        ts = [threading.Thread(target=go, args=(h,)) for h in (a, b)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if said.count(True) != 1:
+            both.append((r, said))
+    assert not both and a.count() == 0
+    a.drop()
