@@ -57,7 +57,12 @@ ef             (64)        HNSW query knob
 IVF_FLAT with ``nprobe`` = ``nlist`` (every cell scanned: exhaustive);
 HNSW and AUTOINDEX have no exhaustive path (``search_exact = None``).
 ``maintenance("index")`` and ``("compact")`` flush the memtable into a
-segment (Milvus Lite builds the index then; it compacts after a flush).
+segment; Milvus Lite then compacts and builds the segment's index on a
+background thread, which no RPC waits for (describe_index reports the index
+Finished at once). So that what a search meets after maintenance does not
+depend on thread timing, the adapter waits for that thread through the
+in-process engine (``_drain``); where it cannot (a Lite without the hook),
+maintenance says so with a BackendError rather than return early.
 
 Ownership: the collection carries the property ``dst.owner = vector-dst``;
 a collection without it is never written, emptied or dropped.
@@ -418,6 +423,8 @@ class MilvusBackend(ValidatingBackend):
         c = self._client()
         with _failing(f"flush ({kind})"):
             c.flush(self.collection)
+        with _failing(f"waiting for the index build ({kind})"):
+            _drain(self.db_path, self.collection)
 
     def close(self) -> None:
         c, self._c = self._c, None
@@ -443,6 +450,26 @@ class MilvusBackend(ValidatingBackend):
         self.close()
         if self.own_db and not rest and dir_owned(self.db_path) is not None:
             shutil.rmtree(self.db_path, ignore_errors=True)
+
+
+DRAIN_TIMEOUT_S = 600      # an index build of the harness's sizes takes seconds
+
+
+def _drain(db_path: str, collection: str) -> None:
+    """Wait for the collection's background compaction and index build.
+    Milvus Lite runs in this process (one server per ``.db`` path,
+    ``server_manager_instance``); its Collection serializes that work on
+    one worker, and ``_wait_for_bg`` queues a no-op behind it and waits.
+    Private API of milvus-lite 3.2.2, hence the checks."""
+    from milvus_lite.server_manager import server_manager_instance
+    entry = getattr(server_manager_instance, "_servers", {}).get(os.path.abspath(db_path))
+    if entry is None:
+        raise BackendError(f"milvus: no in-process Milvus Lite server for {db_path}")
+    col = entry[1].get_collection(collection)
+    wait = getattr(col, "_wait_for_bg", None)
+    if not callable(wait):
+        raise BackendError("milvus: this Milvus Lite has no _wait_for_bg; cannot wait for the index build")
+    wait(timeout=DRAIN_TIMEOUT_S)
 
 
 def _score(metric: str, d: float) -> float:
