@@ -80,12 +80,13 @@ from typing import Any
 
 import numpy as np
 
-from backends._toolkit import (Option, Options, ValidatingBackend, check_namespace, classify, dir_owned,
+from backends._toolkit import (Option, Options, ValidatingBackend, check_dim, check_namespace, classify, dir_owned,
                                is_owner_mark, mark_dir, owner_mark, require_owned, store_name)
 from dst.backend import BackendConfig, SearchHit, metric_or_default
 from dst.errors import BackendError, InvalidInput, UsageError
 
 DEFAULT_LOCATION = os.path.join(".dst", "milvus")
+MAX_DIM = 32768             # milvus.io/docs/limitations.md (Lite does not check it)
 ID_MAX_BYTES = 1024          # 256 scalar values x 4 UTF-8 bytes
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
 LEVELS = {"strong": "Strong", "bounded": "Bounded", "session": "Session", "eventually": "Eventually"}
@@ -235,7 +236,7 @@ class MilvusBackend(ValidatingBackend):
     def __init__(self, config: BackendConfig):
         _import()
         opts = OPTIONS.parse(config.options)
-        self.dim = config.dim
+        self.dim = check_dim(config.dim, MAX_DIM, "Milvus's limit")
         self.metric = metric_or_default(getattr(config, "metric", "cosine"))
         self.metric_type = METRIC_TYPES[self.metric]
         self.level = LEVELS[opts["consistency"]]
