@@ -80,8 +80,8 @@ from typing import Any
 
 import numpy as np
 
-from backends._toolkit import (Option, Options, ValidatingBackend, check_dim, check_namespace, classify, dir_owned,
-                               is_owner_mark, mark_dir, owner_mark, require_owned, store_name)
+from backends._toolkit import (Option, Options, ValidatingBackend, check_dim, check_namespace, classify,
+                               dir_owned, is_owner_mark, mark_dir, owner_mark, require_owned, store_name)
 from dst.backend import BackendConfig, SearchHit, metric_or_default
 from dst.errors import BackendError, InvalidInput, UsageError
 

@@ -251,7 +251,8 @@ def test_missing_pymilvus_is_a_one_line_setup_error(monkeypatch, db):
     with pytest.raises(UsageError) as err:
         _open(db, "x")
     msg = str(err.value)
-    assert "\n" not in msg and "pip install -e '.[milvus]'" in msg and msg.startswith("the milvus backend needs")
+    assert "\n" not in msg and "pip install -e '.[milvus]'" in msg
+    assert msg.startswith("the milvus backend needs")
 
 
 # -- delete's existence report under threads ------------------------------------------------------
