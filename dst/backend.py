@@ -125,6 +125,7 @@ BUILTIN_BACKENDS = {
     "chroma": "backends.chroma:open_backend",
     "qdrant": "backends.qdrant:open_backend",
     "qdrant-edge": "backends.qdrant_edge:open_backend",
+    "milvus": "backends.milvus:open_backend",
 }
 
 

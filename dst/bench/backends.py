@@ -15,6 +15,9 @@ pgvector           pgvector   (exact: sequential scan)
 pgvector-hnsw      pgvector   index=hnsw (m 16, ef_construction 64, ef_search 40)
 chroma             chroma     (HNSW, Chroma's defaults; ANN, no exact path)
 qdrant             qdrant     (exact: local mode is brute force; see ``_QdrantRaw``)
+milvus             milvus     (index FLAT: exact)
+milvus-hnsw        milvus     index=HNSW (Milvus Lite's defaults: M 16,
+                              efConstruction 200, ef 64)
 =================  =========  =====================================================
 
 Per row, in this order, in a worker process of its own (so the memory
@@ -69,6 +72,13 @@ The raw driver (overhead = adapter time / raw time, so 1.0 is no overhead):
   SQL on the adapter's table, with the same session settings
   (``enable_seqscan`` off and ``hnsw.ef_search`` with the index). Upsert:
   the adapter's INSERT ... ON CONFLICT on the adapter's table.
+* milvus: a ``MilvusClient`` of its own on the adapter's ``.db`` (the same
+  in-process Milvus Lite server), made after the adapter's load (closing
+  the adapter's last handle stops the server). Insert: ``upsert`` of the
+  same rows (id, vector, empty attrs JSON), built before the clock starts,
+  into a collection of its own with the adapter's schema and index.
+  Search: ``search`` with the adapter's arguments on the adapter's
+  collection. Upsert: a one-row ``upsert`` into the raw collection.
 * sim: no driver underneath; no overhead figure.
 
 Searches and upserts alternate adapter and raw driver in blocks of ten
@@ -120,10 +130,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "pgvector-hnsw": ("pgvector", {"index": "hnsw"}, "pgvector hnsw"),
     "chroma": ("chroma", {}, "chroma (HNSW)"),
     "qdrant": ("qdrant", {}, "qdrant local (exact)"),
+    "milvus": ("milvus", {}, "milvus (FLAT, exact)"),
+    "milvus-hnsw": ("milvus", {"index": "HNSW"}, "milvus HNSW"),
 }
 BACKEND_VARIANTS = {"sim": ["sim"], "lance": ["lance", "lance-hnsw-sq"],
                     "pgvector": ["pgvector", "pgvector-hnsw"], "chroma": ["chroma"],
-                    "qdrant": ["qdrant"]}
+                    "qdrant": ["qdrant"], "milvus": ["milvus", "milvus-hnsw"]}
 DATA_KINDS = ("lowrank", "normal")
 ANN_ONLY = {"chroma"}       # backends whose search is approximate with any options
 
@@ -640,7 +652,78 @@ def _version(dist: str) -> str | None:
         return None
 
 
-RAW_DRIVERS = {"lance": _LanceRaw, "pgvector": _PgRaw, "chroma": _ChromaRaw, "qdrant": _QdrantRaw}
+class _MilvusRaw:
+    """pymilvus without the adapter: see the module doc."""
+
+    def __init__(self, spec: dict[str, Any], options: dict[str, Any]):
+        import milvus_lite
+        import pymilvus
+        self.dim = spec["dim"]
+        self.ns = spec["namespace"]
+        self.raw_name = spec["namespace"] + "_raw"
+        self.db = str(Path(spec["milvus_dir"]) / f"{self.ns}.db")
+        self.index = options.get("index", "FLAT")
+        self.c = None
+        self.created = False
+        self.driver = {"pymilvus": pymilvus.__version__, "milvus-lite": milvus_lite.__version__}
+
+    def _client(self):
+        # A client per phase: the adapter's close() may have stopped the
+        # server a client of ours was connected to.
+        from pymilvus import MilvusClient
+        self.c = MilvusClient(self.db)
+        return self.c
+
+    def prepare(self, items: list[tuple[str, np.ndarray]]):
+        return [{"id": i, "v": v.tolist(), "attrs": {}} for i, v in items]
+
+    def fresh(self) -> None:
+        from pymilvus import DataType
+        c = self._client()
+        if self.created:
+            c.drop_collection(self.raw_name)
+        elif c.has_collection(self.raw_name):
+            raise RuntimeError(f"milvus collection {self.raw_name!r} exists already; not ours to replace")
+        s = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        s.add_field("id", DataType.VARCHAR, is_primary=True, max_length=1024)
+        s.add_field("v", DataType.FLOAT_VECTOR, dim=self.dim)
+        s.add_field("attrs", DataType.JSON)
+        ip = c.prepare_index_params()
+        ip.add_index("v", index_type=self.index, metric_type="COSINE")
+        c.create_collection(self.raw_name, schema=s, consistency_level="Strong")
+        c.create_index(self.raw_name, ip, sync=False)
+        c.load_collection(self.raw_name)
+        self.created = True
+
+    def load(self, prepared: list) -> None:
+        for rows in prepared:
+            self.c.upsert(self.raw_name, rows)
+
+    def open_search(self) -> None:
+        self._client()
+
+    def search(self, q: np.ndarray, k: int) -> list[str]:
+        res = self.c.search(self.ns, [q.tolist()], anns_field="v", limit=k, filter="", output_fields=["id"],
+                            consistency_level="Strong", search_params={"metric_type": "COSINE", "params": {}})
+        return [h["id"] for h in res[0]]
+
+    def upsert(self, prepared) -> None:
+        self.c.upsert(self.raw_name, prepared)
+
+    def disk_bytes(self) -> int | None:
+        return dir_bytes(Path(self.db))
+
+    def pids(self) -> list[int]:
+        return []
+
+    def cleanup(self) -> None:
+        if self.created:
+            self._client().drop_collection(self.raw_name)
+            self.created = False
+
+
+RAW_DRIVERS = {"lance": _LanceRaw, "pgvector": _PgRaw, "chroma": _ChromaRaw, "qdrant": _QdrantRaw,
+               "milvus": _MilvusRaw}
 
 
 # -- one row -------------------------------------------------------------------------------
@@ -657,7 +740,8 @@ def empty_row(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _location(spec: dict[str, Any], backend: str) -> str | None:
     return {"sim": "dst-bench", "lance": spec.get("lance_dir"), "pgvector": spec.get("pg_dsn"),
-            "chroma": spec.get("chroma_dir"), "qdrant": spec.get("qdrant_dir")}[backend]
+            "chroma": spec.get("chroma_dir"), "qdrant": spec.get("qdrant_dir"),
+            "milvus": spec.get("milvus_dir")}[backend]
 
 
 def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambda m: None) -> dict[str, Any]:
@@ -813,7 +897,8 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         warm = min(WARMUP_UPSERTS, max(0, len(theirs_rows) - 1))
         n_up = min(len(mine), len(theirs_rows)) - warm
         step("upsert", 0, n_up)
-        raw_items = [raw.prepare([(ids[i], new_vec[i])]) if backend == "lance" else (ids[i], new_vec[i])
+        raw_items = [raw.prepare([(ids[i], new_vec[i])]) if backend in ("lance", "milvus")
+                     else (ids[i], new_vec[i])
                      for i in theirs_rows] if raw is not None else []
         for w in range(warm):            # taking turns
             adapter.store(ids[mine[w]], new_vec[mine[w]])
@@ -1047,7 +1132,8 @@ def run_rows(plan: BackendPlan, on_row_start: Callable[[int, dict[str, Any]], No
                 pg_error = f"PostgreSQL unavailable: {describe(exc)}"
         for i, spec in enumerate(specs):
             spec.update(namespace=f"dstbench_{token}_{i}", lance_dir=str(tmp / "lance"), pg_dsn=pg_dsn,
-                        chroma_dir=str(tmp / "chroma"), qdrant_dir=str(tmp / "qdrant"))
+                        chroma_dir=str(tmp / "chroma"), qdrant_dir=str(tmp / "qdrant"),
+                        milvus_dir=str(tmp / "milvus"))
             on_row_start(i, spec)
             if VARIANTS[spec["variant"]][0] == "pgvector" and pg_error:
                 row = empty_row(spec)

@@ -15,8 +15,9 @@ from dst.errors import UsageError
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     bench = subparsers.add_parser("bench", help="backend, harness and checker benchmarks")
     bench.add_argument("--backends", default="sim,lance,pgvector",
-                       help="sim, lance, pgvector (each exact and with its index), or variants: sim, lance, "
-                            "lance-hnsw-sq, pgvector, pgvector-hnsw (default: sim,lance,pgvector)")
+                       help="sim, lance, pgvector, milvus (each exact and with its index), or variants: sim, "
+                            "lance, lance-hnsw-sq, pgvector, pgvector-hnsw, milvus, milvus-hnsw "
+                            "(default: sim,lance,pgvector)")
     bench.add_argument("--sizes", help="vectors per row, comma-separated (default: 1000,10000,100000; "
                                        "--quick: 1000,10000)")
     bench.add_argument("--dims", help="dimensions, comma-separated (default: 128,768; --quick: 128)")

@@ -80,6 +80,27 @@ def _chroma_maker(tmp_path):
         # Chroma keeps one System per folder until its last client closes.
         for b in made:
             b.close()
+def _milvus_maker(tmp_path):
+    import re
+
+    from backends.milvus import open_backend
+
+    # One Milvus Lite database (one in-process server) for the whole session:
+    # starting a server per test would cost most of the budget. Collections
+    # are named per test folder; each test drops what it made.
+    db = str(tmp_path.parent / "milvus-conformance.db")
+    tag = re.sub(r"[^a-z0-9]", "", tmp_path.name.lower())[-24:]
+    made: dict[str, object] = {}
+
+    def make(ns, fresh=True, dim=DIM, metric="cosine", **options):
+        name = f"c_{tag}_{ns}"
+        made[name] = b = open_backend(BackendConfig(dim=dim, location=db, namespace=name,
+                                                    fresh=fresh, options=options, metric=metric))
+        return b
+
+    def cleanup():
+        for b in made.values():
+            b.drop()            # works after close(): it reconnects
     make.cleanup = cleanup
     return make
 
@@ -113,7 +134,8 @@ def _qdrant_edge_maker(tmp_path):
 
 
 MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker,
-          "chroma": _chroma_maker, "qdrant": _qdrant_maker, "qdrant-edge": _qdrant_edge_maker}
+          "chroma": _chroma_maker, "qdrant": _qdrant_maker, "qdrant-edge": _qdrant_edge_maker,
+          "milvus": _milvus_maker}
 
 
 @pytest.fixture(params=sorted(MAKERS))
