@@ -35,7 +35,7 @@ def _lance_maker(tmp_path):
     return make
 
 
-def _pgvector_maker(tmp_path):
+def _pgvector_maker(tmp_path, server="pg18"):
     import os
     import re
 
@@ -43,7 +43,8 @@ def _pgvector_maker(tmp_path):
     from dst import pg_embedded
     from tests.conftest import ROOT
 
-    dsn = os.environ.get(pg_embedded.DSN_ENV) or pg_embedded.ensure_server(ROOT / ".dst" / "pgdata").dsn()
+    dsn = (os.environ.get(pg_embedded.DSN_ENV)
+           or pg_embedded.ensure_server(ROOT / pg_embedded.SERVERS[server].default_dir, server).dsn())
     # Namespaces unique to this process and test folder, so two runs sharing
     # a server never meet; each test drops what it made when done.
     tag = re.sub(r"[^a-z0-9]", "", tmp_path.name.lower())[-20:]
@@ -63,7 +64,8 @@ def _pgvector_maker(tmp_path):
     return make
 
 
-MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker}
+MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker,   # pgvector: pg18
+          "pgvector@pg16": lambda tmp_path: _pgvector_maker(tmp_path, "pg16")}
 
 
 @pytest.fixture(params=sorted(MAKERS))
