@@ -79,6 +79,11 @@ max_scan_tuples    pgvector 0.8, hnsw: where an iterative scan stops
                    (hnsw.max_scan_tuples, default 20000)
 max_probes         pgvector 0.8, ivfflat: where an iterative scan stops
                    (ivfflat.max_probes, default all lists)
+unlogged           ``false`` (default); ``true``: a new table is UNLOGGED
+                   (and so its index), which crash recovery empties by
+                   design. ``crash_empties`` follows the table itself (a
+                   reopened table is what it was made): the checker then
+                   expects the namespace empty after a server crash
 =================  ===========================================================
 
 The pgvector 0.8 options are refused (a setup error) on a server whose
@@ -156,7 +161,8 @@ OPTIONS = Options(
     # pgvector 0.8's iterative index scans; None leaves the server's setting.
     Option("iterative_scan", str, None, choices=("off", "strict_order", "relaxed_order"), fold="lower"),
     Option("max_scan_tuples", int, None, lo=1, hi=2**31 - 1),
-    Option("max_probes", int, None, lo=1, hi=32768))
+    Option("max_probes", int, None, lo=1, hi=32768),
+    Option("unlogged", bool, False))
 OPTION_DEFAULTS: dict[str, Any] = OPTIONS.defaults
 
 # metric -> (distance operator, index operator class)
@@ -170,6 +176,10 @@ class PgvectorBackend(ValidatingBackend):
     atomic_batches = True
     maintenance_kinds = ("index", "vacuum", "compact")
     filters = True
+    # Optional declaration: a server crash empties the namespace (nothing
+    # acknowledged before it survives). True for an unlogged table, which
+    # PostgreSQL's crash recovery resets to empty; set from the table itself.
+    crash_empties = False
 
     def __init__(self, config: BackendConfig):
         dim = check_dim(config.dim, VECTOR_MAX_DIM, "pgvector's vector type")
@@ -209,6 +219,7 @@ class PgvectorBackend(ValidatingBackend):
             self._compose()
             self._session(conn)
             self._prepare(conn, config.fresh)
+            self.crash_empties = self._unlogged(conn)
             self._check_index(conn)
         except psycopg.Error as exc:
             _quiet_close(conn)
@@ -651,10 +662,11 @@ class PgvectorBackend(ValidatingBackend):
                 return
             conn.execute(self._q_unregister, (self.namespace,))
             conn.execute(sql.SQL(
-                'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, embedding vector({}) NOT NULL, '
+                'CREATE {}TABLE {} (id text COLLATE "C" PRIMARY KEY, embedding vector({}) NOT NULL, '
                 'attrs jsonb NOT NULL DEFAULT \'{{}}\'::jsonb) '
                 'WITH (autovacuum_enabled = {})')
-                .format(self._t, sql.Literal(self.dim), sql.SQL("true" if self.opts["autovacuum"] else "false")))
+                .format(sql.SQL("UNLOGGED " if self.opts["unlogged"] else ""), self._t, sql.Literal(self.dim),
+                        sql.SQL("true" if self.opts["autovacuum"] else "false")))
             conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
                 self._t, sql.Literal("vector-dst namespace (registered in dst_owned); "
                                      "vector-dst may empty or drop it")))
@@ -662,6 +674,13 @@ class PgvectorBackend(ValidatingBackend):
                 "INSERT INTO {} (namespace, table_oid, dim) SELECT %s, c.oid, %s FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s")
                 .format(self._reg), (self.namespace, self.dim, self.schema, self.namespace))
+
+    def _unlogged(self, conn: psycopg.Connection) -> bool:
+        """Whether this namespace's table is UNLOGGED (relpersistence 'u')."""
+        row = conn.execute(
+            "SELECT c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s", (self.schema, self.namespace)).fetchone()
+        return row is not None and row[0] == "u"
 
     # -- the ANN index -------------------------------------------------------------------
     def _index_method(self, conn: psycopg.Connection) -> tuple[str | None, list[str]]:
