@@ -167,3 +167,22 @@ def test_strict_order_iterative_scan_completes_a_selective_filter_on_pg18(make):
     capped = make("pg18", dim=8, name="iter", fresh=False, index="hnsw", ef_search=10,
                   iterative_scan="strict_order", max_scan_tuples=40)
     assert len(capped.search(q, 10, where=where)) < 10
+
+
+def test_replay_judges_a_case_by_the_server_it_ran_on(in_tmp, capsys):
+    case = str(ROOT / "seeds" / "pgvector-hnsw-dead-tuple-completeness.json")
+    folder = str(ROOT / pg_embedded.DEFAULT_DIR)
+    _dsn("pg18")
+    assert run_cli("replay", case, "--location", folder, "--opt", "iterative_scan=strict_order") == 0
+    out = "".join(capsys.readouterr())     # the verdict line goes to the console (stderr)
+    assert "on pgvector (pg18: pgvector 0.8.6, postgresql 18.6): verdict ok; expected ok: as expected" in out
+    assert run_cli("replay", case, "--location", folder) == 1
+    assert "expected violation (linearizability:search:length): as expected" in "".join(capsys.readouterr())
+
+
+def test_a_damaged_expect_is_one_sentence():
+    from dst.sim.shrink import expectations
+    with pytest.raises(UsageError, match=r"expect\['pg18'\] must be one of ok, violation, unknown"):
+        expectations({"expect": {"pg18": "fine"}})
+    with pytest.raises(UsageError, match=r"expect key 'pg18 strict': 'strict' is not KEY=VALUE"):
+        expectations({"expect": {"pg18 strict": "ok"}})
