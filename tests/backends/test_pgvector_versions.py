@@ -186,3 +186,47 @@ def test_a_damaged_expect_is_one_sentence():
         expectations({"expect": {"pg18": "fine"}})
     with pytest.raises(UsageError, match=r"expect key 'pg18 strict': 'strict' is not KEY=VALUE"):
         expectations({"expect": {"pg18 strict": "ok"}})
+
+
+@pytest.mark.parametrize("server", ["pg16", "pg18"])
+def test_an_unlogged_table_is_empty_after_a_crash_and_its_index_on_each_version(tmp_path, server):
+    """unlogged=true: the backend declares crash_empties, and crash recovery
+    does empty the table. Then the HNSW index must keep working. pgvector
+    0.6.2 did not WAL-log the index's init fork (fixed in 0.7.2, pgvector
+    PR 591): after the crash every search and insert through the index fails
+    ("different vector dimensions 8 and 0", "floating-point exception").
+    A private server: a crash would cut off other users of the shared one."""
+    from dst.errors import NotApplied
+    folder = tmp_path / server
+    srv = pg_embedded.ensure_server(folder, server)
+    try:
+        cfg = BackendConfig(dim=8, location=srv.dsn(), namespace="unlogged", fresh=True,
+                            options={"unlogged": True, "index": "hnsw"})
+        b = open_backend(cfg)
+        logged = open_backend(BackendConfig(dim=8, location=srv.dsn(), namespace="logged", fresh=True))
+        assert b.crash_empties is True and logged.crash_empties is False
+        rng = np.random.default_rng(3)
+        vecs = rng.standard_normal((50, 8)).astype(np.float32)
+        b.store_batch([(f"r{i}", vecs[i]) for i in range(50)])
+        logged.store_batch([(f"r{i}", vecs[i]) for i in range(50)])
+        b.maintenance("index")
+        assert len(b.search(vecs[0], 5)) == 5
+        b.nemeses()["crash-server"]()
+        assert logged.count() == 50                  # a logged table keeps what it acknowledged
+        assert b.count() == 0                        # the unlogged one is empty, as declared
+        reopened = open_backend(BackendConfig(dim=8, location=srv.dsn(), namespace="unlogged", fresh=False,
+                                              options={"index": "hnsw"}))
+        assert reopened.crash_empties is True        # declared from the table itself
+        if server == "pg16":
+            with pytest.raises(NotApplied, match="different vector dimensions 8 and 0"):
+                b.search(vecs[0], 5)
+            with pytest.raises(NotApplied, match="floating-point exception"):
+                b.store("again", vecs[1])
+        else:
+            b.store("again", vecs[1])
+            assert [h.id for h in b.search(vecs[1], 5)] == ["again"]
+            assert "dst_ann_" in "\n".join(b.explain_search(vecs[1], 5))   # served by the index
+        for h in (b, logged, reopened):
+            h.close()
+    finally:
+        pg_embedded.stop_server(folder)
