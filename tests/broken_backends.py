@@ -372,6 +372,7 @@ def pg_batch_not_atomic(config: BackendConfig):
     applied: a connection killed mid-batch leaves the rows before the kill.
     (Imported lazily: the rest of this module needs no PostgreSQL.)"""
     import psycopg
+    from psycopg.types.json import Jsonb
 
     from backends.pgvector import PgvectorBackend
     from dst.errors import NotApplied
@@ -380,10 +381,10 @@ def pg_batch_not_atomic(config: BackendConfig):
         def _store_batch(self, checked, kill):
             conn = self._live_conn()
             try:
-                for n, (id_, vec) in enumerate(checked):
+                for n, (id_, vec, attrs) in enumerate(checked):   # items are (id, vector, attrs)
                     if kill is not None and n == kill[0]:
                         self._kill_inside(kill[1])
-                    conn.execute(self._q_store, (id_, vec))
+                    conn.execute(self._q_store, (id_, vec, Jsonb(attrs or {})))
             except psycopg.Error as exc:
                 self._after_failure(conn)
                 raise NotApplied(f"batch failed: {exc}") from None

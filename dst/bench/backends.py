@@ -11,14 +11,22 @@ sim                sim        (exact, in memory, float64)
 lance              lance      (exact: brute force)
 lance-hnsw-sq      lance      index=IVF_HNSW_SQ, refined (refine_factor 1, the
                               adapter's default with an index)
-pgvector           pgvector   (exact: sequential scan)
+pgvector           pgvector   (exact: sequential scan) on the default server (pg18)
 pgvector-hnsw      pgvector   index=hnsw (m 16, ef_construction 64, ef_search 40)
 chroma             chroma     (HNSW, Chroma's defaults; ANN, no exact path)
 qdrant             qdrant     (exact: local mode is brute force; see ``_QdrantRaw``)
 milvus             milvus     (index FLAT: exact)
 milvus-hnsw        milvus     index=HNSW (Milvus Lite's defaults: M 16,
                               efConstruction 200, ef 64)
+pgvector-hnsw-iter pgvector   index=hnsw, iterative_scan=strict_order (pg18)
+pgvector-pg16      pgvector   exact, on the embedded pg16 (PostgreSQL 16.2,
+                              pgvector 0.6.2); by name only
+pgvector-hnsw-pg16 pgvector   index=hnsw on pg16; by name only
 =================  =========  =====================================================
+
+A variant's ``server`` picks the embedded server its rows run on (its own
+DSN); it is not an adapter option here, and with ``--pg-location`` it is
+refused (the DSN's server is whatever it is).
 
 Per row, in this order, in a worker process of its own (so the memory
 figures start from a clean process, a row that crashes or hangs cannot take
@@ -132,6 +140,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "qdrant": ("qdrant", {}, "qdrant local (exact)"),
     "milvus": ("milvus", {}, "milvus (FLAT, exact)"),
     "milvus-hnsw": ("milvus", {"index": "HNSW"}, "milvus HNSW"),
+    "pgvector-hnsw-iter": ("pgvector", {"index": "hnsw", "iterative_scan": "strict_order"},
+                           "pgvector hnsw strict_order"),
+    "pgvector-pg16": ("pgvector", {"server": "pg16"}, "pgvector pg16 (exact)"),
+    "pgvector-hnsw-pg16": ("pgvector", {"index": "hnsw", "server": "pg16"}, "pgvector pg16 hnsw"),
 }
 BACKEND_VARIANTS = {"sim": ["sim"], "lance": ["lance", "lance-hnsw-sq"],
                     "pgvector": ["pgvector", "pgvector-hnsw"], "chroma": ["chroma"],
@@ -426,6 +438,7 @@ class _PgRaw:
                              "ORDER BY d LIMIT %(n)s) AS ann ORDER BY d, id").format(self.t)
         self.created = False
         self.ef_search = int(options.get("ef_search", 40))
+        self.iterative_scan = options.get("iterative_scan")
         row = self.conn.execute("SELECT current_setting('server_version'), "
                                 "(SELECT extversion FROM pg_extension WHERE extname = 'vector')").fetchone()
         self.driver = {"postgres": row[0], "pgvector": row[1], "psycopg": psycopg.__version__}
@@ -470,6 +483,8 @@ class _PgRaw:
             self.conn.execute("SELECT set_config('enable_seqscan', 'off', false)")
             self.conn.execute("SELECT set_config('hnsw.ef_search', %s, false)",
                               (str(max(self.ef_search, K)),))
+            if self.iterative_scan is not None:
+                self.conn.execute("SELECT set_config('hnsw.iterative_scan', %s, false)", (self.iterative_scan,))
 
     def search(self, q: np.ndarray, k: int) -> list[str]:
         stmt = self.q_ann if self.index is not None else self.q_exact
@@ -771,8 +786,9 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         batches = [list(zip(ids[a:a + bs], data[a:a + bs])) for a in range(0, n, bs)]
         rounds = int(spec.get("rounds", 1))
         factory = resolve_backend(backend)
+        # "server" picked the row's DSN (run_rows); the adapter gets the DSN.
         config = BackendConfig(dim=dim, location=_location(spec, backend), namespace=spec["namespace"],
-                               fresh=True, options=dict(options))
+                               fresh=True, options={k: v for k, v in options.items() if k != "server"})
         if backend in RAW_DRIVERS:
             step("raw driver")
             raw = RAW_DRIVERS[backend](spec, options)
@@ -1001,13 +1017,14 @@ class BackendPlan:
         return out
 
 
-def _pg_dsn(location: str | None, maintenance_work_mem: str | None) -> str:
+def _pg_dsn(location: str | None, maintenance_work_mem: str | None, server: str | None = None) -> str:
     """The DSN rows connect to; the embedded server is started here, in the
-    parent, so it stays up across rows (and stops at exit if we started it)."""
+    parent, so it stays up across rows (and stops at exit if we started it).
+    ``server``: the kind of embedded server (a variant's), None the default."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     from dst import pg_embedded
-    dsn = pg_embedded.resolve(location)
+    dsn = pg_embedded.resolve(location, server)
     if maintenance_work_mem:
         # pgvector builds an HNSW graph fast only while it fits in
         # maintenance_work_mem (64MB by default); a session setting, for the
@@ -1122,22 +1139,25 @@ def run_rows(plan: BackendPlan, on_row_start: Callable[[int, dict[str, Any]], No
     specs = plan.specs()
     tmp = Path(tempfile.mkdtemp(prefix="dst-bench-"))
     token = "".join(c for c in tmp.name.rsplit("-", 1)[-1].lower() if c.isalnum())[:10] or "run"
-    pg_dsn = pg_error = None
+    pg_dsns: dict[str | None, str | None] = {}     # server -> DSN (None: the default)
+    pg_errors: dict[str | None, str] = {}
     rows: list[dict[str, Any]] = []
     try:
-        if any(VARIANTS[s["variant"]][0] == "pgvector" for s in specs):
+        for server in dict.fromkeys(VARIANTS[s["variant"]][1].get("server") for s in specs
+                                    if VARIANTS[s["variant"]][0] == "pgvector"):
             try:
-                pg_dsn = _pg_dsn(plan.pg_location, plan.pg_maintenance_work_mem)
+                pg_dsns[server] = _pg_dsn(plan.pg_location, plan.pg_maintenance_work_mem, server)
             except Exception as exc:  # noqa: BLE001 - reported per row
-                pg_error = f"PostgreSQL unavailable: {describe(exc)}"
+                pg_errors[server] = f"PostgreSQL unavailable: {describe(exc)}"
         for i, spec in enumerate(specs):
-            spec.update(namespace=f"dstbench_{token}_{i}", lance_dir=str(tmp / "lance"), pg_dsn=pg_dsn,
-                        chroma_dir=str(tmp / "chroma"), qdrant_dir=str(tmp / "qdrant"),
-                        milvus_dir=str(tmp / "milvus"))
+            server = VARIANTS[spec["variant"]][1].get("server")
+            spec.update(namespace=f"dstbench_{token}_{i}", lance_dir=str(tmp / "lance"),
+                        pg_dsn=pg_dsns.get(server), chroma_dir=str(tmp / "chroma"),
+                        qdrant_dir=str(tmp / "qdrant"), milvus_dir=str(tmp / "milvus"))
             on_row_start(i, spec)
-            if VARIANTS[spec["variant"]][0] == "pgvector" and pg_error:
+            if VARIANTS[spec["variant"]][0] == "pgvector" and server in pg_errors:
                 row = empty_row(spec)
-                row["error"] = pg_error
+                row["error"] = pg_errors[server]
             else:
                 row = run_in_worker(spec, plan.row_timeout_s, lambda m, i=i: on_event(i, m))
             rows.append(row)

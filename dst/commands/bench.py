@@ -15,9 +15,10 @@ from dst.errors import UsageError
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     bench = subparsers.add_parser("bench", help="backend, harness and checker benchmarks")
     bench.add_argument("--backends", default="sim,lance,pgvector",
-                       help="sim, lance, pgvector, milvus (each exact and with its index), or variants: sim, "
-                            "lance, lance-hnsw-sq, pgvector, pgvector-hnsw, milvus, milvus-hnsw "
-                            "(default: sim,lance,pgvector)")
+                       help="sim, lance, pgvector, chroma, qdrant, milvus (each exact and with its index), "
+                            "or variants: sim, lance, lance-hnsw-sq, pgvector, pgvector-hnsw, "
+                            "pgvector-hnsw-iter (strict_order), pgvector-pg16, pgvector-hnsw-pg16, chroma, "
+                            "qdrant, milvus, milvus-hnsw (default: sim,lance,pgvector)")
     bench.add_argument("--sizes", help="vectors per row, comma-separated (default: 1000,10000,100000; "
                                        "--quick: 1000,10000)")
     bench.add_argument("--dims", help="dimensions, comma-separated (default: 128,768; --quick: 128)")
@@ -31,7 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     bench.add_argument("--row-timeout", type=seconds, default=1800.0,
                        help="seconds one row may take before it is killed and reported (default: 1800)")
     bench.add_argument("--pg-location", help="pgvector: DSN or embedded server folder "
-                                             "(default: DST_PG_DSN, else ./.dst/pgdata)")
+                                             "(default: DST_PG_DSN, else the embedded server: ./.dst/pg18data, "
+                                             "./.dst/pgdata for the pg16 variants)")
     bench.add_argument("--pg-maintenance-work-mem", default="1GB",
                        help="session maintenance_work_mem for pgvector rows, so HNSW builds in memory "
                             "(default: 1GB; '' leaves the server's)")

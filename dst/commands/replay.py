@@ -111,7 +111,7 @@ def _replay_case(args: argparse.Namespace, console) -> int:
     from dst.check.linearizability import DEFAULT_BUDGET_STEPS
     from dst.report.folders import new_run_dir, write_json
     from dst.sim.runner import run_case
-    from dst.sim.shrink import read_case, violation_kind
+    from dst.sim.shrink import expected_for, read_case, violation_kind
     from dst.wallclock import run_token
     if not Path(args.file).is_file():
         raise UsageError(f"dst replay: no such file {args.file!r}")
@@ -125,14 +125,18 @@ def _replay_case(args: argparse.Namespace, console) -> int:
                                budget_steps=args.budget_steps or DEFAULT_BUDGET_STEPS)
     history.write(run_dir / "history.jsonl")
     kind = violation_kind(result)
-    exp = case.get("expected") or {}
+    # A case may expect different verdicts on different servers ("expect"):
+    # the server is the one the backend reported (versions()), not assumed.
+    exp = expected_for(case, result.versions.get("server"), {**(case.get("options") or {}), **dict(args.opt)})
     same = result.verdict == exp.get("verdict") and kind == exp.get("kind")
     doc = {"replay_of": args.file, "case": case.get("name"), "backend": backend, "kind": kind,
            "expected": exp, "as_expected": same, **result.summary()}
     write_json(run_dir / "result.json", doc)
     if args.json:
         print_json({**doc, "report_dir": str(run_dir)})
-    console.print(f"case {case.get('name')} ({case.get('ops')} ops) on {backend}: verdict "
+    on = backend + (f" ({result.versions['server']}: " + ", ".join(
+        f"{k} {v}" for k, v in result.versions.items() if k != "server") + ")" if result.versions else "")
+    console.print(f"case {case.get('name')} ({case.get('ops')} ops) on {on}: verdict "
                   f"{result.verdict}{' (' + kind + ')' if kind else ''}; expected {exp.get('verdict')}"
                   f"{' (' + exp['kind'] + ')' if exp.get('kind') else ''}: "
                   f"{'as expected' if same else 'DIFFERENT'}", markup=False)

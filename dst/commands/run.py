@@ -156,7 +156,8 @@ def main(args: argparse.Namespace) -> int:
         "metric": scenario.metric, "filters": {
             "use": scenario.filters,
             "in_use": None if last_history is None else bool(last_history.meta.get("filters"))},
-        "options": options, "seeds": [r.seed for r in results], "executor": args.executor,
+        "options": options, "versions": _versions(results), "seeds": [r.seed for r in results],
+        "executor": args.executor,
         "seeds_requested": len(seeds), "stopped_early": stopped_early,
         "verdict": "violation" if violations or gates.violated else "unknown" if unknowns else "ok",
         "exit_code": code, "fault_counts": fired, "faults_enabled": sorted(enabled),
@@ -224,6 +225,18 @@ def main(args: argparse.Namespace) -> int:
                       f"about {'them' if len(unfired) > 1 else 'it'} ({hint})", markup=False)
     console.print(f"report: {run_dir}", markup=False)
     return code
+
+
+def _versions(results: list) -> dict[str, str]:
+    """What the store reported it runs (the backend's optional
+    ``versions()``), over the run's seeds; a key that changed between seeds
+    (a server upgraded mid-run) lists every value seen."""
+    seen: dict[str, list[str]] = {}
+    for r in results:
+        for k, v in r.versions.items():
+            if v not in seen.setdefault(k, []):
+                seen[k].append(v)
+    return {k: " / ".join(v) for k, v in sorted(seen.items())}
 
 
 def _junit_cases(args: argparse.Namespace, results: list, run_dir: Path) -> list[dict[str, Any]]:

@@ -792,7 +792,10 @@ def _summary_html(h: Any, meta: dict[str, Any], seed_result: dict[str, Any] | No
     params = meta.get("params") or {}
     t_us = timeline["tEnd"] - timeline["tStart"]
     facts: list[tuple[str, Any]] = [
-        ("backend", meta.get("backend")), ("scenario", meta.get("scenario")), ("seed", meta.get("seed")),
+        ("backend", meta.get("backend")),
+        ("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or (run or {}).get("versions")
+                                                      or {}).items()) or None),
+        ("scenario", meta.get("scenario")), ("seed", meta.get("seed")),
         ("verdict", verdict),
         ("dimension", meta.get("dim")),
         ("metric", meta.get("metric") or ("cosine" if "dim" in meta else None)),

@@ -51,6 +51,8 @@ class SeedResult:
     # first messages (dst.sim.availability); and the kinds this seed's op mix draws.
     availability: dict[str, dict[str, Any]] = field(default_factory=dict)
     drawn_ops: list[str] = field(default_factory=list)
+    # What the store reports it runs (the optional ``versions()``), or {}.
+    versions: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {"seed": self.seed, "verdict": self.verdict, "ops": self.ops,
@@ -58,6 +60,7 @@ class SeedResult:
                 "violations": self.violations, "reason": self.reason,
                 "realised": self.realised, "check_steps": self.steps, "witness": self.witness,
                 "availability": self.availability, "drawn_ops": self.drawn_ops,
+                **({"versions": self.versions} if self.versions else {}),
                 "recall": None if self.recall is None else
                 {"mean": self.recall[0] / self.recall[1] if self.recall[1] else None,
                  "searches": self.recall[1]}}
@@ -117,6 +120,7 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     atomic = bool(getattr(b, "atomic_batches", False))
     try:
         use_filters = _filters_in_use(scenario, b, schedule)
+        versions = backend_versions(b)
     except UsageError:
         close = getattr(b, "close", None)
         if callable(close):
@@ -134,6 +138,8 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
         # Only when isolated, so other histories stay byte for byte as they were.
         **({"isolate": scenario.isolate} if scenario.isolate != "none" else {}),
     }
+    if versions:
+        history.meta["versions"] = versions
     run = sched.run()
     t1 = wallclock.monotonic_s()
     result = check_history(history, budget_steps=budget_steps, findings=run.probe_findings,
@@ -143,6 +149,7 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
     result.fired = run.fired
     result.availability = run.availability
     result.drawn_ops = _drawn_ops(params, schedule, sched.has_maintenance)
+    result.versions = versions
     own = availability.violations(run.availability, scenario.backend_error_ppm, whole_run=False)
     if own:
         result.violations.extend(own)
@@ -171,6 +178,22 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
         if callable(drop):
             drop()
     return result, history
+
+
+def backend_versions(backend: Any) -> dict[str, str]:
+    """The optional capability ``versions() -> dict[str, str]``: what the
+    store reports it runs (e.g. ``{"postgresql": "18.6", "pgvector":
+    "0.8.6"}``), read from the store, not assumed. {} when absent; a
+    backend whose versions() fails or returns something else is a bug in
+    its adapter, said in one line."""
+    fn = getattr(backend, "versions", None)
+    if not callable(fn):
+        return {}
+    got = fn()
+    if not isinstance(got, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in got.items()):
+        raise UsageError(f"backend {getattr(backend, 'name', '?')}: versions() must return a dict of "
+                         f"strings, got {got!r}")
+    return {k: got[k] for k in sorted(got)}
 
 
 def _filters_in_use(scenario: Scenario, backend: Any, schedule: "Schedule | None") -> bool:

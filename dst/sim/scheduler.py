@@ -104,6 +104,7 @@ class Scheduler:
         # every call between a server crash and the probe after it.
         self._nemesis_grace = 0
         self._server_down = False
+        self._crash_carrier: int | None = None   # dispatch of the op a crash nemesis fired under
         self.reopen_failure: dict[str, Any] | None = None
         self.backend = open_backend(factory, config)
         self.has_maintenance = callable(getattr(self.backend, "maintenance", None))
@@ -266,6 +267,7 @@ class Scheduler:
                 self._nemesis_grace = 1
                 if is_crash(name):
                     self._server_down = True
+                    self._crash_carrier = op.dispatch
                     self._at(self.clock.now_us, "server_crash", name)
             else:
                 self.history.add(self.clock.now_us, "nemesis", "info", name,
@@ -277,6 +279,7 @@ class Scheduler:
                     self._nemesis_grace = 1
                     if is_crash(name):     # the server may be down: probe after recovery
                         self._server_down = True
+                        self._crash_carrier = op.dispatch
                         self._at(self.clock.now_us, "server_crash", name)
         else:
             out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
@@ -464,8 +467,28 @@ class Scheduler:
         self._resolve_in_flight()
         self.clock.advance_by(self.s.recovery_us)
         self._server_down = False      # the store must be back for its probe
+        if getattr(self.backend, "crash_empties", False) is True:
+            self._wipe(name)
         self._probe(f"after-{name}")
         self._restart_clients()
+
+    def _wipe(self, name: str) -> None:
+        """The backend declares that a server crash empties the namespace
+        (``crash_empties``: an unlogged table). The history gets a ``wipe``
+        op, after the crash and before the probe: the checker then expects
+        the namespace empty after recovery, no more (a row that survived)
+        and no less; every op still open at the crash ends before the wipe
+        (its session died with the server), so none may come back after it;
+        except the op the nemesis fired under (``carrier``): the crash may
+        have come before that call reached the store, which then ran it
+        after recovery."""
+        self.clock.advance_by(1)
+        d = self._dispatch_seq
+        self._dispatch_seq += 1
+        self.history.add(self.clock.now_us, "wipe", "invoke", "wipe",
+                         {"after": name, "carrier": self._crash_carrier})
+        self.history.add(self.clock.now_us, "wipe", "ok", "wipe", None, dispatch=d)
+        self.clock.advance_by(1)
 
     def _resolve_in_flight(self) -> None:
         # Ops dispatched and not completed: outcome unknown. Ops not yet

@@ -501,6 +501,7 @@ def read_case(path: str | Path) -> dict[str, Any]:
         parse(scenario_raw(case["scenario_config"]), default_name=str(case["scenario"]),
               source=f"{path}: scenario_config")
         Schedule.from_dict(case["schedule"])
+        expectations(case)
     except UsageError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -510,6 +511,53 @@ def read_case(path: str | Path) -> dict[str, Any]:
 
 # What every case holds (``case_dict`` writes them all).
 CASE_KEYS = ("name", "scenario", "scenario_config", "seed", "backend", "schedule", "expected")
+VERDICTS = ("ok", "violation", "unknown")
+
+
+def expectations(case: dict[str, Any]) -> list[tuple[str, str, dict[str, str], dict[str, Any]]]:
+    """A case's per-version expectations, its optional ``expect``: one
+    reproducer, what it does on each server (pgvector's ``pg16``, ``pg18``).
+    Each key is ``SERVER`` or ``SERVER KEY=VALUE ...`` (backend options the
+    replay adds); each value a verdict (``"ok"``, ``"violation"``,
+    ``"unknown"``) or ``{"verdict": ..., "kind": ...}``; a ``violation``
+    given as a bare verdict has the kind of the case's ``expected``.
+    Returns (key, server, options, expected) in the file's order."""
+    from dst.errors import UsageError
+    raw = case.get("expect")
+    if raw is None:
+        return []
+    if not isinstance(raw, dict) or not raw:
+        raise UsageError("expect must be an object: {\"SERVER[ KEY=VALUE ...]\": verdict, ...}")
+    out = []
+    for key, val in raw.items():
+        words = str(key).split()
+        server, opts = words[0], {}
+        for w in words[1:]:
+            k, eq, v = w.partition("=")
+            if not eq or not k:
+                raise UsageError(f"expect key {key!r}: {w!r} is not KEY=VALUE")
+            opts[k] = v
+        if isinstance(val, str):
+            kind = (case.get("expected") or {}).get("kind") if val == "violation" else None
+            val = {"verdict": val, "kind": kind}
+        if not isinstance(val, dict) or val.get("verdict") not in VERDICTS:
+            raise UsageError(f"expect[{key!r}] must be one of {', '.join(VERDICTS)} or "
+                             "{\"verdict\": ..., \"kind\": ...}")
+        out.append((str(key), server, opts, {"verdict": val["verdict"], "kind": val.get("kind")}))
+    return out
+
+
+def expected_for(case: dict[str, Any], server: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """What a replay on ``server`` with ``options`` should see: the
+    ``expect`` entry for that server whose options the replay's include
+    (the one naming the most of them), else the case's ``expected``."""
+    best = None
+    for _, srv, opts, exp in expectations(case):
+        if srv != server or any(str(options.get(k)).lower() != v.lower() for k, v in opts.items()):
+            continue
+        if best is None or len(opts) > best[0]:
+            best = (len(opts), exp)
+    return best[1] if best is not None else dict(case.get("expected") or {})
 
 
 def listing(schedule: Schedule) -> list[str]:

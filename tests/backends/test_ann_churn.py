@@ -30,7 +30,7 @@ from dst.sim.scenario import load
 from dst.sim.shrink import read_case, violation_kind
 
 ROOT = Path(__file__).resolve().parents[2]
-PGDATA = ROOT / ".dst" / "pgdata"
+PGDATA = ROOT / ".dst" / "pgdata"    # pg16: pgvector 0.6.2, the version these findings are about
 CASE = ROOT / "seeds" / "pgvector-hnsw-dead-tuple-completeness.json"
 # Tables carry the test process's pid: two sessions on one server never meet.
 TOKEN = f"ac{os.getpid()}"
@@ -40,7 +40,7 @@ COMPLETENESS = re.compile(r"search\(limit=(\d+)\) returned (\d+) hits; (\d+) ids
 
 @pytest.fixture(scope="module")
 def dsn():
-    return os.environ.get(pg_embedded.DSN_ENV) or pg_embedded.ensure_server(PGDATA).dsn()
+    return os.environ.get(pg_embedded.DSN_ENV) or pg_embedded.ensure_server(PGDATA, "pg16").dsn()
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def _lance_maker(tmp_path):
     return make
 
 
-def _pgvector_maker(tmp_path):
+def _pgvector_maker(tmp_path, server="pg18"):
     import os
     import re
 
@@ -45,7 +45,8 @@ def _pgvector_maker(tmp_path):
     from dst import pg_embedded
     from tests.conftest import ROOT
 
-    dsn = os.environ.get(pg_embedded.DSN_ENV) or pg_embedded.ensure_server(ROOT / ".dst" / "pgdata").dsn()
+    dsn = (os.environ.get(pg_embedded.DSN_ENV)
+           or pg_embedded.ensure_server(ROOT / pg_embedded.SERVERS[server].default_dir, server).dsn())
     # Namespaces unique to this process and test folder, so two runs sharing
     # a server never meet; each test drops what it made when done.
     tag = re.sub(r"[^a-z0-9]", "", tmp_path.name.lower())[-20:]
@@ -80,6 +81,10 @@ def _chroma_maker(tmp_path):
         # Chroma keeps one System per folder until its last client closes.
         for b in made:
             b.close()
+    make.cleanup = cleanup
+    return make
+
+
 def _milvus_maker(tmp_path):
     import re
 
@@ -135,7 +140,8 @@ def _qdrant_edge_maker(tmp_path):
 
 MAKERS = {"sim": _sim_maker, "lance": _lance_maker, "pgvector": _pgvector_maker,
           "chroma": _chroma_maker, "qdrant": _qdrant_maker, "qdrant-edge": _qdrant_edge_maker,
-          "milvus": _milvus_maker}
+          "milvus": _milvus_maker,
+          "pgvector@pg16": lambda tmp_path: _pgvector_maker(tmp_path, "pg16")}   # pgvector: pg18
 
 
 @pytest.fixture(params=sorted(MAKERS))

@@ -35,7 +35,7 @@ from dst.validate import cosine
 from dst.sim.workload import HOSTILE_STEMS
 
 ROOT = Path(__file__).resolve().parents[2]
-PGDATA = ROOT / ".dst" / "pgdata"
+PGDATA = ROOT / pg_embedded.SERVERS[pg_embedded.DEFAULT_SERVER].default_dir   # pg18
 WAIT_S = 20   # bound on every wait for another thread or the server
 # Table names carry the test process's pid: two test sessions sharing one
 # server (two checkouts, CI jobs) never open each other's namespaces.

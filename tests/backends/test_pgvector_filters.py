@@ -25,7 +25,7 @@ from dst.backend import BackendConfig
 from dst.sim.workload import HOSTILE_VALUES
 
 ROOT = Path(__file__).resolve().parents[2]
-PGDATA = ROOT / ".dst" / "pgdata"
+PGDATA = ROOT / pg_embedded.SERVERS[pg_embedded.DEFAULT_SERVER].default_dir   # pg18
 PREFIX = f"f{os.getpid()}_"
 
 

@@ -159,6 +159,10 @@ class VectorModel:
                                        attrs=state.attrs) is None, state
         if f == "maintenance":
             return out is None, state
+        if f == "wipe":
+            # A server crash emptied the namespace (a backend that declares
+            # crash_empties, e.g. an unlogged table): nothing survives it.
+            return out is None or out is UNKNOWN, VectorState({}, 0)
         raise AssertionError(f"unknown op {f!r}")
 
     def readonly(self, inp: tuple) -> bool:
@@ -173,7 +177,7 @@ class VectorModel:
             return f"input is invalid ({bad}), so InvalidInput was expected; got {_show(out)}"
         if out == INVALID:
             return "the backend refused valid input with InvalidInput"
-        if f in ("store", "batch", "maintenance"):
+        if f in ("store", "batch", "maintenance", "wipe"):
             return f"expected no output, got {_show(out)}"
         if f == "delete":
             return f"delete({inp[1]!r}) should return {inp[1] in items}, got {_show(out)}"
@@ -425,6 +429,8 @@ class VectorModel:
                        None if bad else self.where_ref(v.get("where")), bad)
             elif f == "maintenance":
                 inp = ("maintenance", None)
+            elif f == "wipe":
+                inp = ("wipe", v.get("carrier"), None)   # the last slot: no input problem
             else:
                 raise ValueError(f"history op {f!r} is not part of the vector model")
             if unknown and inp[0] not in WRITES:
@@ -432,7 +438,7 @@ class VectorModel:
             ops.append(Operation(len(ops), p.process, inp[0], inp, out, p.call, ret, p.dispatch, p.index))
         if load:
             ops.append(self._load_step(len(ops), load))
-        return ops
+        return _end_before_wipes(ops)
 
     def _loaded(self, p: "PairedOp") -> bool:
         """A load-phase batch that was acknowledged and whose input is valid."""
@@ -499,6 +505,26 @@ class VectorModel:
             except (TypeError, ValueError, IndexError):
                 return ("malformed", repr(out)[:200])
         return out
+
+
+def _end_before_wipes(ops: list[Operation]) -> list[Operation]:
+    """A write still open when a wipe (a server crash that empties the
+    namespace) came cannot take effect after it: its session died with the
+    server. Its interval ends just before the wipe, so the search places it
+    before the wipe (where any effect is wiped) and never after; left open
+    it could bring a row back after recovery, which the store must not.
+    The one exception is the wipe's ``carrier``, the call the crash fired
+    under: the crash may have come before that call reached the store, which
+    then ran it after recovery; it stays open."""
+    wipes = sorted((op.call, op.input[1]) for op in ops if op.f == "wipe")
+    if not wipes:
+        return ops
+    for op in ops:
+        if op.ret == INF and op.f in WRITES:
+            later = [(t, carrier) for t, carrier in wipes if t > op.call]
+            if later and (op.dispatch is None or op.dispatch != later[0][1]):
+                op.ret = max(op.call, later[0][0] - 1)
+    return ops
 
 
 def _put(state: VectorState, rows: Iterable[tuple]) -> VectorState:
