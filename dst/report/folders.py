@@ -67,3 +67,14 @@ def ensure_writable(path: str | Path, flag: str) -> None:
             p.unlink()
     except OSError as exc:
         raise UsageError(f"{flag} {str(path)!r}: cannot write it ({exc.strerror or exc})") from None
+
+
+def write_run_files(run_dir: Path, summary: dict[str, Any], shown: Any) -> None:
+    """A run's folder: ``history.jsonl`` and ``report.html`` of the history
+    it shows (the first failure's, else the last seed's; none when no seed
+    ran) and ``result.json``."""
+    if shown is not None:
+        from dst.report.html import write_report
+        shown.write(run_dir / "history.jsonl")
+        write_report(run_dir / "report.html", shown, summary)
+    write_json(run_dir / "result.json", summary)
