@@ -23,9 +23,13 @@ def new_run_dir(base: str | Path, label: str) -> Path:
     A ``base`` that cannot hold folders (not writable, a file, a missing
     drive) is a ``UsageError``: one sentence, exit 2, before any seed runs.
     """
+    return new_dir(base, f"{wallclock.stamp()}-{label}")
+
+
+def new_dir(base: str | Path, stem: str) -> Path:
+    """A fresh folder ``base/stem`` (or ``stem-1``, ...), as ``new_run_dir``."""
     global current_run_dir
     base = Path(base)
-    stem = f"{wallclock.stamp()}-{label}"
     for n in range(1000):
         d = base / (stem if n == 0 else f"{stem}-{n}")
         try:

@@ -163,3 +163,43 @@ def run_campaign(scenario: Scenario, seeds: list[int], backend: str, *, hist_dir
 
 def fault_order(name: str) -> tuple:
     return (0, FAULT_CLASSES.index(name), "") if name in FAULT_CLASSES else (1, 0, name)
+
+
+def shrink_seed(scenario: Scenario, seed: int, backend: str, *, options: dict[str, Any],
+                out_dir: Path, name: str, time_budget_s: float, budget_steps: int,
+                location: str | None = None) -> dict[str, Any]:
+    """Shrink one failing seed into ``out_dir/<name>.json`` as ``dst shrink
+    --seed`` does (same passes, same predicate: a violation of the same
+    kind). Returns what happened: ``{"case": path, "kind", "ops_before",
+    "ops", "verdict"}``, or ``{"case": None, "why": ...}`` when the seed
+    gives no violation a seed can carry (a run-level gate's finding, such
+    as recall or reachability, is judged over many seeds)."""
+    from dst.sim.runner import run_seed
+    from dst.sim.shrink import Shrinker, case_dict, kinds_of, prune_vectors, violation_kind, write_case
+    result, _ = run_seed(scenario, seed, backend, location=location, options=options,
+                         budget_steps=budget_steps, record=True)
+    kind = violation_kind(result)
+    if kind is None or result.schedule is None:
+        return {"case": None, "why": f"seed {seed} gives {result.verdict} on a rerun, not a violation of "
+                                      f"its own: nothing to shrink"}
+
+    def still_fails(cand: Any) -> bool:
+        r, _ = run_seed(scenario, seed, backend, location=location, options=options,
+                        budget_steps=budget_steps, schedule=cand)
+        return kind in kinds_of(r)
+
+    n0 = result.schedule.n_ops()
+    shrinker = Shrinker(still_fails, budget_s=time_budget_s)
+    small = shrinker.shrink(result.schedule)
+    pruned = prune_vectors(small)      # renumbered: keep it only if it still fails
+    if still_fails(pruned):
+        small = pruned
+    final, _ = run_seed(scenario, seed, backend, location=location, options=options,
+                        budget_steps=budget_steps, schedule=small)
+    path = out_dir / f"{name}.json"
+    write_case(path, case_dict(name=name, scenario=scenario, seed=seed, backend=backend, options=options,
+                               schedule=small, expected_verdict=final.verdict,
+                               expected_kind=violation_kind(final),
+                               note=f"shrunk by dst matrix from seed {seed} ({kind})"))
+    return {"case": str(path), "kind": kind, "ops_before": n0, "ops": small.n_ops(),
+            "verdict": final.verdict}
