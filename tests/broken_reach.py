@@ -2,13 +2,13 @@
 
 ``unreachable_subset`` is the sim backend declared an ANN index (``exact =
 False``) whose ``search`` never returns the ids of a fixed sliver of the id
-space (1 in 8, by a stable hash), as an index that lost their entries would
+space (1 in 16, by a stable hash), as an index that lost their entries would
 (Chroma issue 7758 reports live rows that ``get`` returns and no ``query``
 finds). ``get``, ``exists``, ``count`` and the exact path ``search_exact``
 (what the probes' exhaustive search uses) all see them, and every answer of
 ``search`` is live, truly scored, sorted and full length while enough ids
 are live: no single answer is wrong, so only the reachability gate catches
-it (recall@k drops by about 1/8, above a 0.8 floor).
+it (recall@k drops by about 1/16, above a 0.8 floor).
 
 ``honest_ann`` is the same without the defect: exact answers declared ANN,
 the control for false alarms.
@@ -23,7 +23,7 @@ import hashlib
 from backends.sim import SimBackend
 from dst.backend import BackendConfig
 
-LOST_ONE_IN = 8
+LOST_ONE_IN = 16
 
 
 def lost(id_: str) -> bool:
