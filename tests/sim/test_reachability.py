@@ -165,3 +165,11 @@ def test_scenario_keys():
     with pytest.raises(ScenarioError, match="reachability_sample of at least 1"):
         parse({"reachability_sample": 0}, default_name="x")
     assert parse({"reachability_sample": 0, "reachability_floor": 0}, default_name="x").reachability_sample == 0
+
+
+def test_conform_lines_up_an_ann_backend_whose_probes_add_reach_searches(in_tmp):
+    # Only the ANN side searches for reachability: without leaving those
+    # searches out, the op sequences diverge at the first probe.
+    code = run_cli("conform", "--quiet", "--backends", "sim,tests.broken_reach:honest_ann",
+                   "--scenario", "crash", "--seeds", "2")
+    assert code == EXIT_OK
