@@ -48,7 +48,7 @@ def cell_detail(cell: dict[str, Any]) -> str:
     bits = []
     if cell.get("seeds_requested") and cell["status"] not in ("n/a", "error"):
         ran, want = cell.get("seeds_run", 0), cell["seeds_requested"]
-        bits.append(f"{ran} seeds" if ran == want else f"{ran} of {want} seeds")
+        bits.append(f"{ran} seed{'' if ran == 1 else 's'}" if ran == want else f"{ran} of {want} seeds")
     reach = cell.get("reachability")
     if reach is not None:
         bits.append(f"reach {reach:.3f}")

@@ -103,7 +103,7 @@ def test_matrix_md_is_the_grid(grid):
     assert lines[0] == f"| scenario | sim | {BROKEN} | lance |"
     assert lines[1] == "|---|---|---|---|"
     crud = next(line for line in lines if line.startswith("| crud |"))
-    assert crud.count("pass (1 seeds") == 3
+    assert crud.count("pass (1 seed") == 3
     reach_row = next(line for line in lines if ".toml |" in line)
     assert "**violation: reachability**" in reach_row
     n = reach_row.split("**violation: reachability**")[1].split("[")[1].split("]")[0]
