@@ -67,8 +67,9 @@ DEFAULT_SCENARIOS = "default,crud,crash,hostile-ids,filters,ann-churn"
 # grid as a whole) has.
 EXIT_PRIORITY = (EXIT_VIOLATION, EXIT_INTERNAL, EXIT_UNKNOWN, EXIT_UNFIRED, EXIT_USAGE, EXIT_OK)
 STATUS_OF_OUTCOME = {"ok": "pass", "violation": "violation", "unknown": "unknown", "not proven": "not proven"}
-# Python distributions whose versions the grid records, per backend column.
-DISTRIBUTIONS = {"lance": ("lancedb", "pylance"), "pgvector": ("psycopg", "pgvector"),
+# Python distributions whose versions the grid records, per backend column
+# (pgserver ships the embedded PostgreSQL and its pgvector extension).
+DISTRIBUTIONS = {"lance": ("lancedb", "pylance"), "pgvector": ("psycopg", "pgserver"),
                  "chroma": ("chromadb",), "qdrant": ("qdrant-client",),
                  "milvus": ("pymilvus", "milvus-lite")}
 
