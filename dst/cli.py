@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Sequence
 
 from dst import wallclock
-from dst.commands import bench, check, conform, replay, run, shrink
+from dst.commands import bench, check, conform, matrix, replay, run, shrink
 from dst.console import EXIT_INTERNAL, EXIT_USAGE, Parser
 from dst.errors import DstError, UsageError
 from dst.history import HistoryFormatError
 
 # In the order ``dst --help`` lists them.
 COMMANDS = {"run": run, "replay": replay, "check": check, "shrink": shrink, "conform": conform,
-            "bench": bench}
+            "bench": bench, "matrix": matrix}
 
 
 def build_parser() -> argparse.ArgumentParser:

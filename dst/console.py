@@ -3,7 +3,7 @@
 Exit codes (DESIGN): 0 all checks passed; 1 a violation was found; 2 bad
 usage or setup, or input that cannot be read; 3 a check ended unknown; 4 not
 proven (an enabled fault class never fired, an op kind the scenario draws
-never completed ok, or a recall floor was never measured); 5 a replay
+never completed ok, or a recall or reachability floor was never measured); 5 a replay
 diverged from its recording; 6 internal error (an exception escaped the
 harness; ``dst.cli`` saves its traceback). Where several apply, 1 wins, then
 3, then 4.
@@ -30,6 +30,8 @@ EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_UNKNOWN, EXIT_UNFIRED, EXIT_DIVERGED =
 EXIT_INTERNAL = 6   # an exception escaped the harness itself: a bug of dst, never a finding
 
 VERDICT_EXIT = {"ok": EXIT_OK, "violation": EXIT_VIOLATION, "unknown": EXIT_UNKNOWN}
+# A whole run's outcome (dst.sim.campaign.OUTCOMES) as an exit code.
+OUTCOME_EXIT = {"ok": EXIT_OK, "violation": EXIT_VIOLATION, "unknown": EXIT_UNKNOWN, "not proven": EXIT_UNFIRED}
 
 
 class Parser(argparse.ArgumentParser):
@@ -143,11 +145,20 @@ def print_summary(console, summary: dict[str, Any], results, elapsed: float) -> 
         elif realised:
             state += f" (drawn as {', '.join(realised)})"
         t.add_row(f"fault {k}{state}", str(v))
+    reach = summary.get("reachability")
+    if reach:
+        if not reach.get("applies"):
+            text = "implied (exact search)"
+        elif reach.get("fraction") is None:
+            text = "not measured"
+        else:
+            text = f"{reach['found']}/{reach['checked']} = {reach['fraction']:.4f}"
+        t.add_row(f"reachability (floor {reach.get('floor')})", text)
     t.add_row("seconds", f"{elapsed:.2f}")
     console.print(t)
     word = {0: "[green]PASS[/]", 1: "[red]VIOLATION[/]", 3: "[yellow]UNKNOWN[/]",
             4: "[yellow]NOT PROVEN[/] (a fault class never fired, an op kind never completed ok, "
-               "or the recall floor was never measured)"}
+               "or a recall or reachability floor was never measured)"}
     console.print(f"result: {word[summary['exit_code']]} (exit {summary['exit_code']})")
 
 

@@ -69,7 +69,7 @@ def dst_run(backend: str = "sim", scenario: str = "default", seeds: int = 100, *
                       else f"(threads mode is not replayable; history at {path})")
             pytest.fail(f"vector-dst: seed {result.seed} of {sc.name} on {backend}: {result.verdict}: "
                         f"{why}\nreplay: {replay}", pytrace=False)
-    gates = evaluate(results, sc.backend_error_ppm, sc.recall_floor)
+    gates = evaluate(results, sc.backend_error_ppm, sc.recall_floor, sc.reachability_floor)
     if gates.violated or gates.not_proven:
         pytest.fail(f"vector-dst: {seeds} seeds of {sc.name} on {backend}: "
                     + "; ".join(gates.sentences()), pytrace=False)
@@ -78,6 +78,7 @@ def dst_run(backend: str = "sim", scenario: str = "default", seeds: int = 100, *
         pytest.fail(f"vector-dst: fault class(es) {', '.join(unfired)} enabled but never fired in "
                     f"{seeds} seeds of {sc.name}: the run proves nothing about them", pytrace=False)
     return {"seeds": seeds, "ops": total_ops, "fault_counts": fired, "recall": gates.recall,
+            "reachability": gates.reachability,
             "availability": gates.availability}
 
 

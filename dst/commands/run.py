@@ -11,10 +11,9 @@ from typing import Any
 from dst import wallclock
 from dst.argtypes import positive, seconds, shard
 from dst.argtypes import seed as seed_number
-from dst.console import (DEFAULT_BACKEND, EXIT_OK, EXIT_UNFIRED, EXIT_UNKNOWN, EXIT_VIOLATION, add_store_flags,
-                         consoles, print_json, print_summary, print_violation, progress, safe)
+from dst.console import (DEFAULT_BACKEND, OUTCOME_EXIT, add_store_flags, consoles, print_json, print_summary,
+                         print_violation, progress, safe)
 from dst.errors import UsageError
-from dst.history import History
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -45,11 +44,12 @@ def _seed_list(args: argparse.Namespace) -> list[int]:
 def main(args: argparse.Namespace) -> int:
     from dst.backend import resolve_backend
     from dst.check.linearizability import DEFAULT_BUDGET_STEPS
-    from dst.report.folders import ensure_writable, new_run_dir, write_json
+    from dst.report.folders import ensure_writable, new_run_dir, write_run_files
     from dst.report.junit import write_junit
+    from dst.sim.campaign import run_campaign
     from dst.sim.executor import open_executor
-    from dst.sim.runner import run_seeds
     from dst.sim.scenario import FAULT_CLASSES, load
+    from dst.report.html import reachability_text
     from dst.wallclock import run_token
 
     console, out = consoles(args)
@@ -75,14 +75,6 @@ def main(args: argparse.Namespace) -> int:
     token = run_token(run_dir)
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS
 
-    results = []
-    fired = {k: 0 for k in FAULT_CLASSES}
-    enabled: set[str] = set()
-    first_fail: tuple[Any, History] | None = None
-    lost_first: Any = None
-    last_history: History | None = None
-    started = wallclock.monotonic_s()
-    stopped_early = failed_fast = False
     try:
         executor = open_executor(args.executor, jobs=args.jobs, address=args.ray_address, token=token)
     except UsageError:
@@ -93,93 +85,33 @@ def main(args: argparse.Namespace) -> int:
     bar = progress(console)
     with executor, bar:
         task = bar.add_task(f"{scenario.name} on {args.backend}", total=len(seeds))
-        for result, history in run_seeds(scenario, seeds, args.backend, executor=executor,
-                                         deadline=deadline, location=args.location,
-                                         options=options, token=token, factory=factory,
-                                         budget_steps=budget, concurrency=args.concurrency):
-            seed = result.seed
-            results.append(result)
-            if history is not None:
-                last_history = history
-            for k, v in result.fired.items():
-                fired[k] = fired.get(k, 0) + v
-            enabled.update(result.enabled)
-            if result.verdict != "ok":
-                hist_dir = run_dir / "histories"
-                hist_dir.mkdir(exist_ok=True)
-                if history is None:   # its worker died: what it said last is all there is
-                    (hist_dir / f"seed-{seed}.lost.txt").write_text(result.reason + "\n")
-                else:
-                    history.write(hist_dir / f"seed-{seed}.jsonl")
-                    if first_fail is None or (first_fail[0].verdict != "violation"
-                                              and result.verdict == "violation"):
-                        first_fail = (result, history)
-                if lost_first is None and history is None:
-                    lost_first = result
-            bar.update(task, advance=1,
-                            description=f"{scenario.name} on {args.backend}: seed {seed} {result.verdict}")
-            if args.fail_fast and result.verdict != "ok":
-                stopped_early = failed_fast = True
-                break
-    elapsed = wallclock.monotonic_s() - started
-    if len(results) < len(seeds) and not stopped_early:
-        stopped_early = True  # the time budget stopped new seeds
 
-    shown = first_fail[1] if first_fail else last_history
-    if shown is not None:
-        shown.write(run_dir / "history.jsonl")
-    # Run-level gates (dst.sim.gates): availability per op kind, and ANN recall,
-    # a quality gate over the whole run reported beside the verdict (one
-    # query may miss; the mean must reach the scenario's floor).
-    from dst.sim.gates import evaluate
-    gates = evaluate(results, scenario.backend_error_ppm, scenario.recall_floor)
+        def tick(result: Any) -> None:
+            bar.update(task, advance=1,
+                       description=f"{scenario.name} on {args.backend}: seed {result.seed} {result.verdict}")
+        camp = run_campaign(scenario, seeds, args.backend, hist_dir=run_dir / "histories",
+                            fail_fast=args.fail_fast, on_seed=tick, jobs=args.jobs, deadline=deadline,
+                            location=args.location, options=options, token=token, factory=factory,
+                            budget_steps=budget, concurrency=args.concurrency, executor=executor)
+    results, first_fail, elapsed = camp.results, camp.first_fail, camp.elapsed_s
+    stopped_early = camp.stopped_early
+    # Run-level gates (dst.sim.gates): availability per op kind, ANN recall
+    # (a quality gate over the whole run, reported beside the verdict: one
+    # query may miss; the mean must reach the scenario's floor) and ANN
+    # reachability (every probed live id found by its own vector).
+    gates = camp.gates
     recall = gates.recall
-    violations = [r for r in results if r.verdict == "violation"]
-    unknowns = [r for r in results if r.verdict == "unknown"]
-    unfired = [k for k in sorted(enabled, key=_fault_order) if fired.get(k, 0) == 0]
-    if violations or gates.violated:
-        code = EXIT_VIOLATION
-    elif unknowns:
-        code = EXIT_UNKNOWN
-    elif unfired or gates.not_proven or not results:   # a run that ran no seed proves nothing
-        code = EXIT_UNFIRED
-    else:
-        code = EXIT_OK
+    violations, unknowns, unfired = camp.violations, camp.unknowns, camp.unfired
+    code = OUTCOME_EXIT[camp.outcome]
     replay_cmd = None
     if first_fail is not None and args.concurrency != "threads":
         replay_cmd = f"dst replay {shlex.quote(str(run_dir / 'history.jsonl'))}"
         if args.location:
             replay_cmd += f" --location {shlex.quote(args.location)}"
-    total_ops = sum(r.ops for r in results)
-    summary = {
-        "run": run_dir.name, "scenario": scenario.name, "backend": args.backend,
-        "metric": scenario.metric, "filters": {
-            "use": scenario.filters,
-            "in_use": None if last_history is None else bool(last_history.meta.get("filters"))},
-        "options": options, "versions": _versions(results), "seeds": [r.seed for r in results],
-        "executor": args.executor,
-        "seeds_requested": len(seeds), "stopped_early": stopped_early,
-        "verdict": "violation" if violations or gates.violated else "unknown" if unknowns else "ok",
-        "exit_code": code, "fault_counts": fired, "faults_enabled": sorted(enabled),
-        "faults_never_fired": unfired, "ops": total_ops, "recall": recall,
-        # Per op kind over the run: ok / fail / info / own (the backend's own
-        # errors) and their first messages; the gates' findings beside it.
-        "availability": gates.availability, "backend_error_ppm": scenario.backend_error_ppm,
-        "availability_violations": gates.availability_violations,
-        "ops_drawn": gates.drawn, "ops_never_ok": gates.never_ok,
-        "recall_unmeasured": gates.recall_unmeasured,
-        # A scenario class the backend cannot take as such, and what it fired as instead.
-        "faults_realised_as": {k: v for r in results for k, v in sorted(r.realised.items())},
-        "timings": {"wall_s": round(elapsed, 3),
-                    "run_s": round(sum(r.run_s for r in results), 3),
-                    "check_s": round(sum(r.check_s for r in results), 3)},
-        "replay": replay_cmd,
-        "results": [r.summary() for r in results],
-    }
-    if shown is not None:
-        from dst.report.html import write_report
-        write_report(run_dir / "report.html", shown, summary)
-    write_json(run_dir / "result.json", summary)
+    summary = camp.summary(run_dir.name, code, replay_cmd)
+    summary["versions"] = _versions(results)
+    summary["executor"] = args.executor
+    write_run_files(run_dir, summary, camp.shown)
     if args.json:
         print_json({**summary, "report_dir": str(run_dir)})
     if args.junit:
@@ -192,6 +124,9 @@ def main(args: argparse.Namespace) -> int:
                       f"over {recall['searches']} searches (floor {recall['floor']})"
                       + ("" if recall["passed"] or recall["mean"] is None else ": BELOW THE FLOOR"),
                       markup=False)
+    reach = gates.reachability
+    if reach is not None:
+        console.print(f"reachability: {reachability_text(reach)}", markup=False, soft_wrap=True)
     for sentence in gates.sentences(recall=False):
         console.print(sentence, markup=False, soft_wrap=True)
     if stopped_early:
@@ -263,8 +198,3 @@ def _junit_cases(args: argparse.Namespace, results: list, run_dir: Path) -> list
         cases.append({"seed": r.seed, "verdict": r.verdict, "time_s": r.run_s + r.check_s,
                       "message": msg, "detail": detail})
     return cases
-
-
-def _fault_order(name: str) -> tuple:
-    from dst.sim.scenario import FAULT_CLASSES
-    return (0, FAULT_CLASSES.index(name), "") if name in FAULT_CLASSES else (1, 0, name)

@@ -23,9 +23,13 @@ def new_run_dir(base: str | Path, label: str) -> Path:
     A ``base`` that cannot hold folders (not writable, a file, a missing
     drive) is a ``UsageError``: one sentence, exit 2, before any seed runs.
     """
+    return new_dir(base, f"{wallclock.stamp()}-{label}")
+
+
+def new_dir(base: str | Path, stem: str) -> Path:
+    """A fresh folder ``base/stem`` (or ``stem-1``, ...), as ``new_run_dir``."""
     global current_run_dir
     base = Path(base)
-    stem = f"{wallclock.stamp()}-{label}"
     for n in range(1000):
         d = base / (stem if n == 0 else f"{stem}-{n}")
         try:
@@ -67,3 +71,14 @@ def ensure_writable(path: str | Path, flag: str) -> None:
             p.unlink()
     except OSError as exc:
         raise UsageError(f"{flag} {str(path)!r}: cannot write it ({exc.strerror or exc})") from None
+
+
+def write_run_files(run_dir: Path, summary: dict[str, Any], shown: Any) -> None:
+    """A run's folder: ``history.jsonl`` and ``report.html`` of the history
+    it shows (the first failure's, else the last seed's; none when no seed
+    ran) and ``result.json``."""
+    if shown is not None:
+        from dst.report.html import write_report
+        shown.write(run_dir / "history.jsonl")
+        write_report(run_dir / "report.html", shown, summary)
+    write_json(run_dir / "result.json", summary)

@@ -776,6 +776,27 @@ def _violation_marks(v: dict[str, Any] | None, key: str) -> dict[str, Any]:
             "prefix": prefix, "unplaced": [ident(o) for o in v.get("unplaced") or []]}
 
 
+def reachability_text(reach: dict[str, Any]) -> str:
+    """One line for a run's (or a seed's) reachability (dst.sim.reach)."""
+    if reach.get("applies") is False:
+        return f"implied, not probed ({reach.get('why')})"
+    checked, found = reach.get("checked", 0), reach.get("found", 0)
+    floor = reach.get("floor")
+    if not checked:
+        return "not measured (no live id was searched by its own vector)" + (
+            f"; floor {floor}: NOT PASSED" if floor else "")
+    text = f"{found / checked:.4f} ({found} of {checked} live ids found by their own vector)"
+    if floor:
+        text += f" (floor {floor}: {'passed' if found / checked >= floor else 'BELOW'})"
+    else:
+        text += " (no floor set: reported, not gated)"
+    lost = reach.get("unreachable") or []
+    if lost:
+        text += "; unreachable: " + ", ".join(
+            f"{u['id']!r} ({'seed ' + str(u['seed']) + ', ' if 'seed' in u else ''}{u['when']})" for u in lost[:8])
+    return text
+
+
 def _facts_html(rows: list[tuple[str, Any]]) -> str:
     out = ['<table class="facts">']
     for k, val in rows:
@@ -823,6 +844,9 @@ def _summary_html(h: Any, meta: dict[str, Any], seed_result: dict[str, Any] | No
         facts.append(("recall@k", text))
     elif isinstance(recall, dict) and recall.get("floor"):
         facts.append(("recall@k", f"not measured (no search answered; floor {recall['floor']})"))
+    reach = (run or {}).get("reachability") or sr.get("reachability")
+    if isinstance(reach, dict):
+        facts.append(("reachability", reachability_text(reach)))
     # Availability: one line per op kind, the run's totals when there are.
     avail = (run or {}).get("availability") or sr.get("availability") or {}
     where = "whole run" if (run or {}).get("availability") else "this seed"

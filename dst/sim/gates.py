@@ -12,6 +12,11 @@ sense over the whole run, and ``dst run`` and the pytest plugin's
   over the run at or above the scenario's ``recall_floor`` (else exit 1).
   A floor with no measurement (no search answered) is not a pass (exit
   4). A floor of 0 configures no gate.
+* ANN reachability (``dst.sim.reach``): the fraction of the probed live ids
+  found by a search for their own vector at or above the scenario's
+  ``reachability_floor`` (else a violation of kind ``reachability`` naming
+  the unreachable ids, exit 1); a floor with nothing measured is not
+  proven (exit 4). On exact backends it is implied, reported as such.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from dst.sim import availability
+from dst.sim.reach import run_reachability
 
 
 @dataclass
@@ -31,14 +37,17 @@ class RunGates:
     recall: dict[str, Any] | None                    # None: no seed ran on an ANN backend
     recall_failed: bool = False
     recall_unmeasured: bool = False
+    reachability: dict[str, Any] | None = None       # dst.sim.reach.run_reachability
+    reachability_violation: dict[str, Any] | None = None
+    reachability_unmeasured: bool = False
 
     @property
     def violated(self) -> bool:
-        return bool(self.availability_violations) or self.recall_failed
+        return bool(self.availability_violations) or self.recall_failed or self.reachability_violation is not None
 
     @property
     def not_proven(self) -> bool:
-        return bool(self.never_ok) or self.recall_unmeasured
+        return bool(self.never_ok) or self.recall_unmeasured or self.reachability_unmeasured
 
     def sentences(self, recall: bool = True) -> list[str]:
         """One sentence per gate that did not pass (not the seeds' own
@@ -49,6 +58,8 @@ class RunGates:
             r = self.recall
             out.append(f"recall@k {r['mean']:.4f} over {r['searches']} searches is below the "
                        f"scenario's floor {r['floor']}")
+        if self.reachability_violation is not None:
+            out.append(f"reachability violation: {self.reachability_violation['message']}")
         if self.never_ok:
             names = ", ".join(self.never_ok)
             out.append(f"op kind{'s' if len(self.never_ok) > 1 else ''} {names} drawn by the scenario "
@@ -57,10 +68,15 @@ class RunGates:
         if self.recall_unmeasured:
             out.append(f"the ANN recall floor {self.recall['floor']} was never measured (no search was "
                        f"answered): the recall gate is not passed")
+        if self.reachability_unmeasured:
+            out.append(f"the reachability floor {self.reachability['floor']} was never measured (no "
+                       f"live id was searched by its own vector and answered): the reachability gate "
+                       f"is not passed")
         return out
 
 
-def evaluate(results: Sequence[Any], backend_error_ppm: int, recall_floor: float) -> RunGates:
+def evaluate(results: Sequence[Any], backend_error_ppm: int, recall_floor: float,
+             reachability_floor: float = 0.0) -> RunGates:
     """The run-level gates over ``results`` (SeedResults, in seed order)."""
     tally = availability.merge(r.availability for r in results)
     drawn = sorted({k for r in results for k in r.drawn_ops})
@@ -82,4 +98,21 @@ def evaluate(results: Sequence[Any], backend_error_ppm: int, recall_floor: float
                         "passed": (mean is not None and mean >= recall_floor) if gated else True}
         gates.recall_failed = mean is not None and gated and mean < recall_floor
         gates.recall_unmeasured = mean is None and gated
+    reach = gates.reachability = run_reachability(results, reachability_floor)
+    if reach is not None and reach["applies"] and reachability_floor > 0:
+        if reach["fraction"] is None:
+            gates.reachability_unmeasured = True
+        elif reach["fraction"] < reachability_floor:
+            gates.reachability_violation = reachability_finding(reach)
     return gates
+
+
+def reachability_finding(reach: dict[str, Any]) -> dict[str, Any]:
+    """The violation of kind ``reachability``: the figure and the ids."""
+    named = ", ".join(f"{u['id']!r} (seed {u['seed']}, {u['when']})" for u in reach["unreachable"][:8])
+    more = reach["unreachable_count"] - min(8, len(reach["unreachable"]))
+    message = (f"{reach['found']} of {reach['checked']} live ids searched by their own vector were in "
+               f"the top k ({reach['fraction']:.4f}), below the scenario's reachability_floor "
+               f"{reach['floor']}; unreachable: {named}" + (f" and {more} more" if more > 0 else ""))
+    return {"kind": "reachability", "message": message, "unreachable": reach["unreachable"],
+            "fraction": reach["fraction"], "floor": reach["floor"]}

@@ -22,6 +22,7 @@ from dst.history import History, pair
 from dst.rng import Rng
 from dst.sim import availability
 from dst.sim.faults import contract_violations, fires_as
+from dst.sim.reach import seed_reachability
 from dst.sim.scenario import FAULT_CLASSES, Scenario, parse
 from dst.sim.schedule import RandomDecider, Schedule, ScriptedDecider
 from dst.sim.scheduler import Scheduler
@@ -53,6 +54,8 @@ class SeedResult:
     drawn_ops: list[str] = field(default_factory=list)
     # What the store reports it runs (the optional ``versions()``), or {}.
     versions: dict[str, str] = field(default_factory=dict)
+    # ANN only: the probes' reachability searches scored (dst.sim.reach).
+    reach: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"seed": self.seed, "verdict": self.verdict, "ops": self.ops,
@@ -61,6 +64,7 @@ class SeedResult:
                 "realised": self.realised, "check_steps": self.steps, "witness": self.witness,
                 "availability": self.availability, "drawn_ops": self.drawn_ops,
                 **({"versions": self.versions} if self.versions else {}),
+                "reachability": self.reach,
                 "recall": None if self.recall is None else
                 {"mean": self.recall[0] / self.recall[1] if self.recall[1] else None,
                  "searches": self.recall[1]}}
@@ -113,7 +117,8 @@ def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | Non
         sched = ThreadRunner(params, decider, factory, config, history, rng)
         enabled_classes = THREAD_FAULTS
     else:
-        sched = Scheduler(params, decider, factory, config, history, rng.fork("partial"))
+        sched = Scheduler(params, decider, factory, config, history, rng.fork("partial"),
+                          reach_rng=rng.fork("reach"))
         enabled_classes = FAULT_CLASSES
     b = sched.backend
     exact = bool(getattr(b, "exact", True))
@@ -261,9 +266,11 @@ def check_history(history: History, budget_steps: int = DEFAULT_BUDGET_STEPS,
                 recall = ann_recall(model, res.order, probes=True)
         if recall[1] == 0:
             recall = probe_recall(model, ops)
+    reach = None if model.exact else seed_reachability(model, pairs)
     return SeedResult(seed=int(m.get("seed", 0)), verdict=verdict, ops=len(pairs),
                       fired={}, enabled=[], violations=violations, reason=res.reason,
-                      steps=res.steps, witness=res.witness, recall=recall, exact=model.exact)
+                      steps=res.steps, witness=res.witness, recall=recall, exact=model.exact,
+                      reach=reach)
 
 
 QUIET = ("probe", "load")   # the harness's own quiescent ops, not the scenario's
@@ -381,7 +388,13 @@ def scenario_raw(cfg: dict[str, Any]) -> dict[str, Any]:
         "name": cfg["name"], "description": cfg["description"], "clients": cfg["clients"],
         "ops_per_seed": cfg["ops"], "dims": cfg["dims"], "vector_kinds": cfg["vector_kinds"],
         "vector_pool": cfg["vector_pool"], "score_eps": cfg["score_eps"],
-        "recall_floor": cfg["recall_floor"], "invalid_rate": cfg["invalid_ppm"] / ppm,
+        "recall_floor": cfg["recall_floor"],
+        # Recordings made before the reachability keys existed ran without the
+        # probe's reach searches: they replay without them (sample 0, no floor).
+        "reachability_k": cfg.get("reachability_k", 10),
+        "reachability_floor": cfg.get("reachability_floor", 0.0),
+        "reachability_sample": cfg.get("reachability_sample", 0),
+        "invalid_rate": cfg["invalid_ppm"] / ppm,
         # Recordings made before the key existed ran with its default.
         "backend_error_ppm": cfg.get("backend_error_ppm", 0),
         "swarm": cfg["swarm"], "maintenance_kinds": cfg["maintenance_kinds"],

@@ -58,6 +58,14 @@ class Scenario:
     cap_share_ppm: int = 0              # share of seeds that are cap seeds
     score_eps: float = 1e-4
     recall_floor: float = 0.9
+    # ANN reachability (dst.sim.reach): at each quiescent probe, at most
+    # reachability_sample live ids, each searched by its own vector with
+    # limit reachability_k; the fraction found over the run must reach the
+    # floor (0: reported, not gated). Exact backends: implied, not probed.
+    # reachability_sample = 0 turns the probe off (then the floor must be 0).
+    reachability_k: int = 10
+    reachability_floor: float = 0.99
+    reachability_sample: int = 64
     invalid_ppm: int = 0                # share of ops given a bad input
     # The backend's own errors tolerated per op kind, in parts per million of
     # that kind's calls (dst.sim.availability). 0: any own error is a finding.
@@ -206,6 +214,13 @@ def parse(raw: dict[str, Any], default_name: str = "scenario", source: str = "<s
     kw["vector_pool"] = p.integer("vector_pool", 48, 2, 100_000)
     kw["score_eps"] = p.number("score_eps", 1e-4, 0.0, 1.0)
     kw["recall_floor"] = p.number("recall_floor", 0.9, 0.0, 1.0)
+    kw["reachability_k"] = p.integer("reachability_k", 10, 1, 1000)
+    kw["reachability_floor"] = p.number("reachability_floor", 0.99, 0.0, 1.0)
+    kw["reachability_sample"] = p.integer("reachability_sample", 64, 0, 100_000)
+    if kw["reachability_sample"] == 0 and kw["reachability_floor"] > 0:
+        raise ScenarioError(f"{source}: reachability_floor {kw['reachability_floor']} needs "
+                            f"reachability_sample of at least 1 (0 turns the reachability probe off; "
+                            f"set reachability_floor = 0 with it)")
     kw["invalid_ppm"] = p.ratio("invalid_rate", 0.0)
     kw["backend_error_ppm"] = p.integer("backend_error_ppm", 0, 0, PPM)
     kw["swarm"] = p.boolean("swarm", False)

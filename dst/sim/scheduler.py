@@ -15,6 +15,14 @@ count, exists and get of every id of the universe, and an exhaustive
 search. The probe ops are in the history, so the linearizability checker
 holds them to every acknowledged write; ``probe_findings`` holds the direct
 cross-checks between them (count = live ids = search length, ...).
+
+On a backend whose search is an ANN index (``exact = False``) the probe then
+asks for reachability: a sample of at most ``reachability_sample`` live ids
+(drawn from the seed's ``reach`` child rng), each searched by its own stored
+vector through the ANN ``search`` with limit ``reachability_k``. These
+searches are recorded with ``"reach": id`` in their value (the backend never
+sees the keys ``reach`` and ``when``); ``dst.sim.reach`` scores them from the
+history.
 """
 
 from __future__ import annotations
@@ -73,7 +81,8 @@ class SeedRun:
 
 class Scheduler:
     def __init__(self, params: SeedParams, decider: Any, factory: Callable[[BackendConfig], Any],
-                 config: BackendConfig, history: History, boundary_rng: Rng):
+                 config: BackendConfig, history: History, boundary_rng: Rng,
+                 reach_rng: Rng | None = None):
         self.p = params
         self.s = params.scenario
         self.decider = decider
@@ -86,6 +95,9 @@ class Scheduler:
         self.boundary = Boundary(history.table, boundary_rng,
                                  whole_batches=getattr(decider, "whole_batches", False))
         self.clients = decider.clients
+        # Which live ids the reachability probes sample (a child of its own,
+        # so sampling never shifts another draw).
+        self.reach_rng = reach_rng if reach_rng is not None else boundary_rng.fork("reach")
         self.fired = {k: 0 for k in FIRED_CLASSES}
         self.findings: list[dict[str, Any]] = []
         self._queue: list[tuple[int, int, str, Any]] = []
@@ -200,6 +212,8 @@ class Scheduler:
         # The probes' exact search is its own path (search_exact): its ok must
         # not stand for the ANN search the scenario draws.
         kind = "search_exact" if f == "search" and value.get("exact") is True else f
+        if f == "search" and "reach" in value:
+            kind = "search_reach"     # the harness's own probe: not the scenario's search
         self._count_own(kind, out, shadowed)
         self.availability.done(kind, out.type)
         self.clock.advance_by(1)
@@ -537,6 +551,7 @@ class Scheduler:
         p = "probe"
         count = self._sync_op(p, "count", {})
         live_exists, live_get = set(), set()
+        live_refs: dict[str, int] = {}
         # The cross-checks compare against exists(); one that did not answer
         # leaves the live set unknown, so they would accuse a correct store.
         exists_known = True
@@ -548,6 +563,7 @@ class Scheduler:
                 live_exists.add(i)
             if g.type == "ok" and isinstance(g.output, int):
                 live_get.add(i)
+                live_refs[i] = g.output
             if e.type == "ok" and g.type == "ok" and (e.output is True) != isinstance(g.output, int):
                 self.findings.append({"when": when, "kind": "exists-get",
                                       "message": f"exists({i!r}) is {e.output} but get returned "
@@ -584,8 +600,25 @@ class Scheduler:
                                       "message": f"an exhaustive search returned {len(found)} ids, "
                                                  f"{len(live_exists)} exist; missing {missing}, "
                                                  f"unexpected {extra}"})
+        self._probe_reach(when, live_refs)
         if self.history.meta.get("filters") is True:
             self._probe_filters(when, live_exists if exists_known else None, bulk, query)
+
+    def _probe_reach(self, when: str, live_refs: dict[str, int]) -> None:
+        """ANN reachability: search a sample of live ids by their own stored
+        vectors (``live_refs``: id -> vector ref, from the probe's gets).
+        Nothing on an exact backend: there the exhaustive search above, held
+        to the exact rules, already shows every live id ranked where it must
+        be, so reachability is implied."""
+        if bool(getattr(self.backend, "exact", True)) or not live_refs or self.s.reachability_sample == 0:
+            return
+        ids = [i for i in self.decider.ids if i in live_refs]    # the universe's order: deterministic
+        n = min(len(ids), self.s.reachability_sample)
+        picked = set(self.reach_rng.sample(ids, n)) if n < len(ids) else set(ids)
+        for i in ids:
+            if i in picked:
+                self._sync_op("probe", "search", {"vector": live_refs[i], "limit": self.s.reachability_k,
+                                                  "reach": i, "when": when})
 
     def _probe_filters(self, when: str, live: set[str] | None, bulk: set[str],
                        query: dict[str, Any]) -> None:

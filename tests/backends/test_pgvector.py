@@ -657,9 +657,13 @@ def test_ann_scenario_on_hnsw_passes_with_the_probes_exact(dsn):
     assert history.meta["exact"] is False
     assert result.verdict == "ok", result.summary()
     probes = [e for e in history.events if e["process"] == "probe" and e["f"] == "search"
-              and e["type"] == "invoke"]
+              and e["type"] == "invoke" and "reach" not in e["value"]]
     assert probes and all(e["value"] == {**e["value"], "exact": True} and e["value"]["limit"] > 1000
                           for e in probes)
+    # The reachability searches (issue 13) go through the index, limit reachability_k.
+    reach = [e for e in history.events if e["process"] == "probe" and e["f"] == "search"
+             and e["type"] == "invoke" and "reach" in e["value"]]
+    assert reach and all("exact" not in e["value"] and e["value"]["limit"] == sc.reachability_k for e in reach)
     own = [p for p in pair(history.events) if p.f == "search" and p.type == "ok" and p.process != "probe"]
     assert result.recall is not None and result.recall[1] == len(own) > 0
 
