@@ -130,12 +130,13 @@ def main(args: argparse.Namespace) -> int:
     for sentence in gates.sentences(recall=False):
         console.print(sentence, markup=False, soft_wrap=True)
     if stopped_early:
+        failed_fast = args.fail_fast and any(r.verdict != "ok" for r in results)
         why = "stopped at the first failing seed" if failed_fast else "time budget reached"
         console.print(f"{why}: ran {len(results)} of {len(seeds)} seeds", markup=False)
     if not results:
         console.print("no seed ran, so nothing was verified: not a pass", markup=False)
-    if lost_first is not None:
-        print_violation(console, lost_first)
+    if camp.lost_first is not None:
+        print_violation(console, camp.lost_first)
     if first_fail is not None:
         r = first_fail[0]
         print_violation(console, r)
