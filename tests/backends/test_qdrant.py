@@ -197,7 +197,7 @@ def test_a_new_handle_takes_the_folder_over_from_an_abandoned_one(loc):
 
 def test_crash_runs_pass_and_passing_seeds_leave_nothing_behind(in_tmp, loc, capsys):
     code = run_cli("run", "--backend", "qdrant", "--location", loc, "--scenario", "crash",
-                   "--seeds", "2", "--ops", "80", "--quiet")
+                   "--seeds", "1", "--ops", "80", "--quiet")
     (run_dir,) = [p for p in (in_tmp / "reports").iterdir() if p.is_dir()]
     res = json.loads((run_dir / "result.json").read_text())
     assert code == 0, res

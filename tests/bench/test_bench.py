@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dst import pg_embedded
-from dst.bench.backends import ROW_KEYS, VARIANTS, Truth, make_data, parse_variants, row_id
+from dst.bench.backends import ROW_KEYS, Truth, make_data, parse_variants, row_id
 from dst.report.svg import Chart, Series, grid
 from tests.conftest import ROOT, run_cli
 
