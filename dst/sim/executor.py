@@ -28,6 +28,13 @@ promises, which the tests hold it to:
 
 Import Ray only here: ``connect_ray`` turns a missing Ray or an address that
 does not answer into one ``UsageError`` sentence.
+
+A command that sweeps seeds opens one executor and hands it to
+``dst.sim.runner.run_seeds`` for each sweep (one Ray serves them all)::
+
+    with open_executor(args.executor, jobs=args.jobs, address=args.ray_address, token=token) as ex:
+        for result, history in run_seeds(scenario, seeds, backend, executor=ex, deadline=d, ...):
+            ...
 """
 
 from __future__ import annotations
