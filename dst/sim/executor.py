@@ -28,6 +28,13 @@ promises, which the tests hold it to:
 
 Import Ray only here: ``connect_ray`` turns a missing Ray or an address that
 does not answer into one ``UsageError`` sentence.
+
+A command that sweeps seeds opens one executor and hands it to
+``dst.sim.runner.run_seeds`` for each sweep (one Ray serves them all)::
+
+    with open_executor(args.executor, jobs=args.jobs, address=args.ray_address, token=token) as ex:
+        for result, history in run_seeds(scenario, seeds, backend, executor=ex, deadline=d, ...):
+            ...
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ TARGET_TASK_S = 2.0      # a Ray task's length: long enough to hide ~10 ms of ta
 MAX_CHUNK = 5000         # items per task at most, whatever the measured cost (a bound on a lost chunk)
 OUTPUT_LINES = 40        # lines of a worker's output kept for the report of a lost chunk
 LOG_SETTLE_S = 1.0       # how long a lost chunk waits for its last lines (Ray ships them every ~100 ms)
+LOCAL_START_ATTEMPTS = 3  # tries at Ray's own fixed start-up window (30 s) for a local Ray
 PROBE_S = 3.0            # how long --ray-address may take to accept a TCP connection
 WORKER_ENV = {"RAY_DEDUP_LOGS": "0"}
 FORWARDED_ENV = ("DST_PG_DSN",)   # a shared PostgreSQL reaches every worker
@@ -209,14 +217,9 @@ class RayExecutor:
             self._owned = False
 
     def chunk_size(self, per_item_s: float | None, left: int) -> int:
-        """Items for the next task: one while the cost is unmeasured, then
-        enough for ``target_s``, never so many that some slots would idle
-        at the end (at most a half share of what is left per slot)."""
         if self.chunk is not None:
             return max(1, min(self.chunk, left))
-        n = 1 if per_item_s is None else int(self.target_s / max(per_item_s, 1e-6))
-        fair = -(-left // (2 * self.slots))
-        return max(1, min(n, fair, MAX_CHUNK))
+        return chunk_size(per_item_s, left, self.slots, self.target_s)
 
     def map(self, fn: Callable[[Any], Any], items: Iterable, deadline: Any = None) -> Iterator[tuple[Any, Any]]:
         ray = self._ray
@@ -274,6 +277,16 @@ class RayExecutor:
                     ray.cancel(ref)
                 except Exception:   # already finished or gone: nothing left to stop
                     pass
+
+
+def chunk_size(per_item_s: float | None, left: int, slots: int, target_s: float = TARGET_TASK_S) -> int:
+    """Items for the next task: one while the cost of an item is unmeasured,
+    then enough for ``target_s``, but never more than half of a fair share
+    of what is left (``left / slots``), so no slot idles at the end while
+    another works through a long chunk; at most ``MAX_CHUNK``."""
+    n = 1 if per_item_s is None else int(target_s / max(per_item_s, 1e-6))
+    fair = -(-left // (2 * slots))
+    return max(1, min(n, fair, MAX_CHUNK))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -384,8 +397,17 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> tuple[Any, 
         if address is None:
             # Started here, Ray's processes inherit this environment (WORKER_ENV included);
             # a per-task runtime_env would cost a fresh worker process (seconds) instead.
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=True,
-                     logging_level=logging.ERROR)
+            for attempt in range(LOCAL_START_ATTEMPTS):
+                try:
+                    ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                             log_to_driver=True, logging_level=logging.ERROR)
+                    break
+                except Exception:
+                    # Ray gives its raylet a fixed 30 s to register; a loaded machine can
+                    # miss that once. Clean up what started, and try again.
+                    ray.shutdown()
+                    if attempt == LOCAL_START_ATTEMPTS - 1:
+                        raise
         else:
             _probe(address)
             env = dict(WORKER_ENV)

@@ -129,6 +129,7 @@ def _dst(*argv, pre=""):
     code = f"import sys; {pre}from dst.cli import main; sys.exit(main({list(argv)!r}))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
+    env.pop("DST_PG_DSN", None)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=120, cwd=ROOT)
 
@@ -137,6 +138,7 @@ def _dst(*argv, pre=""):
     (["--ray-address", "127.0.0.1:9"], "", "--ray-address 127.0.0.1:9: nothing answers there"),
     ([], "sys.modules['ray'] = None; ", "--executor ray needs Ray, which is not installed here: "
                                         "pip install -e '.[ray]'"),
+    (["--backend", "pgvector"], "", "pgvector on Ray needs one shared server: set DST_PG_DSN"),
 ])
 def test_bad_ray_setup_is_one_line_and_exit_2(argv, pre, message, tmp_path):
     p = _dst("run", "--backend", "sim", "--seeds", "2", "--executor", "ray", "--report-dir",

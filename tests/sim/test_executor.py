@@ -1,0 +1,53 @@
+"""dst.sim.executor without Ray: what a worker does around each item, and
+how chunks are sized (the Ray side is tests/commands/test_ray.py)."""
+
+import os
+from pathlib import Path
+
+from dst import wallclock
+from dst.sim.executor import MAX_CHUNK, LocalExecutor, chunk_size, run_chunk
+
+
+def _messy(item):
+    """Writes a relative file, sets a variable and changes folder, as a careless backend might."""
+    Path(f"store-{item}").write_text(os.environ.get("DST_TEST_MESS", "clean"))
+    os.environ["DST_TEST_MESS"] = f"left by {item}"
+    os.chdir("/")
+    return item * 10
+
+
+def test_each_item_runs_in_the_worker_folder_with_a_clean_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DST_TEST_MESS", raising=False)
+    work = tmp_path / "tok" / "w1"
+    out = run_chunk(_messy, [1, 2, 3], None, str(work))
+    assert [(i, v) for i, v, _ in out] == [(1, 10), (2, 20), (3, 30)]
+    # Every item saw the environment and folder the chunk began with.
+    assert [(work / f"store-{i}").read_text() for i in (1, 2, 3)] == ["clean"] * 3
+    assert "DST_TEST_MESS" not in os.environ and Path.cwd() == tmp_path
+    assert all(s >= 0 for _, _, s in out)
+
+
+def test_an_empty_worker_folder_leaves_no_trace(tmp_path):
+    work = tmp_path / "tok" / "w1"
+    assert [v for _, v, _ in run_chunk(abs, [-1], None, str(work))] == [1]
+    assert not (tmp_path / "tok").exists()
+
+
+def test_a_chunk_past_its_deadline_runs_nothing_more():
+    assert run_chunk(abs, [-1, -2], wallclock.epoch_s() - 1) == []
+    assert [v for _, v, _ in run_chunk(abs, [-1, -2], wallclock.epoch_s() + 60)] == [1, 2]
+
+
+def test_local_executor_stops_at_its_deadline_and_keeps_order():
+    assert list(LocalExecutor(1).map(abs, [-3, -1, -2])) == [(-3, 3), (-1, 1), (-2, 2)]
+    assert list(LocalExecutor(1).map(abs, [-3], deadline=wallclock.Deadline(0))) == []
+
+
+def test_chunks_last_seconds_yet_leave_work_for_every_slot():
+    assert chunk_size(None, 1000, slots=2) == 1                  # cost unknown: measure first
+    assert chunk_size(0.1, 100_000, slots=2, target_s=2.0) == 20
+    assert chunk_size(0.1, 40, slots=2, target_s=2.0) == 10      # half a fair share of what is left
+    assert chunk_size(0.1, 1, slots=64) == 1
+    assert chunk_size(1e-9, 10**9, slots=1) == MAX_CHUNK
+    assert chunk_size(30.0, 10**6, slots=8) == 1                 # slow seeds: one per task
