@@ -57,7 +57,8 @@ nprobes                (lance)     query knob
 refine_factor          1 w/ index  re-score candidates exactly; 0 = off
 ef                     (lance)     HNSW query knob
 prefilter              true        filter before the vector search (false: after
-                                   it; with an index, short answers)
+                                   it, on the ``limit`` rows it chose: short
+                                   answers, index or not; docs/findings.md)
 =====================  ==========  ===============================================
 
 Any other key is refused (a setup error naming it and these).
