@@ -90,6 +90,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     m.add_argument("--clients", type=positive, help="logical clients (overrides every scenario)")
     m.add_argument("--ops", type=positive, help="random-phase ops per seed (overrides every scenario)")
     m.add_argument("--jobs", type=positive, default=1, help="local worker processes per cell")
+    m.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where a cell's seeds run: this machine (--jobs processes) or a Ray cluster "
+                        "(default: local)")
+    m.add_argument("--ray-address", default=None,
+                   help="the Ray cluster to join (default: RAY_ADDRESS, else a local Ray for the matrix)")
     m.add_argument("--time-budget-cell", type=seconds, default=None,
                    help="stop starting a cell's seeds after this many seconds")
     m.add_argument("--budget-steps", type=positive, default=None,
@@ -163,10 +168,8 @@ def _items(values: list[str] | None, default: str) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dst.backend import resolve_backend
-    from dst.check.linearizability import DEFAULT_BUDGET_STEPS
     from dst.report import folders
-    from dst.report.matrix import write_matrix
+    from dst.sim.executor import open_executor
     from dst.sim.scenario import load
 
     console, out = consoles(args)
@@ -184,6 +187,23 @@ def main(args: argparse.Namespace) -> int:
         c["run_options"] = column_options(c, args.opt, columns)
     if args.shrink:
         folders.ensure_writable(Path(args.seeds_dir) / ".dst-matrix-probe", "--seeds-dir")
+    if args.executor == "ray" and args.jobs != 1:
+        raise UsageError("dst matrix: --jobs sizes the local pool; a Ray cluster sizes itself (drop --jobs)")
+    if args.ray_address and args.executor != "ray":
+        raise UsageError("dst matrix: --ray-address needs --executor ray")
+    # One executor for the whole grid: a Ray cluster is joined (or started) once.
+    executor = open_executor(args.executor, jobs=args.jobs, address=args.ray_address, token="matrix")
+    with executor:
+        return _grid(args, console, out, columns, names, scenarios, executor)
+
+
+def _grid(args: argparse.Namespace, console: Any, out: Any, columns: list[dict[str, Any]], names: list[str],
+          scenarios: list[Any], executor: Any) -> int:
+    from dst.backend import resolve_backend
+    from dst.check.linearizability import DEFAULT_BUDGET_STEPS
+    from dst.report import folders
+    from dst.report.matrix import write_matrix
+
     mdir = folders.new_dir(args.report_dir, f"matrix-{wallclock.stamp()}")
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS
     seeds = list(range(args.seed, args.seed + args.seeds))
@@ -204,7 +224,7 @@ def main(args: argparse.Namespace) -> int:
             if unresolved is not None:
                 cell = _cell(col, name, len(seeds), status="n/a", reason=unresolved)
             else:
-                cell = _run_cell(args, mdir, col, name, sc, seeds, factory, budget)
+                cell = _run_cell(args, mdir, col, name, sc, seeds, factory, budget, executor)
             folders.current_run_dir = mdir
             cells.append(cell)
             console.print(f"[{n}/{total}] {col['label']} x {sc.name}: {_line(cell)}", markup=False,
@@ -215,7 +235,7 @@ def main(args: argparse.Namespace) -> int:
            "backends": [{"label": c["label"], "spec": c["spec"], "name": c["name"],
                          "options": c["run_options"]} for c in columns],
            "scenarios": names, "seeds": args.seeds, "first_seed": args.seed, "metric": args.metric,
-           "time_budget_cell_s": args.time_budget_cell, "jobs": args.jobs,
+           "time_budget_cell_s": args.time_budget_cell, "jobs": args.jobs, "executor": args.executor,
            "exit_code": code, "exit_reason": why, "versions": _versions(columns), "cells": cells}
     write_matrix(mdir, doc)
     if args.json:
@@ -236,7 +256,7 @@ def _cell(col: dict[str, Any], scenario: str, requested: int, **kw: Any) -> dict
 
 
 def _run_cell(args: argparse.Namespace, mdir: Path, col: dict[str, Any], name: str, sc: Any,
-              seeds: list[int], factory: Any, budget: int) -> dict[str, Any]:
+              seeds: list[int], factory: Any, budget: int, executor: Any = None) -> dict[str, Any]:
     from dst.report import folders
     from dst.sim.campaign import run_campaign, shrink_seed
     from dst.sim.shrink import slug
@@ -250,7 +270,7 @@ def _run_cell(args: argparse.Namespace, mdir: Path, col: dict[str, Any], name: s
         camp = run_campaign(sc, seeds, col["name"], hist_dir=cdir / "histories", jobs=args.jobs,
                             deadline=wallclock.Deadline(args.time_budget_cell), location=None,
                             options=col["run_options"], token=run_token(cdir), factory=factory,
-                            budget_steps=budget, concurrency="sim")
+                            budget_steps=budget, concurrency="sim", executor=executor)
     except UsageError as exc:
         return {**base, "status": "n/a", "reason": str(exc), "elapsed_s": _since(started)}
     except DstError as exc:        # a setup failure of the store (dst run: exit 2)

@@ -147,3 +147,19 @@ def test_bad_ray_setup_is_one_line_and_exit_2(argv, pre, message, tmp_path):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], p.stderr
     assert not list(tmp_path.iterdir())     # no empty report folder left behind
+
+
+def test_matrix_on_ray_gives_the_local_grid(ray_local, in_tmp, capsys):
+    argv = ["matrix", "--backends", f"sim,{STALE}", "--scenarios", "crud", "--seeds", "6", "--ops", "60",
+            "--quiet"]
+    assert run_cli(*argv, "--report-dir", "local") == 1
+    assert run_cli(*argv, "--executor", "ray", "--report-dir", "ray") == 1
+    docs = {}
+    for side in ("local", "ray"):
+        (mdir,) = [p for p in (in_tmp / side).iterdir() if p.name.startswith("matrix-")]
+        docs[side] = json.loads((mdir / "matrix.json").read_text())
+    assert docs["ray"]["executor"] == "ray"
+    for a, b in zip(docs["local"]["cells"], docs["ray"]["cells"]):
+        assert (a["backend"], a["status"], a["kind"], a["seeds_run"]) == \
+               (b["backend"], b["status"], b["kind"], b["seeds_run"])
+    assert [c["status"] for c in docs["ray"]["cells"]] == ["pass", "violation"]
