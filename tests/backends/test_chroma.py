@@ -265,7 +265,10 @@ def test_scores_are_the_contracts_not_chromas_distances(opened):
 
 
 def test_cli_run_under_dot(tmp_path):
+    # num_threads=1: Chroma's multithreaded index updates make rare short
+    # answers (docs/findings.md, default seed 58: 2 of 4 replays, 0 of 4
+    # single-threaded); this test is about the run under dot, not that finding.
     r = run_cli("run", "--backend", "chroma", "--scenario", "search-heavy", "--seeds", "3", "--ops", "60",
-                "--metric", "dot", "--quiet",
+                "--metric", "dot", "--quiet", "--opt", "num_threads=1",
                 "--location", str(tmp_path / "db"), "--report-dir", str(tmp_path / "rep"))
     assert r == 0
