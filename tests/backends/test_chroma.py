@@ -113,11 +113,20 @@ def test_options_are_checked_and_become_hnsw_settings(tmp_path, opened):
         opened(ef=3)
     with pytest.raises(UsageError, match="chroma: ef_search must be an integer of at least 1"):
         opened(ef_search="0")
+    assert not (tmp_path / "db").exists()              # refused before anything was created
     opened("opt", ef_search="7", max_neighbors=8, num_threads=1)
     meta = _raw(tmp_path).get_collection("opt").metadata
     assert meta["hnsw:search_ef"] == 7 and meta["hnsw:M"] == 8 and meta["hnsw:num_threads"] == 1
     assert meta["hnsw:space"] == "cosine" and meta["dst.dim"] == 2
     assert OPTIONS.parse({})["ef_search"] is None
+
+
+def test_protocol_methods_come_from_the_validating_base():
+    from backends._toolkit import ValidatingBackend
+    from backends.chroma import ChromaBackend
+    for m in ("store", "store_batch", "delete", "get", "get_attrs", "exists", "search"):
+        assert getattr(ChromaBackend, m) is getattr(ValidatingBackend, m), m
+    assert ChromaBackend.search_exact is None and ChromaBackend.exact is False
 
 
 def test_missing_chromadb_is_a_one_line_setup_error(tmp_path, monkeypatch, capsys):
@@ -255,9 +264,11 @@ def test_scores_are_the_contracts_not_chromas_distances(opened):
             assert abs(h.score - score(metric, x, q)) <= 1e-4 * max(1.0, abs(h.score)), (metric, h)
 
 
-@pytest.mark.parametrize("metric", ["cosine", "dot"])
-def test_cli_run_per_metric(tmp_path, metric):
+def test_cli_run_under_dot(tmp_path):
+    # num_threads=1: Chroma's multithreaded index updates make rare short
+    # answers (docs/findings.md, default seed 58: 2 of 4 replays, 0 of 4
+    # single-threaded); this test is about the run under dot, not that finding.
     r = run_cli("run", "--backend", "chroma", "--scenario", "search-heavy", "--seeds", "3", "--ops", "60",
-                "--metric", metric, "--quiet",
+                "--metric", "dot", "--quiet", "--opt", "num_threads=1",
                 "--location", str(tmp_path / "db"), "--report-dir", str(tmp_path / "rep"))
     assert r == 0
