@@ -508,8 +508,26 @@ def _run_as(path: Path) -> str | None:
         return None
 
 
+def _traversable(path: Path) -> None:
+    """Make every parent folder of ``path`` traversable again (``chmod
+    g+rx,o+rx``), as the packages do at init: something may have taken it
+    back since (a new pytest session resets /tmp/pytest-of-<user> to 0700),
+    and the server's OS user must reach its folder to restart."""
+    import stat
+    bits = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+    for parent in path.parents:
+        try:
+            mode = parent.stat().st_mode
+            if mode & bits != bits:
+                parent.chmod(mode | bits)
+        except OSError:
+            return
+
+
 def _pg_ctl(path: Path, args: list[str], timeout_s: float) -> tuple[int, str]:
     cmd = [str(_bin_dir(_kind_of(path)) / "pg_ctl"), "-D", str(path), *args]
+    if _run_as(path) is not None:
+        _traversable(path)
     # Output to a file, not a pipe: the postmaster inherits pg_ctl's stdout
     # and would hold a pipe open (pgserver notes the same hang).
     with tempfile.TemporaryFile("w+") as out:

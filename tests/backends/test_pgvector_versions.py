@@ -189,15 +189,22 @@ def test_a_damaged_expect_is_one_sentence():
 
 
 @pytest.mark.parametrize("server", ["pg16", "pg18"])
-def test_an_unlogged_table_is_empty_after_a_crash_and_its_index_on_each_version(tmp_path, server):
+def test_an_unlogged_table_is_empty_after_a_crash_and_its_index_on_each_version(server):
     """unlogged=true: the backend declares crash_empties, and crash recovery
     does empty the table. Then the HNSW index must keep working. pgvector
     0.6.2 did not WAL-log the index's init fork (fixed in 0.7.2, pgvector
     PR 591): after the crash every search and insert through the index fails
     ("different vector dimensions 8 and 0", "floating-point exception").
     A private server: a crash would cut off other users of the shared one."""
+    import shutil
+
     from dst.errors import NotApplied
-    folder = tmp_path / server
+    # Under the repository's .dst, not pytest's tmp_path: a pytest session
+    # starting meanwhile resets /tmp/pytest-of-<user> to 0700, which the
+    # server's OS user (as root) then cannot traverse.
+    folder = ROOT / ".dst" / f"crash-{os.getpid()}" / server
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
     srv = pg_embedded.ensure_server(folder, server)
     try:
         cfg = BackendConfig(dim=8, location=srv.dsn(), namespace="unlogged", fresh=True,
@@ -230,3 +237,4 @@ def test_an_unlogged_table_is_empty_after_a_crash_and_its_index_on_each_version(
             h.close()
     finally:
         pg_embedded.stop_server(folder)
+        shutil.rmtree(folder.parent, ignore_errors=True)
