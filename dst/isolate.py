@@ -300,6 +300,10 @@ class Child:
         # user's package.module:factory and the test suite's backends resolve.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         env["DST_ISOLATE_DIR"] = _scratch()
+        # What the last child of this spec had imported once its store was
+        # open (libraries a backend imports lazily): the spare imports them
+        # before it says it is ready, so a reopen does not wait for them.
+        env["DST_ISOLATE_PRELOAD"] = ",".join(_PRELOAD.get(spec, ()))
         self.log = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen(
@@ -412,6 +416,20 @@ _CHILDREN: dict[tuple[str, str], Child] = {}
 _SPARE: list[Child] = []
 _LOCK = threading.Lock()
 _SCRATCH: list[str] = []
+# spec -> the top-level modules a child had imported with the store open.
+_PRELOAD: dict[str, tuple[str, ...]] = {}
+
+
+def _ensure_spare(spec: str) -> None:
+    """Start a spare child for ``spec`` unless one is there."""
+    with _LOCK:
+        if not any(c.spec == spec and c.alive() for c in _SPARE):
+            for c in _SPARE:
+                if c.alive():
+                    c.kill()
+                c.close_log()
+            _SPARE.clear()
+            _SPARE.append(Child(spec))
 
 
 def _scratch() -> str:
@@ -446,7 +464,6 @@ def _child_for(spec: str, config: BackendConfig) -> Child:
             child = spare or Child(spec)
             child.key = key
             _CHILDREN[key] = child
-            _SPARE.append(Child(spec))
         child.handles += 1
     try:
         child.ready()
@@ -503,6 +520,8 @@ class ChildBackend:
         for m in desc["methods"]:
             setattr(self, m, _forwarder(weakref.ref(self), m))
         self._nemesis_names = list(desc["nemeses"])
+        _PRELOAD[spec] = tuple(desc.get("modules") or ())
+        _ensure_spare(spec)
         pids = [int(p) for p in desc.get("crash_pids") or []]
         self._child.extra_pids = sorted(set(self._child.extra_pids) | set(pids))
 

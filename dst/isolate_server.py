@@ -21,6 +21,7 @@ died) as a frame of their own, so the harness can count what happened.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import socket
@@ -36,6 +37,8 @@ PPM = isolate.PPM
 # one of this many first Python calls: a call makes at least this many in
 # any backend built on the toolkit (validation alone does).
 EVENTS_GUESS = 16
+# Bound on the module names a child reports for a spare to preload.
+MODULES_MAX = 2000
 # How often an idle child checks that the harness that started it lives.
 PARENT_CHECK_S = 1.0
 
@@ -176,8 +179,9 @@ class Server:
         pids_fn = getattr(backend, "crash_pids", None)
         pids = [int(p) for p in pids_fn()] if callable(pids_fn) else []
         blobs: list[bytes] = []
+        modules = sorted({m.split(".")[0] for m in list(sys.modules) if not m.startswith("_")})
         desc = {"handle": hid, "attrs": isolate.encode(attrs, blobs), "methods": methods,
-                "nemeses": nemeses, "crash_pids": pids}
+                "nemeses": nemeses, "crash_pids": pids, "modules": modules[:MODULES_MAX]}
         return isolate.pack({"r": desc}, blobs), backend, bool(h.get("count_events"))
 
 
@@ -196,6 +200,11 @@ def main(argv: list[str]) -> int:
         try:
             resolve_backend(argv[2])   # import the store's library before saying ready
         except Exception:  # noqa: BLE001 - the open request reports it
+            pass
+    for name in filter(None, os.environ.get("DST_ISOLATE_PRELOAD", "").split(",")):
+        try:
+            importlib.import_module(name)   # what the last child had loaded with its store open
+        except BaseException:  # noqa: BLE001 - a module that will not import now is imported later, or not
             pass
     server = Server()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

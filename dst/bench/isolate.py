@@ -91,7 +91,9 @@ def cycle(backend: str, cycles: int, dim: int, location: str | None, settle_s: f
 
 
 def durability(backend: str, kills: int, time_budget_s: float, location: str | None,
-               first_seed: int = 0, ops: int | None = None) -> dict[str, Any]:
+               first_seed: int = 0, ops: int | None = None, keep: str | None = None) -> dict[str, Any]:
+    """``keep``: a folder where the history of every seed that did not pass
+    is written (seed-N.jsonl), for dst replay and dst shrink."""
     from dst.sim.runner import run_seed
     from dst.sim.scenario import load
     sc = load("kill").with_overrides(ops=ops)
@@ -105,7 +107,11 @@ def durability(backend: str, kills: int, time_budget_s: float, location: str | N
     t0 = wallclock.monotonic_s()
     seed = first_seed
     while fired["kill"] < kills and not deadline.expired():
-        r, _ = run_seed(sc, seed, backend, location=location, token="dur")
+        r, h = run_seed(sc, seed, backend, location=location, token="dur")
+        if r.verdict != "ok" and keep:
+            from pathlib import Path
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            h.write(Path(keep) / f"seed-{seed}.jsonl")
         seeds += 1
         for k in fired:
             fired[k] += r.fired.get(k, 0)
@@ -144,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seed-ops", type=int, default=None, help="durability: ops per seed (default: the scenario's)")
+    p.add_argument("--keep", default=None, help="durability: write failing seeds' histories here")
     p.add_argument("--time-budget", type=float, default=3600.0, help="durability: stop after this many seconds")
     a = p.parse_args(argv)
     location = a.location or (tempfile.mkdtemp(prefix="dst-bench-iso-") if a.backend != "sim" else None)
@@ -152,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     elif a.what == "cycle":
         out = cycle(a.backend, a.cycles, a.dim, location, a.settle_s)
     else:
-        out = durability(a.backend, a.kills, a.time_budget, location, a.seed, a.seed_ops)
+        out = durability(a.backend, a.kills, a.time_budget, location, a.seed, a.seed_ops, a.keep)
     json.dump(out, sys.stdout, indent=1)
     print()
     return 0
