@@ -88,6 +88,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     m.add_argument("--metric", choices=("cosine", "l2", "dot"), default=None,
                    help="score every cell by this metric (default: each scenario's)")
     m.add_argument("--clients", type=positive, help="logical clients (overrides every scenario)")
+    m.add_argument("--isolate", choices=("none", "process"), default=None,
+                   help="run each backend in a child process that crashes and the kill nemesis SIGKILL "
+                        "(overrides every scenario; default: each scenario's own)")
     m.add_argument("--ops", type=positive, help="random-phase ops per seed (overrides every scenario)")
     m.add_argument("--jobs", type=positive, default=1, help="local worker processes per cell")
     m.add_argument("--executor", choices=("local", "ray"), default="local",
@@ -182,7 +185,7 @@ def main(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise UsageError("--scenarios: a scenario is given twice")
     # A scenario that does not load is a usage error for the whole grid.
-    scenarios = [load(n).with_overrides(args.clients, args.ops, args.metric) for n in names]
+    scenarios = [load(n).with_overrides(args.clients, args.ops, args.metric, args.isolate) for n in names]
     for c in columns:
         c["run_options"] = column_options(c, args.opt, columns)
     if args.shrink:
@@ -399,7 +402,7 @@ def _command(args: argparse.Namespace, columns: list[dict[str, Any]], names: lis
              "--scenarios", ",".join(names), "--seeds", str(args.seeds)]
     if args.seed:
         parts += ["--seed", str(args.seed)]
-    for flag in ("metric", "clients", "ops", "jobs", "time_budget_cell", "budget_steps"):
+    for flag in ("metric", "isolate", "clients", "ops", "jobs", "time_budget_cell", "budget_steps"):
         v = getattr(args, flag)
         if v is not None and not (flag == "jobs" and v == 1):
             parts += [f"--{flag.replace('_', '-')}", f"{v:g}" if isinstance(v, float) else str(v)]
