@@ -87,10 +87,19 @@ def attrs_problem(attrs: Any) -> str | None:
     """Why ``attrs`` are not valid attributes (None and {} are), or None."""
     if attrs is None:
         return None
-    if not isinstance(attrs, Mapping):
+    # type() first: isinstance against typing.Mapping costs a subclass
+    # check on every call, and attributes are plain dicts almost always.
+    if type(attrs) is not dict and not isinstance(attrs, Mapping):
         return f"attrs must be a dict, got {type(attrs).__name__}"
     if len(attrs) > MAX_ATTRS:
         return f"attrs has {len(attrs)} keys, more than {MAX_ATTRS}"
+    # The common case, all valid, needs no order; the sentence names the
+    # first bad attribute in name order, so only a problem pays the sort.
+    for name, value in attrs.items():
+        if name_problem(name) or value_problem(value):
+            break
+    else:
+        return None
     for name in sorted(attrs, key=str):
         problem = name_problem(name) or value_problem(attrs[name], f"attribute {name!r}")
         if problem:
@@ -148,7 +157,7 @@ def _canon(node: Any, depth: int, count: list[int]) -> Any:
         raise ValueError(f"filter has more than {MAX_NODES} nodes")
     if depth >= MAX_DEPTH:
         raise ValueError(f"filter is nested deeper than {MAX_DEPTH}")
-    if not isinstance(node, Mapping) or len(node) != 1:
+    if (type(node) is not dict and not isinstance(node, Mapping)) or len(node) != 1:
         raise ValueError(f"filter node {_short(node)} is not a one-key dict")
     (op, arg), = node.items()
     if op not in OPS:
@@ -207,7 +216,12 @@ def _short(x: Any) -> str:
 
 def dumps(where: Any) -> str:
     """The canonical JSON text of a filter (``null`` for none)."""
-    return json.dumps(canonical(where), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return dumps_canonical(canonical(where))
+
+
+def dumps_canonical(c: Any) -> str:
+    """``dumps`` of a filter already in canonical form (no second pass)."""
+    return json.dumps(c, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def matches(where: Any, attrs: Mapping[str, Any] | None) -> bool:

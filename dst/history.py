@@ -86,7 +86,8 @@ class History:
         assert type_ in EVENT_TYPES, type_
         event = {"index": len(self.events), "time": time, "process": process,
                  "type": type_, "f": f, "value": value}
-        event.update(extra)
+        if extra:
+            event.update(extra)
         self.events.append(event)
         return event
 
@@ -219,6 +220,7 @@ def pair(events: list[dict[str, Any]]) -> list[PairedOp]:
     out: list[PairedOp] = []
     slot: dict[Any, int] = {}
     partial: dict[int, list] = {}
+    inf = float("inf")
     for e in events:
         proc = e["process"]
         if proc == "nemesis":
@@ -228,14 +230,14 @@ def pair(events: list[dict[str, Any]]) -> list[PairedOp]:
                     and v.get("dispatch") is not None and v.get("applied") is not None:
                 partial[v["dispatch"]] = v["applied"]
             continue
-        key = _hashable(proc)
+        key = tuple(proc) if type(proc) is list else proc   # a JSON list as a key
         if e["type"] == "invoke":
             if key in open_:
                 raise HistoryFormatError(f"event {e['index']}: process {proc!r} invoked twice without completing")
             open_[key] = e
             slot[key] = len(out)
             out.append(PairedOp(proc, e["f"], e.get("value"), "info", None, e["time"],
-                                float("inf"), e.get("dispatch"), e["index"]))
+                                inf, e.get("dispatch"), e["index"]))
         else:
             inv = open_.pop(key, None)
             if inv is None:
@@ -251,7 +253,3 @@ def pair(events: list[dict[str, Any]]) -> list[PairedOp]:
         if p.dispatch is not None and p.dispatch in partial:
             p.applied = partial[p.dispatch]
     return out
-
-
-def _hashable(x: Any) -> Any:
-    return tuple(x) if isinstance(x, list) else x

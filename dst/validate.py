@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from dst.errors import InvalidInput
-from dst.filters import attrs_problem, canonical, norm_attrs, where_problem
+from dst.filters import attrs_problem, canonical, norm_attrs
 
 ID_MAX_CHARS = 256  # DESIGN: ids are 1..256 Unicode scalar values
 
@@ -104,11 +104,12 @@ def check_attrs(attrs: Any) -> dict[str, Any]:
 
 
 def check_where(where: Any) -> Any:
-    """Validate a filter; return its canonical form (None for none)."""
-    problem = where_problem(where)
-    if problem:
-        raise InvalidInput(problem)
-    return canonical(where)
+    """Validate a filter; return its canonical form (None for none). One
+    canonical pass: its ValueError is where_problem's sentence."""
+    try:
+        return canonical(where)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def batch_problem(items: Iterable[Any], dim: int, metric: str = "cosine") -> str | None:

@@ -99,6 +99,7 @@ on stdin, progress and the result as JSON lines on stdout.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -590,7 +591,7 @@ class _ChromaRaw:
 class _QdrantRaw:
     """qdrant-client local mode without the adapter. Local mode locks a
     folder for one client, so the raw side loads and upserts into a folder
-    and collection of its own (``<ns>_raw``, cosine, uuid5 point ids with
+    and collection of its own (``<ns>_raw``, cosine, 64-bit hashed point ids with
     the id as the only payload, points built before the clock
     starts), and searches the adapter's collection through the adapter's
     own client (``attach``): ``query_points`` with the same limit and
@@ -611,8 +612,10 @@ class _QdrantRaw:
                        else _version("qdrant-client")}
 
     def _point(self, id_: str, v: np.ndarray):
-        import uuid
-        return self.m.PointStruct(id=str(uuid.uuid5(uuid.NAMESPACE_OID, id_)), vector=v.tolist(),
+        # An unsigned 64-bit point id hashed from the id (Qdrant takes those
+        # or UUIDs); a collision would show as a missing row in the recall.
+        pid = int.from_bytes(hashlib.blake2b(id_.encode("utf-8"), digest_size=8).digest(), "little")
+        return self.m.PointStruct(id=pid, vector=v.tolist(),
                                   payload={"id": id_})
 
     def prepare(self, items: list[tuple[str, np.ndarray]]):

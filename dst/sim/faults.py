@@ -49,6 +49,7 @@ again in the recorded history.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -386,10 +387,11 @@ def _as_hits(hits: Any) -> list[list[Any]]:
             raise ContractBreach(f"search hit {n} is {_show(h)}, not a SearchHit (no id/score)")
         if not isinstance(hid, str):
             raise ContractBreach(f"search hit {n} has id {_show(hid)}, not a str")
-        if isinstance(score, (bool, np.bool_)) or not isinstance(score, (int, float, np.integer, np.floating)):
+        if type(score) is not float and (isinstance(score, (bool, np.bool_)) or not isinstance(
+                score, (int, float, np.integer, np.floating))):
             raise ContractBreach(f"search hit {n} ({hid!r}) has score {_show(score)}, not a number")
         s = float(score)
-        if not np.isfinite(s):
+        if not math.isfinite(s):    # a Python float: no numpy call per hit
             raise ContractBreach(f"search hit {n} ({hid!r}) has score {s}, not a finite number")
         out.append([hid, s])
     return out

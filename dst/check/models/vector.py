@@ -100,6 +100,7 @@ class VectorModel:
         self._unit: np.ndarray | None = None
         self._scores: dict[int, list[float]] = {}
         self._problems: dict[int, str | None] = {}
+        self._valid_ids: set[str] = set()   # ids id_problem passed (ids repeat)
         # Attribute sets and filters, numbered as operations() meets them.
         self.attr_sets: list[dict] = []
         self._attr_index: dict[tuple, int] = {}
@@ -255,7 +256,7 @@ class VectorModel:
         if where is None:
             return None
         c = filters.canonical(where)
-        key = filters.dumps(c)
+        key = filters.dumps_canonical(c)
         n = self._where_index.get(key)
         if n is None:
             n = self._where_index[key] = len(self.wheres)
@@ -413,20 +414,26 @@ class VectorModel:
                                          None, p.index))
                     continue
             elif f == "store":
-                bad = (id_problem(v.get("id")) or self._vec_problem(v.get("vector"))
+                bad = (self._id_problem(v.get("id")) or self._vec_problem(v.get("vector"))
                        or filters.attrs_problem(v.get("attrs")))
                 inp = ("store", v.get("id"), v.get("vector"),
                        None if bad else self.attr_ref(v.get("attrs")), bad)
             elif f in ("delete", "get", "exists", "get_attrs"):
-                inp = (f, v.get("id"), id_problem(v.get("id")))
+                inp = (f, v.get("id"), self._id_problem(v.get("id")))
             elif f == "count":
                 inp = ("count", None)
             elif f == "search":
                 kind = "search_exact" if v.get("exact") is True else "search"
-                bad = (self._vec_problem(v.get("vector")) or limit_problem(v.get("limit"))
-                       or filters.where_problem(v.get("where")))
-                inp = (kind, v.get("vector"), v.get("limit"),
-                       None if bad else self.where_ref(v.get("where")), bad)
+                bad = self._vec_problem(v.get("vector")) or limit_problem(v.get("limit"))
+                wref = None
+                if bad is None:
+                    # One canonical pass: where_ref's own raises what
+                    # where_problem would have said.
+                    try:
+                        wref = self.where_ref(v.get("where"))
+                    except ValueError as exc:
+                        bad = str(exc)
+                inp = (kind, v.get("vector"), v.get("limit"), wref, bad)
             elif f == "maintenance":
                 inp = ("maintenance", None)
             elif f == "wipe":
@@ -455,7 +462,7 @@ class VectorModel:
             if not isinstance(item, (list, tuple)) or len(item) not in (2, 3):
                 return f"batch item {n} is not an (id, vector) pair or (id, vector, attrs) triple"
             id_, ref = item[0], item[1]
-            problem = (id_problem(id_) or self._vec_problem(ref)
+            problem = (self._id_problem(id_) or self._vec_problem(ref)
                        or (filters.attrs_problem(item[2]) if len(item) == 3 else None))
             if problem:
                 return f"batch item {n}: {problem}"
@@ -477,6 +484,15 @@ class VectorModel:
         items = tuple((i, r, a) for i, (r, a) in merged.items())
         return Operation(n, first.process, "batch", ("batch", items, None), None,
                          first.call, last.ret, first.dispatch, first.index)
+
+    def _id_problem(self, id_: Any) -> str | None:
+        """id_problem, each valid id checked once."""
+        if type(id_) is str and id_ in self._valid_ids:
+            return None
+        problem = id_problem(id_)
+        if problem is None:
+            self._valid_ids.add(id_)
+        return problem
 
     def _vec_problem(self, ref: Any) -> str | None:
         """vector_problem for a table ref, computed once per ref."""
