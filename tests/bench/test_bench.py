@@ -84,7 +84,8 @@ def test_bench_tiny_all_backends(in_tmp, dsn, capsys):
     assert h["scenario"] == "default" and h["seeds"] == 3
     assert _positive(h["checked_ops_per_s"]) and _positive(h["seeds_per_s"])
     ch = out["checker"]
-    assert len(ch["porcupine"]) == 8 and len(ch["synthetic"]) >= 1
+    assert len(ch["porcupine"]) == 10 and len(ch["synthetic"]) >= 1
+    assert ch["etcd_like"]["histories"] > 0 and ch["etcd_like"]["wrong_verdicts"] == 0
     assert ch["wrong_verdicts"] == []
     assert out["load_avg_start"] is None or len(out["load_avg_start"]) == 3
 
