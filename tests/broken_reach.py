@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 
 from backends.sim import SimBackend
-from dst.backend import BackendConfig
+from tests.broken_backends import factory_for
 
 LOST_ONE_IN = 16
 
@@ -51,14 +51,5 @@ class UnreachableSubset(HonestAnn):
         return [h for h in everything if not lost(h.id)][:limit]
 
 
-def _factory(cls):
-    def open_backend(config: BackendConfig):
-        b = cls(config)
-        b.name = f"broken:{cls.__name__}"
-        return b
-    open_backend.__name__ = cls.__name__
-    return open_backend
-
-
-unreachable_subset = _factory(UnreachableSubset)
-honest_ann = _factory(HonestAnn)
+unreachable_subset = factory_for(UnreachableSubset)
+honest_ann = factory_for(HonestAnn)

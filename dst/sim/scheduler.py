@@ -319,7 +319,10 @@ class Scheduler:
     def _on_complete(self, op: _Op) -> None:
         if op.state != "dispatched":
             return
-        out = op.outcome
+        self._complete(op, op.outcome)
+
+    def _complete(self, op: _Op, out: Any) -> None:
+        """Record the op's completion with ``out`` and let its client go on."""
         extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
         op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.spec.f,
                                          out.output, **extra)
@@ -461,12 +464,7 @@ class Scheduler:
                 op.completion["dispatch"] = op.dispatch
             op.state = "done"
         else:
-            extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
-            op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.spec.f,
-                                             out.output, **extra)
-            op.state = "done"
-            self.availability.done(op.spec.f, out.type)
-            self._finish(op, out.type)
+            self._complete(op, out)
             self._restart_think[op.client] = op.plan.think_us
         if label is None:
             label = f"kill-{self._kills}"
