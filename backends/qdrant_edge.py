@@ -32,7 +32,6 @@ import os
 import shutil
 import uuid
 import weakref
-from typing import Any
 
 import numpy as np
 

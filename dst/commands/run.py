@@ -108,9 +108,7 @@ def main(args: argparse.Namespace) -> int:
         replay_cmd = f"dst replay {shlex.quote(str(run_dir / 'history.jsonl'))}"
         if args.location:
             replay_cmd += f" --location {shlex.quote(args.location)}"
-    summary = camp.summary(run_dir.name, code, replay_cmd)
-    summary["versions"] = _versions(results)
-    summary["executor"] = args.executor
+    summary = camp.summary(run_dir.name, code, replay_cmd, executor=args.executor)
     write_run_files(run_dir, summary, camp.shown)
     if args.json:
         print_json({**summary, "report_dir": str(run_dir)})
@@ -163,18 +161,6 @@ def main(args: argparse.Namespace) -> int:
     return code
 
 
-def _versions(results: list) -> dict[str, str]:
-    """What the store reported it runs (the backend's optional
-    ``versions()``), over the run's seeds; a key that changed between seeds
-    (a server upgraded mid-run) lists every value seen."""
-    seen: dict[str, list[str]] = {}
-    for r in results:
-        for k, v in r.versions.items():
-            if v not in seen.setdefault(k, []):
-                seen[k].append(v)
-    return {k: " / ".join(v) for k, v in sorted(seen.items())}
-
-
 def _junit_cases(args: argparse.Namespace, results: list, run_dir: Path) -> list[dict[str, Any]]:
     """One JUnit case per seed; a seed that did not pass carries commands that
     reproduce it exactly: its recorded history, and the seed with every flag
@@ -194,8 +180,13 @@ def _junit_cases(args: argparse.Namespace, results: list, run_dir: Path) -> list
             by_seed = seed_replay_command(r.seed, scenario=args.scenario, backend=args.backend,
                                           location=args.location, options=args.opt, ops=args.ops,
                                           clients=args.clients, budget_steps=budget,
-                                          metric=getattr(args, "metric", None))
-            detail = f"replay: {hist}\nor, from the seed: {by_seed}"
+                                          metric=getattr(args, "metric", None),
+                                          isolate=getattr(args, "isolate", None))
+            lost = run_dir / "histories" / f"seed-{r.seed}.lost.txt"
+            if lost.exists():     # its worker died: no history, only what it said last
+                detail = f"the worker died (its last output: {lost}); from the seed: {by_seed}"
+            else:
+                detail = f"replay: {hist}\nor, from the seed: {by_seed}"
         cases.append({"seed": r.seed, "verdict": r.verdict, "time_s": r.run_s + r.check_s,
                       "message": msg, "detail": detail})
     return cases

@@ -69,9 +69,10 @@ def replay_flags(*, location: str | None = None, options: list[tuple[str, Any]] 
 def seed_replay_command(seed: int, *, scenario: str, backend: str, location: str | None = None,
                         options: list[tuple[str, Any]] | None = None, ops: int | None = None,
                         clients: int | None = None, budget_steps: int | None = None,
-                        metric: str | None = None) -> str:
+                        metric: str | None = None, isolate: str | None = None) -> str:
     """``dst replay --seed N`` with every flag that shaped the case
-    (``metric``: the run's ``--metric``, when one was given).
+    (``metric``, ``isolate``: the run's ``--metric`` and ``--isolate``, when
+    given).
 
     ``scenario`` is what the user gave ``--scenario`` (a name, or a file's
     path as given), never the scenario's own name: a file outside
@@ -84,6 +85,8 @@ def seed_replay_command(seed: int, *, scenario: str, backend: str, location: str
         argv += ["--clients", str(clients)]
     if metric is not None:
         argv += ["--metric", metric]
+    if isolate is not None:
+        argv += ["--isolate", isolate]
     argv += replay_flags(location=location, options=options, budget_steps=budget_steps)
     return " ".join(shlex.quote(a) for a in argv)
 

@@ -88,7 +88,19 @@ class Campaign:
             return "reachability"
         return None
 
-    def summary(self, run_name: str, exit_code: int, replay: str | None) -> dict[str, Any]:
+    def versions(self) -> dict[str, str]:
+        """What the store reported it runs (the backend's optional
+        ``versions()``), over the run's seeds; a key that changed between
+        seeds (a server upgraded mid-run) lists every value seen."""
+        seen: dict[str, list[str]] = {}
+        for r in self.results:
+            for k, v in r.versions.items():
+                if v not in seen.setdefault(k, []):
+                    seen[k].append(v)
+        return {k: " / ".join(v) for k, v in sorted(seen.items())}
+
+    def summary(self, run_name: str, exit_code: int, replay: str | None,
+                executor: str = "local") -> dict[str, Any]:
         """result.json's content (the keys ``dst run`` has always written)."""
         g = self.gates
         s = self.scenario
@@ -98,7 +110,8 @@ class Campaign:
             "run": run_name, "scenario": s.name, "backend": self.backend,
             "metric": s.metric, "filters": {
                 "use": s.filters, "in_use": None if last is None else bool(last.meta.get("filters"))},
-            "options": self.options, "seeds": [r.seed for r in self.results],
+            "options": self.options, "versions": self.versions(), "executor": executor,
+            "seeds": [r.seed for r in self.results],
             "seeds_requested": len(self.seeds), "stopped_early": self.stopped_early,
             "verdict": outcome if outcome in ("violation", "unknown") else "ok",
             "outcome": outcome,

@@ -20,7 +20,7 @@ from dst.history import History, pair
 from dst.rng import Rng
 from dst.sim.runner import check_history, run_seed
 from dst.sim.scenario import load, parse
-from dst.sim.schedule import OpPlan, RandomDecider, Schedule
+from dst.sim.schedule import OpPlan, RandomDecider
 from tests.conftest import run_cli
 
 

@@ -19,7 +19,6 @@ from dst.console import EXIT_INTERNAL, EXIT_USAGE, EXIT_VIOLATION
 from dst.sim.faults import CONTRACT_ERROR, Boundary
 from dst.history import VectorTable
 from dst.rng import Rng
-from dst.backend import BackendConfig
 from tests.broken_contract import CONTRACT_BROKEN
 from tests.conftest import ROOT, run_cli
 

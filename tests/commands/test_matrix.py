@@ -2,7 +2,6 @@
 its n/a cells and its exit code."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest

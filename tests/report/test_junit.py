@@ -111,3 +111,12 @@ def test_junit_properties_and_metric_in_the_replay_command(tmp_path):
     cmd = seed_replay_command(3, scenario="filters", backend="sim", metric="l2")
     assert "--metric l2" in cmd
     assert "--metric" not in seed_replay_command(3, scenario="filters", backend="sim")
+
+
+def test_the_seed_replay_command_keeps_the_isolation():
+    # A seed that failed under --isolate process replays isolated: in-process,
+    # crashes only drop a handle and the kill nemesis never fires.
+    from dst.report.junit import seed_replay_command
+    cmd = seed_replay_command(7, scenario="kill", backend="lance", isolate="process")
+    assert cmd.split()[-2:] == ["--isolate", "process"] or "--isolate process" in cmd
+    assert "--isolate" not in seed_replay_command(7, scenario="kill", backend="lance")
