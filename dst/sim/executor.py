@@ -157,6 +157,7 @@ class LocalExecutor:
                 yield item, fn(item)
             return
         import concurrent.futures as cf
+        from concurrent.futures.process import BrokenProcessPool
 
         with cf.ProcessPoolExecutor(max_workers=self.slots) as pool:
             pending: deque = deque()
@@ -171,7 +172,20 @@ class LocalExecutor:
                     if not pending:
                         return
                     item, fut = pending.popleft()
-                    yield item, fut.result()
+                    try:
+                        value = fut.result()
+                    except BrokenProcessPool as exc:
+                        # A worker died (a native crash, the OOM killer): this
+                        # item and every one in flight have no answer. They come
+                        # back Lost (unknown, never a pass); nothing more is sent
+                        # to the broken pool, so the run stops early, as at a
+                        # time budget.
+                        why = f"a process of the local pool died: {exc}"
+                        yield item, Lost(why)
+                        while pending:
+                            yield pending.popleft()[0], Lost(why)
+                        return
+                    yield item, value
             finally:
                 for _, f in pending:
                     f.cancel()

@@ -51,3 +51,23 @@ def test_chunks_last_seconds_yet_leave_work_for_every_slot():
     assert chunk_size(0.1, 1, slots=64) == 1
     assert chunk_size(1e-9, 10**9, slots=1) == MAX_CHUNK
     assert chunk_size(30.0, 10**6, slots=8) == 1                 # slow seeds: one per task
+
+
+def test_a_dead_pool_worker_makes_its_seeds_unknown_never_a_pass(tmp_path):
+    # --jobs 2: the backend kills its own process the first time seed 5
+    # opens. The pool is then broken: seed 5 and the seeds in flight come
+    # back unknown (exit 3), the rest are not run, and result.json is written.
+    import json
+
+    from tests.conftest import run_cli
+    reports = tmp_path / "reports"
+    code = run_cli("run", "--seeds", "12", "--backend", "tests.ray_backends:dies_once_on_seed_5",
+                   "--location", str(tmp_path), "--ops", "30", "--jobs", "2", "--quiet",
+                   "--report-dir", str(reports))
+    assert code == 3
+    (run_dir,) = list(reports.iterdir())
+    res = json.loads((run_dir / "result.json").read_text())
+    lost = [r for r in res["results"] if r["verdict"] != "ok"]
+    assert 5 in [r["seed"] for r in lost]
+    assert all(r["verdict"] == "unknown" and "local pool died" in r["reason"] for r in lost)
+    assert res["stopped_early"] is True
