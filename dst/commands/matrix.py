@@ -174,6 +174,7 @@ def main(args: argparse.Namespace) -> int:
     from dst.report import folders
     from dst.sim.executor import open_executor
     from dst.sim.scenario import load
+    from dst.wallclock import run_token
 
     console, out = consoles(args)
     columns = [parse_column(x) for x in _items(args.backends, DEFAULT_BACKENDS)]
@@ -198,22 +199,26 @@ def main(args: argparse.Namespace) -> int:
             and not os.environ.get("DST_PG_DSN"):
         raise UsageError("dst matrix: pgvector on Ray needs one server every worker reaches: set DST_PG_DSN "
                          "(each worker would start its own embedded PostgreSQL)")
+    mdir = folders.new_dir(args.report_dir, f"matrix-{wallclock.stamp()}")
     # One executor for the whole grid: a Ray cluster is joined (or started) once;
-    # worker folders are named by the grid's own token (two grids never share one).
-    executor = open_executor(args.executor, jobs=args.jobs, address=args.ray_address,
-                             token=f"matrix-{wallclock.stamp()}-{os.getpid()}")
+    # worker folders are named by the grid's own folder (two grids never share one).
+    try:
+        executor = open_executor(args.executor, jobs=args.jobs, address=args.ray_address,
+                                 token=run_token(mdir))
+    except UsageError:
+        mdir.rmdir()      # made a moment ago, still empty: the grid never started
+        raise
     with executor:
-        return _grid(args, console, out, columns, names, scenarios, executor)
+        return _grid(args, console, out, columns, names, scenarios, executor, mdir)
 
 
 def _grid(args: argparse.Namespace, console: Any, out: Any, columns: list[dict[str, Any]], names: list[str],
-          scenarios: list[Any], executor: Any) -> int:
+          scenarios: list[Any], executor: Any, mdir: Path) -> int:
     from dst.backend import resolve_backend
     from dst.check.linearizability import DEFAULT_BUDGET_STEPS
     from dst.report import folders
     from dst.report.matrix import write_matrix
 
-    mdir = folders.new_dir(args.report_dir, f"matrix-{wallclock.stamp()}")
     budget = args.budget_steps or DEFAULT_BUDGET_STEPS
     seeds = list(range(args.seed, args.seed + args.seeds))
 
