@@ -36,7 +36,7 @@ so reachability is implied; the run says so instead of giving a number.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 # Unreachable ids kept per seed (the count is always whole): enough to
 # start from, bounded for a store that loses thousands.
@@ -44,6 +44,29 @@ UNREACHABLE_MAX = 20
 
 EXACT_REASON = ("exact search: every search, the probe's exhaustive one included, is held to the "
                 "exact rules, which already show each live row where its score ranks it")
+
+
+def reach_outcome(x: str, hit_ids: Iterable[str], score_of: Callable[[str], float | None], own: float,
+                  kth: float, tol: Callable[[float], float]) -> str:
+    """One reach search, scored: ``"outranked"``, ``"found"`` or
+    ``"unreachable"`` (the rules in the module doc).
+
+    ``x``: the id searched by its own vector; ``hit_ids``: the ids the
+    search returned; ``score_of(id)``: an id's true score against x's
+    vector, None for an id that is not live; ``own``: x's true score
+    against its own vector; ``kth``: the k-th best true score over the live
+    rows; ``tol(score)``: how far a score may be off. Shared by the probe's
+    scoring here and by ``dst bench``'s reachability column."""
+    if own < kth - tol(kth):
+        return "outranked"
+    bar = own - tol(own)
+    for h in hit_ids:
+        if h == x:
+            return "found"
+        s = score_of(h)
+        if s is not None and s >= bar:
+            return "found"
+    return "unreachable"
 
 
 def seed_reachability(model: Any, pairs: Iterable[Any]) -> dict[str, Any]:
@@ -71,15 +94,14 @@ def seed_reachability(model: Any, pairs: Iterable[Any]) -> dict[str, Any]:
             continue
         k = int(v["limit"])
         sc = model.true_scores(items[x])
-        own = sc[items[x]]
         best = sorted((sc[r] for r in items.values()), reverse=True)
-        kth = best[min(k, len(best)) - 1]
-        if own < kth - model.tol(kth):
+        outcome = reach_outcome(x, [h[0] for h in op.output], lambda h: sc[items[h]] if h in items else None,
+                                sc[items[x]], best[min(k, len(best)) - 1], model.tol)
+        if outcome == "outranked":
             outranked += 1
             continue
         checked += 1
-        bar = own - model.tol(own)
-        if any(h[0] == x or (h[0] in items and sc[items[h[0]]] >= bar) for h in op.output):
+        if outcome == "found":
             found += 1
         elif len(unreachable) < UNREACHABLE_MAX:
             unreachable.append({"id": x, "when": v.get("when", "probe")})
