@@ -46,17 +46,27 @@ the others with it, and a row past ``row_timeout`` is killed and reported):
    answer. Recall counts a returned id as correct when its true score is
    within ``SCORE_EPS`` of the true 10th best (ties and float32 rounding do
    not count against an exact backend), each id once.
-5. memory: resident set growth of the worker since just before the first
+5. reachability: a seeded sample of the loaded ids (``REACH_SAMPLE``, all
+   when fewer) each searched by its own vector through the same handle,
+   ``limit`` 10; the fraction found, scored by the ANN probe's rules
+   (``dst.sim.reach.reach_outcome``: a hit whose true score is within
+   ``SCORE_EPS`` of the id's own counts for it, so ids with identical
+   vectors are counted together). An ANN index that lost rows from its
+   graph shows here where recall over random queries hardly moves; on an
+   exact backend it is a sanity check (1.000). Measured after the load and
+   any index build, before the upserts, after the memory figures below (its
+   exact answer is made with the data, before the memory baseline).
+6. memory: resident set growth of the worker since just before the first
    open (after the data was made), now and at its peak (``VmHWM`` after a
    reset through ``/proc/self/clear_refs``, where Linux allows it); on-disk
    size: the lance table folder, or ``pg_total_relation_size`` (table,
    TOAST and indexes). For pgvector the data lives in the server: the
    worker's growth is the client side only.
-6. raw batch insert (lance, pgvector): the same batches into a table of the
+7. raw batch insert (lance, pgvector): the same batches into a table of the
    raw driver's own, three loads, median. (Not interleaved with the
    adapter's loads: the raw driver's data would then count in the memory
    figures.)
-7. single upsert: ``store`` of an existing id with a new vector (the row's
+8. single upsert: ``store`` of an existing id with a new vector (the row's
    own, rotated by one component), p50 and p95, alternating with the raw
    driver's single upsert; each side on rows of its own (see the code).
 
@@ -129,6 +139,8 @@ ALTERNATE_BLOCK = 10        # adapter and raw driver take turns in blocks of thi
 EXIT_GRACE_S = 60           # a worker that sent its result gets this long to exit
 CHUNK = 8192                # rows per float64 chunk when computing the exact answer
 ERR_TAIL = 1500             # characters of a worker's stderr kept in an error
+REACH_SAMPLE = 200          # loaded ids probed by their own vector (all when fewer)
+REACH_NAMED = 10            # unreachable ids named in a row (the count is always whole)
 
 # variant -> (backend, options, label for tables and plots)
 VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -156,7 +168,7 @@ ANN_ONLY = {"chroma"}       # backends whose search is approximate with any opti
 ROW_KEYS = ("variant", "label", "backend", "index", "namespace", "n", "dim", "exact", "status", "error",
             "insert_rows_per_s", "insert_s", "insert_rounds", "index_build_s",
             "upsert_p50_ms", "upsert_p95_ms", "search_p50_ms", "search_p95_ms", "queries",
-            "recall_at_10", "rss_growth_mb", "peak_rss_growth_mb", "disk_mb",
+            "recall_at_10", "reachability", "reach_checked", "reach_unreachable", "rss_growth_mb", "peak_rss_growth_mb", "disk_mb",
             "raw", "overhead", "driver", "load_avg", "elapsed_s")
 
 
@@ -217,6 +229,49 @@ def row_id(i: int) -> str:
     return f"v{i:07d}"
 
 
+def index_of(id_: Any, n: int) -> int:
+    """The row number of a bench id (``row_id``) below ``n``, else -1."""
+    try:
+        i = int(id_[1:]) if isinstance(id_, str) and id_[:1] == "v" else -1
+    except ValueError:
+        return -1
+    return i if 0 <= i < n else -1
+
+
+def reach_sample(n: int, seed: int, size: int = REACH_SAMPLE) -> list[int]:
+    """The rows the reachability probe searches for: all of them when
+    there are at most ``size``, else ``size`` drawn without replacement
+    (seeded; the same rows for the same n and seed), in order."""
+    if n <= size:
+        return list(range(n))
+    return sorted(int(i) for i in Rng(seed).fork(f"bench/reach/{n}").np.choice(n, size, replace=False))
+
+
+def reachability(sample: list[int], truth: "Truth", search: Callable[[int], list[str]]) -> dict[str, Any]:
+    """Search each sampled row by its own vector (``search(i)``: the ids
+    returned for row i's vector) and score each answer by the probe's rules
+    (``dst.sim.reach.reach_outcome``). ``truth``: the exact answer for the
+    sampled rows' vectors as queries, in sample order."""
+    from dst.sim.reach import reach_outcome
+    n = truth.scores.shape[1]
+    checked = found = 0
+    lost: list[str] = []
+    for qi, i in enumerate(sample):
+        sc = truth.scores[qi]
+        hits = search(i)
+        outcome = reach_outcome(row_id(i), hits, lambda h: (sc[j] if (j := index_of(h, n)) >= 0 else None),
+                                float(sc[i]), float(truth.kth[qi]), lambda _s: SCORE_EPS)
+        if outcome == "outranked":      # cosine: a row is its own best match; kept for the rule's sake
+            continue
+        checked += 1
+        if outcome == "found":
+            found += 1
+        else:
+            lost.append(row_id(i))
+    return {"reachability": round(found / checked, 4) if checked else None, "reach_checked": checked,
+            "reach_unreachable": {"count": len(lost), "ids": lost[:REACH_NAMED]}}
+
+
 class Truth:
     """Exact top-k by float64 cosine, and tie-tolerant recall against it."""
 
@@ -243,11 +298,8 @@ class Truth:
         for qi, ids in enumerate(found):
             seen: set[int] = set()
             for id_ in ids[:self.k]:
-                try:
-                    i = int(id_[1:]) if id_[:1] == "v" else -1
-                except ValueError:
-                    i = -1
-                if not 0 <= i < n or i in seen:
+                i = index_of(id_, n)
+                if i < 0 or i in seen:
                     continue
                 seen.add(i)
                 if self.scores[qi, i] >= self.kth[qi] - SCORE_EPS:
@@ -757,9 +809,11 @@ def empty_row(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _location(spec: dict[str, Any], backend: str) -> str | None:
+    # A backend by factory path (tests' broken backends) gets spec["location"].
     return {"sim": "dst-bench", "lance": spec.get("lance_dir"), "pgvector": spec.get("pg_dsn"),
             "chroma": spec.get("chroma_dir"), "qdrant": spec.get("qdrant_dir"),
-            "milvus": spec.get("milvus_dir")}[backend]
+            "qdrant-edge": spec.get("qdrant_edge_dir"),
+            "milvus": spec.get("milvus_dir")}.get(backend, spec.get("location"))
 
 
 def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambda m: None) -> dict[str, Any]:
@@ -784,6 +838,8 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         data, queries = make_data(n, dim, nq, spec.get("seed", 0), spec.get("data", "lowrank"))
         truth = Truth(data, queries, K)
         k = truth.k
+        sample = reach_sample(n, spec.get("seed", 0))
+        reach_truth = Truth(data, data[sample], K)
         ids = [row_id(i) for i in range(n)]
         bs = max(1, int(spec.get("batch_size", 10_000)))
         batches = [list(zip(ids[a:a + bs], data[a:a + bs])) for a in range(0, n, bs)]
@@ -879,6 +935,11 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         if raw is not None:
             b = raw.disk_bytes()
             row["disk_mb"] = None if b is None else round(b / 2**20, 2)
+
+        # -- reachability: sampled rows, each searched by its own vector --------------------------
+        step("reachability", 0, len(sample))
+        row.update(reachability(sample, reach_truth, lambda i: [h.id for h in adapter.search(data[i], k)]))
+        del reach_truth
 
         # -- raw batch insert ------------------------------------------------------------------
         raw_out: dict[str, Any] = {}

@@ -8,7 +8,8 @@ tables on the console:
 
 * backends (``dst.bench.backends``): per variant, size and dimension, batch
   insert rows/s, single upsert p50, search p50/p95, recall@10 against the
-  exact float64 answer, memory (worker RSS growth, on-disk size) and the
+  exact float64 answer, reachability (reach@10: the fraction of up to 200
+  sampled loaded ids a search for their own vector finds), memory (worker RSS growth, on-disk size) and the
   adapter's overhead against the raw driver doing the same work. A row
   that fails (a backend that cannot start, a crash, a timeout) is an error
   in its row, not a traceback;
@@ -141,7 +142,7 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
             else:
                 bar.console.print(
                     f"{head}: ok in {row['elapsed_s']} s (search p50 {row['search_p50_ms']} ms, "
-                    f"recall@10 {row['recall_at_10']}, load {row['load_avg'] and row['load_avg'][0]})",
+                    f"recall@10 {row['recall_at_10']}, reach@10 {row.get('reachability')}, load {row['load_avg'] and row['load_avg'][0]})",
                     markup=False)
 
         if specs:
@@ -249,13 +250,14 @@ def print_tables(out: dict[str, Any], console) -> None:
                         "overhead = adapter time / raw driver time)")
         for col, j in (("variant", "left"), ("n", "right"), ("dim", "right"), ("insert rows/s", "right"),
                        ("index s", "right"), ("upsert p50 ms", "right"), ("search p50 ms", "right"),
-                       ("p95 ms", "right"), ("recall@10", "right"), ("peak RSS +MB", "right"),
+                       ("p95 ms", "right"), ("recall@10", "right"), ("reach@10", "right"),
+                       ("peak RSS +MB", "right"),
                        ("disk MB", "right"), ("overhead ins/ups/search", "right"), ("load", "right"),
                        ("note", "left")):
             t.add_column(col, justify=j)
         for r in out["backends"]:
             if r["status"] != "ok":
-                t.add_row(r["label"], f"{r['n']:,}", str(r["dim"]), *(["-"] * 10),
+                t.add_row(r["label"], f"{r['n']:,}", str(r["dim"]), *(["-"] * 11),
                           f"[red]error[/]: {_escape(r['error'] or '')}")
                 continue
             ov = r.get("overhead") or {}
@@ -264,6 +266,7 @@ def print_tables(out: dict[str, Any], console) -> None:
             t.add_row(r["label"], f"{r['n']:,}", str(r["dim"]), _num(r["insert_rows_per_s"]),
                       _num(r["index_build_s"]), _num(r["upsert_p50_ms"]), _num(r["search_p50_ms"]),
                       _num(r["search_p95_ms"]), f"{r['recall_at_10']:.3f}",
+                      "-" if r.get("reachability") is None else f"{r['reachability']:.3f}",
                       _mb(r["peak_rss_growth_mb"] if r["peak_rss_growth_mb"] is not None else r["rss_growth_mb"]),
                       _mb(r["disk_mb"]), over, "-" if not la else f"{la[0]:.1f}", "")
         console.print(t)

@@ -40,6 +40,7 @@ def test_bench_tiny_all_backends(in_tmp, dsn, capsys):
     assert len(jsons) == 1 and len(svgs) == 1 and jsons[0].stem == svgs[0].stem
     out = json.loads(jsons[0].read_text())
     assert json.loads(captured.out) == out            # --json prints the same document
+    assert "reach@10" in captured.err                  # the tables go to stderr with --json
     assert out["plot"] == svgs[0].name
 
     rows = out["backends"]
@@ -52,8 +53,10 @@ def test_bench_tiny_all_backends(in_tmp, dsn, capsys):
         assert _positive(r["upsert_p50_ms"]) and r["upsert_p95_ms"] >= r["upsert_p50_ms"]
         assert _positive(r["search_p50_ms"]) and r["search_p95_ms"] >= r["search_p50_ms"]
         assert 0.0 <= r["recall_at_10"] <= 1.0
+        assert r["reach_checked"] == 200 and 0.0 <= r["reachability"] <= 1.0   # 300 rows: a sample of 200
         if r["exact"]:
             assert r["recall_at_10"] == 1.0, r["variant"]
+            assert r["reachability"] == 1.0, r["variant"]
             assert r["index_build_s"] is None
         else:
             assert r["index_build_s"] is not None and r["index_build_s"] >= 0
