@@ -15,6 +15,8 @@ pgvector           pgvector   (exact: sequential scan) on the default server (pg
 pgvector-hnsw      pgvector   index=hnsw (m 16, ef_construction 64, ef_search 40)
 chroma             chroma     (HNSW, Chroma's defaults; ANN, no exact path)
 qdrant             qdrant     (exact: local mode is brute force; see ``_QdrantRaw``)
+qdrant-edge        qdrant-    (exact: the full scan, ``SearchParams(exact=True)``);
+                   edge       no raw driver here, so no overhead figure
 milvus             milvus     (index FLAT: exact)
 milvus-hnsw        milvus     index=HNSW (Milvus Lite's defaults: M 16,
                               efConstruction 200, ef 64)
@@ -151,6 +153,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "pgvector-hnsw": ("pgvector", {"index": "hnsw"}, "pgvector hnsw"),
     "chroma": ("chroma", {}, "chroma (HNSW)"),
     "qdrant": ("qdrant", {}, "qdrant local (exact)"),
+    "qdrant-edge": ("qdrant-edge", {}, "qdrant-edge (exact)"),
     "milvus": ("milvus", {}, "milvus (FLAT, exact)"),
     "milvus-hnsw": ("milvus", {"index": "HNSW"}, "milvus HNSW"),
     "pgvector-hnsw-iter": ("pgvector", {"index": "hnsw", "iterative_scan": "strict_order"},
@@ -160,7 +163,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
 }
 BACKEND_VARIANTS = {"sim": ["sim"], "lance": ["lance", "lance-hnsw-sq"],
                     "pgvector": ["pgvector", "pgvector-hnsw"], "chroma": ["chroma"],
-                    "qdrant": ["qdrant"], "milvus": ["milvus", "milvus-hnsw"]}
+                    "qdrant": ["qdrant"], "qdrant-edge": ["qdrant-edge"], "milvus": ["milvus", "milvus-hnsw"]}
 DATA_KINDS = ("lowrank", "normal")
 ANN_ONLY = {"chroma"}       # backends whose search is approximate with any options
 
@@ -168,7 +171,8 @@ ANN_ONLY = {"chroma"}       # backends whose search is approximate with any opti
 ROW_KEYS = ("variant", "label", "backend", "index", "namespace", "n", "dim", "exact", "status", "error",
             "insert_rows_per_s", "insert_s", "insert_rounds", "index_build_s",
             "upsert_p50_ms", "upsert_p95_ms", "search_p50_ms", "search_p95_ms", "queries",
-            "recall_at_10", "reachability", "reach_checked", "reach_unreachable", "rss_growth_mb", "peak_rss_growth_mb", "disk_mb",
+            "recall_at_10", "reachability", "reach_checked", "reach_unreachable",
+            "rss_growth_mb", "peak_rss_growth_mb", "disk_mb",
             "raw", "overhead", "driver", "load_avg", "elapsed_s")
 
 
@@ -1067,6 +1071,9 @@ class BackendPlan:
     row_timeout_s: float = 1800.0
     pg_location: str | None = None
     pg_maintenance_work_mem: str | None = "1GB"
+    # The folder the run's temporary store folder is made in (lance, chroma,
+    # qdrant, qdrant-edge, milvus); None: the system's temporary folder.
+    store_dir: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def specs(self) -> list[dict[str, Any]]:
@@ -1201,7 +1208,7 @@ def run_rows(plan: BackendPlan, on_row_start: Callable[[int, dict[str, Any]], No
              on_row_done: Callable[[int, dict[str, Any]], None] = lambda i, r: None) -> list[dict[str, Any]]:
     """Every row of the plan, one worker each; rows in plan order."""
     specs = plan.specs()
-    tmp = Path(tempfile.mkdtemp(prefix="dst-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="dst-bench-", dir=plan.store_dir))
     token = "".join(c for c in tmp.name.rsplit("-", 1)[-1].lower() if c.isalnum())[:10] or "run"
     pg_dsns: dict[str | None, str | None] = {}     # server -> DSN (None: the default)
     pg_errors: dict[str | None, str] = {}
@@ -1217,7 +1224,8 @@ def run_rows(plan: BackendPlan, on_row_start: Callable[[int, dict[str, Any]], No
             server = VARIANTS[spec["variant"]][1].get("server")
             spec.update(namespace=f"dstbench_{token}_{i}", lance_dir=str(tmp / "lance"),
                         pg_dsn=pg_dsns.get(server), chroma_dir=str(tmp / "chroma"),
-                        qdrant_dir=str(tmp / "qdrant"), milvus_dir=str(tmp / "milvus"))
+                        qdrant_dir=str(tmp / "qdrant"), qdrant_edge_dir=str(tmp / "qdrant-edge"),
+                        milvus_dir=str(tmp / "milvus"))
             on_row_start(i, spec)
             if VARIANTS[spec["variant"]][0] == "pgvector" and server in pg_errors:
                 row = empty_row(spec)

@@ -17,7 +17,11 @@ tables on the console:
   checked ops/s (client and probe ops run *and* checked, end to end),
   seeds/s, and checker-only ops/s (re-checking the recorded histories);
 * checker (``dst.bench.checker.checker_figures``): the linearizability
-  checker on the Porcupine kv histories and on long generated histories.
+  checker on the Porcupine kv histories and on long generated histories;
+* isolation (``isolation_rows``, issue 15): for sim and lance when the run
+  has their variants, ops/s of ``dst.bench.isolate``'s op mix (store, get,
+  search, count on one handle, dim 32) in process and with the backend in
+  a child process (``--isolate process``), and the cost per op.
 
 Wall-clock time comes from ``dst.wallclock`` only. The machine's load
 average is recorded at the start, per row and at the end: the numbers are
@@ -40,8 +44,10 @@ from dst.bench.backends import VARIANTS, BackendPlan, load_avg, run_rows
 from dst.sim.runner import check_history, run_seed
 from dst.sim.scenario import load
 
-QUICK = {"sizes": [1000, 10_000], "dims": [128], "queries": 100, "upserts": 50, "seeds": 50}
-FULL = {"sizes": [1000, 10_000, 100_000], "dims": [128, 768], "queries": 200, "upserts": 100, "seeds": 200}
+QUICK = {"sizes": [1000, 10_000], "dims": [128], "queries": 100, "upserts": 50, "seeds": 50,
+         "isolate_ops": 200}
+FULL = {"sizes": [1000, 10_000, 100_000], "dims": [128, 768], "queries": 200, "upserts": 100, "seeds": 200,
+        "isolate_ops": 1000}
 
 
 def harness_figures(scenario: str = "default", seeds: int = 200, first_seed: int = 0) -> dict[str, Any]:
@@ -99,6 +105,7 @@ class BenchConfig:
     plan: BackendPlan = field(default_factory=lambda: BackendPlan(list(VARIANTS), FULL["sizes"], FULL["dims"]))
     checker: bool = True
     quick: bool = False
+    isolate_ops: int = FULL["isolate_ops"]     # ops per isolation measurement; 0: none
 
 
 def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> tuple[dict[str, Any], Path]:
@@ -116,7 +123,7 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
         "config": {"variants": plan.variants, "sizes": plan.sizes, "dims": plan.dims,
                    "queries": plan.queries, "upserts": plan.upserts, "batch_size": plan.batch_size,
                    "data": plan.data, "seed": plan.seed, "k": 10, "row_timeout_s": plan.row_timeout_s,
-                   "pg_maintenance_work_mem": plan.pg_maintenance_work_mem,
+                   "pg_maintenance_work_mem": plan.pg_maintenance_work_mem, "store_dir": plan.store_dir,
                    "scenarios": config.scenarios, "seeds": config.seeds},
         "backends": [], "harness": [], "checker": None,
     }
@@ -142,7 +149,8 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
             else:
                 bar.console.print(
                     f"{head}: ok in {row['elapsed_s']} s (search p50 {row['search_p50_ms']} ms, "
-                    f"recall@10 {row['recall_at_10']}, reach@10 {row.get('reachability')}, load {row['load_avg'] and row['load_avg'][0]})",
+                    f"recall@10 {row['recall_at_10']}, reach@10 {row.get('reachability')}, "
+                    f"load {row['load_avg'] and row['load_avg'][0]})",
                     markup=False)
 
         if specs:
@@ -172,12 +180,13 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
         n_f = 1000 if config.quick else max((s for s in plan.sizes if s <= 10_000), default=10_000)
         dim_f = 128 if 128 in plan.dims else min(plan.dims)
         out["filtered"] = filtered_rows(plan.variants, n_f, plan.pg_location, bar, dim=dim_f,
-                                        queries=min(plan.queries, 50))
+                                        queries=min(plan.queries, 50), store_dir=plan.store_dir)
         from dst.bench.filtered import metric_figures
         try:
             out["metrics"] = metric_figures("sim", n=n_f, dim=dim_f, queries=min(plan.queries, 50))
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             out["metrics"] = {"backend": "sim", "error": f"{type(exc).__name__}: {exc}"}
+        out["isolation"] = isolation_rows(plan.variants, config.isolate_ops, plan.store_dir, bar)
     out["load_avg_end"] = load_avg()
     out["elapsed_s"] = round(wallclock.monotonic_s() - t0, 1)
 
@@ -189,11 +198,12 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
     svg_path.write_text(plot(out))
     path.write_text(json.dumps(out, indent=2) + "\n")
     print_tables(out, console)
+    print_isolation(out, console)
     return out, path
 
 
 def filtered_rows(variants: list[str], n: int, pg_location: str | None, bar=None, dim: int = 128,
-                  queries: int = 50) -> list[dict[str, Any]]:
+                  queries: int = 50, store_dir: str | None = None) -> list[dict[str, Any]]:
     """Filtered-search figures (n x dim) per variant; a failure is that
     run's error, never a number."""
     import shutil
@@ -202,7 +212,7 @@ def filtered_rows(variants: list[str], n: int, pg_location: str | None, bar=None
     from dst.bench.filtered import filter_runs, filtered_figures
     runs = [r for v in variants for r in filter_runs(v)]
     task = bar.add_task("filtered search", total=len(runs)) if bar is not None else None
-    tmp = tempfile.mkdtemp(prefix="dst-bench-filtered-")
+    tmp = tempfile.mkdtemp(prefix="dst-bench-filtered-", dir=store_dir)
     rows = []
     try:
         for name, label, backend, opts in runs:
@@ -219,6 +229,44 @@ def filtered_rows(variants: list[str], n: int, pg_location: str | None, bar=None
                 bar.advance(task)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+ISOLATE_BACKENDS = ("sim", "lance")
+
+
+def isolation_rows(variants: list[str], ops: int, store_dir: str | None = None,
+                   bar=None) -> list[dict[str, Any]]:
+    """What ``--isolate process`` costs per op (``dst.bench.isolate.ops_per_s``),
+    for each of ISOLATE_BACKENDS that has a variant in the run; ``ops`` calls
+    per side (0: none measured). A failure is that backend's error."""
+    import shutil
+    import tempfile
+
+    from dst.bench.isolate import ops_per_s
+    wanted = [b for b in ISOLATE_BACKENDS if ops > 0 and any(VARIANTS[v][0] == b for v in variants)]
+    task = bar.add_task("isolation", total=len(wanted)) if bar is not None and wanted else None
+    rows = []
+    for backend in wanted:
+        if task is not None:
+            bar.update(task, description=f"isolation: {backend}, {ops} ops in process and isolated")
+        tmp = tempfile.mkdtemp(prefix="dst-bench-iso-", dir=store_dir) if backend != "sim" else None
+        try:
+            side = {iso: ops_per_s(backend, iso, ops, 32, tmp) for iso in ("none", "process")}
+            rows.append({"backend": backend, "ops": ops, "dim": 32,
+                         "in_process_ops_per_s": side["none"]["ops_per_s"],
+                         "isolated_ops_per_s": side["process"]["ops_per_s"],
+                         "in_process_us_per_op": side["none"]["us_per_op"],
+                         "isolated_us_per_op": side["process"]["us_per_op"],
+                         "cost_us_per_op": round(side["process"]["us_per_op"] - side["none"]["us_per_op"], 1),
+                         "load_avg": load_avg()})
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            rows.append({"backend": backend, "ops": ops, "error": f"{type(exc).__name__}: {exc}"})
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if task is not None:
+            bar.advance(task)
     return rows
 
 
@@ -316,6 +364,24 @@ def print_tables(out: dict[str, Any], console) -> None:
             if ch["wrong_verdicts"]:
                 console.print(f"checker: WRONG VERDICTS: {', '.join(ch['wrong_verdicts'])}", markup=False,
                               style="red")
+
+
+def print_isolation(out: dict[str, Any], console) -> None:
+    from rich.table import Table
+    if not out.get("isolation"):
+        return
+    t = Table(title="dst bench: process isolation (store/get/search/count on one handle, dim 32; "
+                    "cost = isolated - in-process time per op)")
+    for col in ("backend", "ops", "in-process ops/s", "isolated ops/s", "cost us/op", "load"):
+        t.add_column(col, justify="left" if col == "backend" else "right")
+    for f in out["isolation"]:
+        if "error" in f:
+            t.add_row(f["backend"], f"{f['ops']:,}", "-", "-", f"error: {_escape(f['error'])}", "-")
+            continue
+        la = f.get("load_avg")
+        t.add_row(f["backend"], f"{f['ops']:,}", _num(f["in_process_ops_per_s"]), _num(f["isolated_ops_per_s"]),
+                  _num(f["cost_us_per_op"]), "-" if not la else f"{la[0]:.1f}")
+    console.print(t)
 
 
 def _escape(text: str) -> str:

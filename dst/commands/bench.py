@@ -18,7 +18,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help="sim, lance, pgvector, chroma, qdrant, milvus (each exact and with its index), "
                             "or variants: sim, lance, lance-hnsw-sq, pgvector, pgvector-hnsw, "
                             "pgvector-hnsw-iter (strict_order), pgvector-pg16, pgvector-hnsw-pg16, chroma, "
-                            "qdrant, milvus, milvus-hnsw (default: sim,lance,pgvector)")
+                            "qdrant, qdrant-edge, milvus, milvus-hnsw (default: sim,lance,pgvector)")
     bench.add_argument("--sizes", help="vectors per row, comma-separated (default: 1000,10000,100000; "
                                        "--quick: 1000,10000)")
     bench.add_argument("--dims", help="dimensions, comma-separated (default: 128,768; --quick: 128)")
@@ -34,11 +34,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     bench.add_argument("--pg-location", help="pgvector: DSN or embedded server folder "
                                              "(default: DST_PG_DSN, else the embedded server: ./.dst/pg18data, "
                                              "./.dst/pgdata for the pg16 variants)")
+    bench.add_argument("--store-dir", help="folder in which the run's temporary store folder is made (lance, "
+                                           "chroma, qdrant, qdrant-edge, milvus; removed at the end), e.g. "
+                                           "/dev/shm for tmpfs (default: the system's temporary folder)")
     bench.add_argument("--pg-maintenance-work-mem", default="1GB",
                        help="session maintenance_work_mem for pgvector rows, so HNSW builds in memory "
                             "(default: 1GB; '' leaves the server's)")
     bench.add_argument("--scenario", action="append", help="harness scenario(s) to time (default: default, crud)")
     bench.add_argument("--seeds", type=positive, help="harness seeds per scenario (default: 200; --quick: 50)")
+    bench.add_argument("--isolate-ops", type=int, metavar="N",
+                       help="process isolation's cost: N calls of a store/get/search/count mix in process and "
+                            "with --isolate process, for sim and lance when among --backends; 0 skips it "
+                            "(default: 1000; --quick: 200)")
     bench.add_argument("--quick", action="store_true",
                        help="a short run: sizes 1000,10000, dim 128, 100 queries, 50 harness seeds")
     bench.add_argument("--report-dir", default="reports", help="where bench-<time>.json and .svg go")
@@ -70,6 +77,8 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(f"dst bench: {flag} needs numbers of at least 1, got {text!r}")
         return sorted(set(vals))
 
+    if args.store_dir is not None and not Path(args.store_dir).is_dir():
+        raise UsageError(f"dst bench: --store-dir {args.store_dir!r} is not a folder")
     try:
         variants = parse_variants(args.backends)
     except ValueError as exc:
@@ -79,9 +88,13 @@ def main(args: argparse.Namespace) -> int:
                        queries=args.queries or preset["queries"], upserts=args.upserts or preset["upserts"],
                        batch_size=args.batch_size, data=args.data, seed=args.data_seed,
                        row_timeout_s=args.row_timeout, pg_location=args.pg_location,
-                       pg_maintenance_work_mem=args.pg_maintenance_work_mem or None)
+                       pg_maintenance_work_mem=args.pg_maintenance_work_mem or None,
+                       store_dir=args.store_dir)
+    if args.isolate_ops is not None and args.isolate_ops < 0:
+        raise UsageError(f"dst bench: --isolate-ops needs 0 or more, got {args.isolate_ops}")
     config = BenchConfig(report_dir=args.report_dir, scenarios=args.scenario or ["default", "crud"],
-                         seeds=args.seeds or preset["seeds"], plan=plan, quick=args.quick)
+                         seeds=args.seeds or preset["seeds"], plan=plan, quick=args.quick,
+                         isolate_ops=preset["isolate_ops"] if args.isolate_ops is None else args.isolate_ops)
     console = Console(highlight=False, soft_wrap=True, stderr=args.json)
     out, path = run_bench(config, console, progress)
     console.print(f"wrote {path} and {path.with_suffix('.svg').name}", markup=False)

@@ -30,7 +30,7 @@ def _positive(x):
 def test_bench_tiny_all_backends(in_tmp, dsn, capsys):
     code = run_cli("bench", "--sizes", "300", "--dims", "8", "--queries", "20", "--upserts", "10",
                    "--backends", "sim,lance,pgvector", "--scenario", "default", "--seeds", "3",
-                   "--pg-location", dsn, "--report-dir", "out", "--json")
+                   "--pg-location", dsn, "--report-dir", "out", "--json", "--isolate-ops", "20")
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Traceback" not in captured.err
@@ -91,6 +91,13 @@ def test_bench_tiny_all_backends(in_tmp, dsn, capsys):
     assert ch["etcd_like"]["histories"] > 0 and ch["etcd_like"]["wrong_verdicts"] == 0
     assert ch["wrong_verdicts"] == []
     assert out["load_avg_start"] is None or len(out["load_avg_start"]) == 3
+    # process isolation's cost, for sim and lance (pgvector is not measured)
+    assert [f["backend"] for f in out["isolation"]] == ["sim", "lance"]
+    for f in out["isolation"]:
+        assert "error" not in f, f
+        assert f["ops"] == 20 and _positive(f["in_process_ops_per_s"]) and _positive(f["isolated_ops_per_s"])
+        assert f["cost_us_per_op"] == round(f["isolated_us_per_op"] - f["in_process_us_per_op"], 1)
+    assert "process isolation" in captured.err
 
     root = ET.parse(svgs[0]).getroot()
     assert root.tag == f"{SVG_NS}svg"
@@ -132,7 +139,7 @@ def test_a_backend_that_cannot_start_is_an_error_row(in_tmp, capsys, monkeypatch
     dead = f"host={in_tmp / 'no-server-here'} port=5999 dbname=dst connect_timeout=2"
     code = run_cli("bench", "--sizes", "200", "--dims", "4", "--queries", "5", "--upserts", "3",
                    "--backends", "sim,pgvector", "--scenario", "crud", "--seeds", "1",
-                   "--pg-location", dead, "--report-dir", "out")
+                   "--pg-location", dead, "--report-dir", "out", "--isolate-ops", "0")
     captured = capsys.readouterr()
     assert code == 0
     assert "Traceback" not in captured.out + captured.err
@@ -151,6 +158,10 @@ def test_bad_flags_are_usage_errors(in_tmp, capsys):
     assert run_cli("bench", "--backends", "sim,nosuch") == 2
     assert "unknown backend 'nosuch'" in capsys.readouterr().err
     assert run_cli("bench", "--sizes", "10,x") == 2
+    assert run_cli("bench", "--isolate-ops", "-1") == 2
+    assert "--isolate-ops needs 0 or more" in capsys.readouterr().err
+    assert run_cli("bench", "--store-dir", str(in_tmp / "no-such-folder")) == 2
+    assert "--store-dir" in capsys.readouterr().err
     assert run_cli("bench", "--dims", "0") == 2
 
 
