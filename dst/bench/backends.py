@@ -15,8 +15,8 @@ pgvector           pgvector   (exact: sequential scan) on the default server (pg
 pgvector-hnsw      pgvector   index=hnsw (m 16, ef_construction 64, ef_search 40)
 chroma             chroma     (HNSW, Chroma's defaults; ANN, no exact path)
 qdrant             qdrant     (exact: local mode is brute force; see ``_QdrantRaw``)
-qdrant-edge        qdrant-    (exact: the full scan, ``SearchParams(exact=True)``);
-                   edge       no raw driver here, so no overhead figure
+qdrant-edge        qdrant-    (exact: the full scan, ``SearchParams(exact=True)``;
+                   edge       see ``_QdrantEdgeRaw``)
 milvus             milvus     (index FLAT: exact)
 milvus-hnsw        milvus     index=HNSW (Milvus Lite's defaults: M 16,
                               efConstruction 200, ef 64)
@@ -718,6 +718,77 @@ class _QdrantRaw:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class _QdrantEdgeRaw:
+    """qdrant-edge-py without the adapter: an ``EdgeShard`` of its own
+    (``<ns>_raw/shard`` beside the adapter's folder, cosine) that loads and
+    upserts points built before the clock starts (uuid5 point ids, the id
+    as the only payload); searches go to the adapter's own shard
+    (``attach``: one open handle per shard folder) with the adapter's
+    request (``Nearest``, the same limit, ``with_payload=["id"]``,
+    ``SearchParams(exact=True)``), the ids read from the payload. What the
+    adapter adds: validation, the vector copy it keeps in the payload under
+    cosine, score conversion and sorting."""
+
+    def __init__(self, spec: dict[str, Any], options: dict[str, Any]):
+        import qdrant_edge
+        self.qe = qdrant_edge
+        self.dim = spec["dim"]
+        self.root = Path(spec["qdrant_edge_dir"])
+        self.ns = spec["namespace"]
+        self.folder = self.root / (spec["namespace"] + "_raw")
+        self.shard = self.search_shard = None
+        self.driver = {"qdrant-edge-py": _version("qdrant-edge-py")}
+
+    def _point(self, id_: str, v: np.ndarray):
+        import uuid
+        return self.qe.Point(uuid.uuid5(uuid.NAMESPACE_URL, id_), v.tolist(), {"id": id_})
+
+    def prepare(self, items: list[tuple[str, np.ndarray]]):
+        return [self._point(i, v) for i, v in items]
+
+    def fresh(self) -> None:
+        qe = self.qe
+        if self.shard is not None:
+            self.shard.close()
+            shutil.rmtree(self.folder)
+        elif self.folder.exists():
+            raise RuntimeError(f"qdrant-edge folder {self.folder} exists already; not ours to replace")
+        self.folder.mkdir(parents=True)
+        self.shard = qe.EdgeShard.create(str(self.folder / "shard"), qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine)))
+
+    def load(self, prepared: list) -> None:
+        for points in prepared:
+            self.shard.update(self.qe.UpdateOperation.upsert_points(points))
+
+    def attach(self, adapter: Any) -> None:
+        self.search_shard = adapter._shard
+
+    def open_search(self) -> None:
+        pass
+
+    def search(self, q: np.ndarray, k: int) -> list[str]:
+        qe = self.qe
+        res = self.search_shard.query(qe.QueryRequest(limit=k, query=qe.Query.Nearest(q.tolist()),
+                                                      with_payload=["id"], params=qe.SearchParams(exact=True)))
+        return [p.payload["id"] for p in res]
+
+    def upsert(self, prepared) -> None:
+        self.shard.update(self.qe.UpdateOperation.upsert_points(prepared))
+
+    def disk_bytes(self) -> int | None:
+        return dir_bytes(self.root / self.ns)
+
+    def pids(self) -> list[int]:
+        return []
+
+    def cleanup(self) -> None:
+        if self.shard is not None:
+            self.shard.close()
+            self.shard = None
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def _version(dist: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
     try:
@@ -797,7 +868,7 @@ class _MilvusRaw:
 
 
 RAW_DRIVERS = {"lance": _LanceRaw, "pgvector": _PgRaw, "chroma": _ChromaRaw, "qdrant": _QdrantRaw,
-               "milvus": _MilvusRaw}
+               "qdrant-edge": _QdrantEdgeRaw, "milvus": _MilvusRaw}
 
 
 # -- one row -------------------------------------------------------------------------------
@@ -981,7 +1052,7 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         warm = min(WARMUP_UPSERTS, max(0, len(theirs_rows) - 1))
         n_up = min(len(mine), len(theirs_rows)) - warm
         step("upsert", 0, n_up)
-        raw_items = [raw.prepare([(ids[i], new_vec[i])]) if backend in ("lance", "milvus")
+        raw_items = [raw.prepare([(ids[i], new_vec[i])]) if backend in ("lance", "milvus", "qdrant-edge")
                      else (ids[i], new_vec[i])
                      for i in theirs_rows] if raw is not None else []
         for w in range(warm):            # taking turns
