@@ -10,9 +10,9 @@ tables on the console:
   insert rows/s, single upsert p50, search p50/p95, recall@10 against the
   exact float64 answer, reachability (reach@10: the fraction of up to 200
   sampled loaded ids a search for their own vector finds), memory (worker
-  RSS growth, on-disk size) and the adapter's overhead against the raw driver doing the same work. A row
-  that fails (a backend that cannot start, a crash, a timeout) is an error
-  in its row, not a traceback;
+  RSS growth, on-disk size) and the adapter's overhead against the raw
+  driver doing the same work. A row that fails (a backend that cannot
+  start, a crash, a timeout) is an error in its row, not a traceback;
 * harness (``harness_figures``), single process, on the sim backend:
   checked ops/s (client and probe ops run *and* checked, end to end),
   seeds/s, and checker-only ops/s (re-checking the recorded histories);
