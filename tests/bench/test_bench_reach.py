@@ -32,7 +32,7 @@ def _row(variant, i):
 
 def test_reachability_column_sees_lost_rows(variants):
     broken, honest, sim = _row("broken-reach", 0), _row("honest-ann", 1), _row("sim", 2)
-    # every loaded id probed (300 > 200: a sample of 200)
+    # 300 rows loaded: a sample of 200 probed
     assert broken["reach_checked"] == honest["reach_checked"] == sim["reach_checked"] == bb.REACH_SAMPLE
     lost_in_sample = [bb.row_id(i) for i in bb.reach_sample(SPEC["n"], 0) if lost(bb.row_id(i))]
     assert lost_in_sample                                  # the sample holds lost ids: the test can see them
