@@ -135,7 +135,7 @@ class KvModel:
             events.append((op.call, 0, n, op))
             if op.ret != INF:
                 events.append((op.ret, 1, n, op))
-        events.sort(key=lambda e: e[:3])
+        events.sort()                    # (time, kind, n) is unique: ops never compared
         # Per key: [puts called so far, puts open now, longest get of the
         # window (value, op)]; the window ends at every put call.
         keys: dict[Any, list[Any]] = {}
