@@ -265,22 +265,18 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
         return CheckResult("ok", witness=True, order=[])
     refute = getattr(model, "refute", None)
     if refute is not None:
-        # One sweep, charged a step per op as the witness is. A violation
-        # it proves is reported from the root of the search, as a
-        # ``hopeless`` there would be (no search runs).
-        if meter.left < len(ops):
-            part.steps += max(meter.left, 0)
-            meter.left = min(meter.left, 0)
-            return CheckResult("unknown", steps=part.steps,
-                               reason=f"search budget of {meter.budget} steps exhausted "
-                                      "(0 ops linearized at most)")
-        part.steps += len(ops)
-        meter.left -= len(ops)
+        # One sweep before any search, not charged to the budget (like
+        # ``partition``: bounded, no search step). A violation it proves is
+        # reported with a linearizable prefix found without backtracking
+        # (the search did not run), the model's account as the message.
         hit = refute(ops)
         if hit is not None:
             culprit, why = hit
             local = sorted(ops, key=lambda op: (op.call, op.id))
-            r = _violation(local, [], model.init(), 0, part.steps, explain, culprit, model.step)
+            best, state, bits = _greedy_prefix(local, culprit.call, model)
+            if model.step(state, culprit.input, culprit.output)[0]:
+                best, state, bits = [], model.init(), 0     # it stopped short: as at the root
+            r = _violation(local, best, state, bits, part.steps, explain, culprit, model.step)
             r.failure.explanation = why
             return r
     if not use_witness:
@@ -307,6 +303,45 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
         r.failure.witness_state = fail_state
         r.failure.witness_explanation = explain(fail_state, fail_at) if explain else None
     return r
+
+
+def _greedy_prefix(ops: list[Operation], before: float, model: Model
+                   ) -> tuple[list[Operation], Any, int]:
+    """A linearizable prefix of the ops that returned before ``before``,
+    without backtracking: at each point a read that real time allows there
+    and that fits, or else the first other such op that fits. For the report of a refuted
+    part only (it proves nothing). ``ops`` sorted by call; returns the
+    prefix, its state and its bits (op n is bit 1 << n)."""
+    todo = [(n, op) for n, op in enumerate(ops) if op.ret < before]
+    rets = sorted(op.ret for _, op in todo)   # returns still to place, as a multiset
+    gone: dict[float, int] = {}
+    low = 0
+    state, bits, prefix = model.init(), 0, []
+    step = model.step
+    readonly = getattr(model, "readonly", None)
+    while todo:
+        while gone.get(rets[low], 0):          # the earliest return still to place
+            gone[rets[low]] -= 1
+            low += 1
+        first_ret = rets[low]
+        pick = None
+        for i in range(len(todo)):       # the ops called by then: about one per client
+            op = todo[i][1]
+            if op.call > first_ret:
+                break                            # it would go after an op that returned first
+            ok, nxt = step(state, op.input, op.output)
+            if ok and (pick is None or (readonly is not None and readonly(op.input))):
+                pick = (i, nxt)
+                if readonly is not None and readonly(op.input):
+                    break                        # a read that fits goes first (it changes nothing)
+        if pick is None:
+            break
+        i, state = pick
+        n, op = todo.pop(i)
+        bits |= 1 << n
+        prefix.append(op)
+        gone[op.ret] = gone.get(op.ret, 0) + 1
+    return prefix, state, bits
 
 
 def _witness_order(ops: list[Operation]) -> list[Operation]:

@@ -141,6 +141,10 @@ def test_kv_refute_names_only_histories_with_no_linearization():
             ok, state = model.step(state, placed.input, placed.output)
             assert ok
         assert state == r.failure.state and op in r.failure.unplaced
+        # and it is a prefix of an order that respects real time
+        placed = r.failure.prefix
+        for i, x in enumerate(placed):
+            assert all(y in placed[:i] for y in ops if y.ret < x.call), (case, ops)
     # The refutation fires often, and on histories of both verdicts' shapes.
     assert fired >= 60 and linearizable >= 600, (fired, linearizable)
 
