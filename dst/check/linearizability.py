@@ -16,6 +16,9 @@ remember every (set of linearized ops, model state) already explored.
   op that returned at time T, the history cut at T (ops still open then
   become unknown) is searched first: linearizability is prefix-closed, so a
   violation there is a violation of the whole, found in a smaller space.
+* Refutation: a model may prove a part not linearizable in one cheap
+  sweep (``refute``, e.g. the kv model's stale read); such a part is not
+  searched, and its report carries a prefix found without backtracking.
 * P-compositionality: when the model partitions the ops (e.g. by key), each
   part is checked alone, and the parts take turns: a part's search hands
   over to the next one every ``SLICE_BACKTRACKS`` backtracks. One
