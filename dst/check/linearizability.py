@@ -16,6 +16,9 @@ remember every (set of linearized ops, model state) already explored.
   op that returned at time T, the history cut at T (ops still open then
   become unknown) is searched first: linearizability is prefix-closed, so a
   violation there is a violation of the whole, found in a smaller space.
+* Refutation: a model may prove a part not linearizable in one cheap
+  sweep (``refute``, e.g. the kv model's stale read); such a part is not
+  searched, and its report carries a prefix found without backtracking.
 * P-compositionality: when the model partitions the ops (e.g. by key), each
   part is checked alone, and the parts take turns: a part's search hands
   over to the next one every ``SLICE_BACKTRACKS`` backtracks. One
@@ -98,6 +101,11 @@ class Model(Protocol):
       must take effect before any op outside ``pending``, cannot fit after
       any sequence of ``pending`` from ``state``. Must never say True when
       some sequence fits: it cuts the search there.
+    * ``refute(ops) -> (op, why) | None``: a cheap proof that ``ops`` is
+      not linearizable: an op that has no place in any order, and why
+      (e.g. the kv model's stale read after a longer read). Incomplete, but
+      it must never name an op of a linearizable history: a part it refutes
+      is not searched.
     * ``describe(state) -> str``: a short human-readable state.
     * ``explain(state, op) -> str``: why ``op`` cannot go next in ``state``.
     """
@@ -253,10 +261,27 @@ def check(model: Model, ops: Sequence[Operation], budget_steps: int = DEFAULT_BU
 def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
                  explain: Callable[[Any, Operation], str] | None
                  ) -> Generator[None, None, CheckResult]:
-    """One part: witness, then the cut history, then the full search."""
+    """One part: the model's refutation, the witness, then the cut history,
+    then the full search."""
     ops = part.ops
     if not ops:
         return CheckResult("ok", witness=True, order=[])
+    refute = getattr(model, "refute", None)
+    if refute is not None:
+        # One sweep before any search, not charged to the budget (like
+        # ``partition``: bounded, no search step). A violation it proves is
+        # reported with a linearizable prefix found without backtracking
+        # (the search did not run), the model's account as the message.
+        hit = refute(ops)
+        if hit is not None:
+            culprit, why = hit
+            local = sorted(ops, key=lambda op: (op.call, op.id))
+            best, state, bits = _greedy_prefix(local, culprit.call, model)
+            if model.step(state, culprit.input, culprit.output)[0]:
+                best, state, bits = [], model.init(), 0     # it stopped short: as at the root
+            r = _violation(local, best, state, bits, part.steps, explain, culprit, model.step)
+            r.failure.explanation = why
+            return r
     if not use_witness:
         r = yield from _search(model, ops, meter, part, explain)
         r.steps = part.steps
@@ -281,6 +306,45 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
         r.failure.witness_state = fail_state
         r.failure.witness_explanation = explain(fail_state, fail_at) if explain else None
     return r
+
+
+def _greedy_prefix(ops: list[Operation], before: float, model: Model
+                   ) -> tuple[list[Operation], Any, int]:
+    """A linearizable prefix of the ops that returned before ``before``,
+    without backtracking: at each point a read that real time allows there
+    and that fits, or else the first other such op that fits. For the report of a refuted
+    part only (it proves nothing). ``ops`` sorted by call; returns the
+    prefix, its state and its bits (op n is bit 1 << n)."""
+    todo = [(n, op) for n, op in enumerate(ops) if op.ret < before]
+    rets = sorted(op.ret for _, op in todo)   # returns still to place, as a multiset
+    gone: dict[float, int] = {}
+    low = 0
+    state, bits, prefix = model.init(), 0, []
+    step = model.step
+    readonly = getattr(model, "readonly", None)
+    while todo:
+        while gone.get(rets[low], 0):          # the earliest return still to place
+            gone[rets[low]] -= 1
+            low += 1
+        first_ret = rets[low]
+        pick = None
+        for i in range(len(todo)):       # the ops called by then: about one per client
+            op = todo[i][1]
+            if op.call > first_ret:
+                break                            # it would go after an op that returned first
+            ok, nxt = step(state, op.input, op.output)
+            if ok and (pick is None or (readonly is not None and readonly(op.input))):
+                pick = (i, nxt)
+                if readonly is not None and readonly(op.input):
+                    break                        # a read that fits goes first (it changes nothing)
+        if pick is None:
+            break
+        i, state = pick
+        n, op = todo.pop(i)
+        bits |= 1 << n
+        prefix.append(op)
+        gone[op.ret] = gone.get(op.ret, 0) + 1
+    return prefix, state, bits
 
 
 def _witness_order(ops: list[Operation]) -> list[Operation]:
@@ -587,6 +651,7 @@ def _violation(ops: list[Operation], best: list[Operation], state: Any, bits: in
         # far as they fit), they bring the state to what ``stuck`` saw, the
         # account a reader expects ("holds 'xy'", not a state half-way).
         best = list(best)
+        where = {id(op): n for n, op in enumerate(ops)}    # ops.index compares fields: slow
         for op in sorted(pending, key=lambda o: (o.call, o.id)):
             if op.ret < stuck.call:
                 ok, nxt = step(state, op.input, op.output)
@@ -594,7 +659,7 @@ def _violation(ops: list[Operation], best: list[Operation], state: Any, bits: in
                     break
                 state = nxt
                 best.append(op)
-                bits |= 1 << ops.index(op)
+                bits |= 1 << where[id(op)]
         pending = [op for n, op in enumerate(ops) if not bits >> n & 1]
     first_ret = min(op.ret for op in pending)
     unplaced = [op for op in pending if op.call <= first_ret]

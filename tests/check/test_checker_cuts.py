@@ -79,3 +79,102 @@ def test_cuts_never_change_a_verdict(kind):
         seen[want] += 1
     # Both verdicts are well represented, or the agreement proves little.
     assert min(seen.values()) >= 200, seen
+
+
+def _kv_history(rng: Rng, n: int) -> list[Operation]:
+    """Small kv histories on one or two keys, linearizable by construction
+    (each op takes effect at a drawn instant of its interval) unless one
+    get's output is then replaced: puts between reads are common, and so
+    are stale reads."""
+    drawn = []
+    for i in range(n):
+        call = rng.between(0, 12)
+        ret = call + rng.between(0, 4)
+        key = "k" if rng.chance(800_000) else "j"
+        roll = rng.below(100)
+        f = "get" if roll < 50 else "put" if roll < 65 else "append"
+        value = None if f == "get" else rng.choice(("a", "b", "ab", "")) if f == "put" else rng.choice(("a", "b"))
+        drawn.append((rng.between(call, ret), i, call, ret, key, f, value))
+    values: dict[str, str] = {}
+    ops = []
+    for effect, i, call, ret, key, f, value in sorted(drawn):
+        if f == "get":
+            out = values.get(key, "")
+        else:
+            values[key] = value if f == "put" else values.get(key, "") + value
+            out = None
+        if rng.chance(150_000):
+            out, ret = (UNKNOWN, INF) if f != "get" or rng.chance(500_000) else (out, ret)
+        ops.append(Operation(i, i, f, (f, key) if f == "get" else (f, key, value), out, call, ret))
+    ops.sort(key=lambda op: op.id)
+    gets = [op for op in ops if op.f == "get" and op.output is not UNKNOWN]
+    if gets and rng.chance(600_000):      # a stale read (a shorter value), or any value
+        g = rng.choice(gets)
+        g.output = (g.output[:rng.below(len(g.output))] if g.output and rng.chance(900_000)
+                    else rng.choice((None, "", "a", "b", "ab", "ba", "aa")))
+    return ops
+
+
+def test_kv_refute_names_only_histories_with_no_linearization():
+    """The kv model's ``refute`` (a stale read no order explains) is exact:
+    whenever it names an op, the brute force finds no order; and the
+    violation ``check`` then reports is coherent (its prefix steps to its
+    state, the named op is among those that cannot go next)."""
+    rng = Rng(20261207).fork("kv-refute")
+    model = KvModel()
+    fired = linearizable = 0
+    for case in range(1500):
+        ops = _kv_history(rng, rng.between(2, 6))
+        hit = model.refute(ops)
+        want = _brute(model, ops)
+        linearizable += want
+        if hit is None:
+            continue
+        fired += 1
+        assert not want, (case, ops, hit)
+        op, why = hit
+        assert op.f == "get" and "appends only lengthen" in why
+        r = check(model, ops, partition=False)
+        assert r.verdict == "violation" and r.failure.op is op, (case, ops)
+        state = model.init()
+        for placed in r.failure.prefix:
+            ok, state = model.step(state, placed.input, placed.output)
+            assert ok
+        assert state == r.failure.state and op in r.failure.unplaced
+        # and it is a prefix of an order that respects real time
+        placed = r.failure.prefix
+        for i, x in enumerate(placed):
+            assert all(y in placed[:i] for y in ops if y.ret < x.call), (case, ops)
+    # The refutation fires often, and on histories of both verdicts' shapes.
+    assert fired >= 60 and linearizable >= 600, (fired, linearizable)
+
+
+def _kv(*rows) -> list[Operation]:
+    """(f, value or output, call, ret) rows on key "k"."""
+    ops = []
+    for i, (f, v, call, ret) in enumerate(rows):
+        inp = ("get", "k") if f == "get" else (f, "k", v)
+        ops.append(Operation(i, i, f, inp, v if f == "get" else None, call, ret))
+    return ops
+
+
+@pytest.mark.parametrize("rows, refuted", [
+    # A put open when the first get was called may go between the two gets.
+    ((("append", "b", 0, 1), ("put", "a", 2, 10), ("get", "b", 3, 4), ("get", "a", 5, 6)), False),
+    # Intervals touching at an instant are concurrent: a put called as the
+    # first get returns, or a second get called as the first returns.
+    ((("append", "b", 0, 1), ("get", "b", 2, 4), ("put", "a", 4, 5), ("get", "a", 6, 7)), False),
+    ((("append", "b", 0, 9), ("get", "b", 2, 4), ("get", "", 4, 5)), False),
+    ((("append", "b", 0, 1), ("get", "b", 2, 4), ("put", "a", 7, 9), ("get", "a", 6, 7)), False),
+    # No put can go between: stale.
+    ((("append", "b", 0, 1), ("put", "a", 2, 3), ("get", "b", 4, 5), ("get", "a", 6, 7)), True),
+    ((("append", "b", 0, 1), ("get", "b", 2, 3), ("put", "a", 0, 1), ("get", "a", 6, 7)), True),
+    ((("append", "b", 0, 1), ("get", "b", 2, 3), ("get", "", 4, 5)), True),
+    ((("append", "b", 0, 1), ("get", "b", 2, 3), ("append", "a", 3, 9), ("get", "ab", 4, 5)), True),
+])
+def test_kv_refute_at_the_edges(rows, refuted):
+    model = KvModel()
+    ops = _kv(*rows)
+    assert (model.refute(ops) is not None) == refuted
+    assert _brute(model, ops) is not refuted      # the rows not refuted are linearizable
+    assert check(model, ops).verdict == ("violation" if refuted else "ok")

@@ -439,3 +439,30 @@ def test_checker_figures_shape(monkeypatch):
         ("c01-bad", True, "violation"), ("c01-bad", False, "violation")]
     assert all(x["check_s"] >= 0 and x["steps"] > 0 for x in f["porcupine"] + f["synthetic"])
     assert f["etcd_like"]["histories"] == 3 and f["etcd_like"]["wrong_verdicts"] == 0
+
+
+def test_etcd_like_histories_mix_reads_writes_and_cas_as_jepsen_does():
+    """The etcd-shaped suite's generator: reads, writes and cas drawn with
+    equal odds (a cas whose compare fails is left out, as Jepsen's ``fail``),
+    timed-out writes and cas kept as unknown on a fresh process, some of
+    them a cas that did not apply; every history linearizable."""
+    from collections import Counter
+
+    from dst.bench.checker import synthetic_ops
+    from dst.check.linearizability import INF
+    ops = synthetic_ops("cas-register", 3000, clients=7, keys=1, seed=3, info_ppm=100_000,
+                        jepsen_mix=True)
+    kinds = Counter(op.f for op in ops)
+    assert 900 < kinds["read"] < 1100 and 900 < kinds["write"] < 1100      # a third of 3000 each
+    assert 100 < kinds["cas"] < 500          # the cas that applied (a fifth), and timed-out ones
+    unknown = [op for op in ops if op.output is UNKNOWN]
+    assert unknown and all(op.f in ("write", "cas") and op.ret == INF for op in unknown)
+    last_call = {}
+    for op in ops:
+        last_call[op.process] = max(last_call.get(op.process, op.call), op.call)
+    assert all(last_call[op.process] == op.call for op in unknown)      # its process is done
+    # A timed-out cas stays whether or not its compare would have held:
+    # about as many as timed-out writes (only a fifth would, otherwise).
+    timed_out = Counter(op.f for op in unknown)
+    assert timed_out["cas"] > 0.6 * timed_out["write"], timed_out
+    assert check(RegisterModel(cas=True), ops).verdict == "ok"

@@ -108,6 +108,68 @@ class KvModel:
                 return False
         return True
 
+    def refute(self, ops: Sequence[Operation]) -> tuple[Operation, str] | None:
+        """A stale read that no order can explain, found in one sweep, or None.
+
+        Two gets g1, g2 of one key with g1 returning before g2 was called
+        take effect in that order in every linearization, and an op placed
+        between them has an interval meeting [g1.call, g2.ret]. When no put
+        of the key meets it, only appends (which only lengthen a string) and
+        gets go between, so g2's string must start with g1's. Returns g2
+        (the earliest to return) and why, for the longest such g1.
+        Incomplete (finds stale reads only) but exact: it never names an op
+        of a linearizable history.
+        """
+        events = []
+        for n, op in enumerate(ops):
+            f = op.input[0]
+            if f == "append":
+                if op.input[2].__class__ is not str:
+                    return None          # the model would reject it: not this test's case
+                continue
+            if f == "get":
+                out = op.output
+                if out is not None and out.__class__ is not str:
+                    continue             # unknown, or a value a put left (not a string)
+            # Calls sort before returns at an instant: touching intervals meet.
+            events.append((op.call, 0, n, op))
+            if op.ret != INF:
+                events.append((op.ret, 1, n, op))
+        events.sort()                    # (time, kind, n) is unique: ops never compared
+        # Per key: [puts called so far, puts open now, longest get of the
+        # window (value, op)]; the window ends at every put call.
+        keys: dict[Any, list[Any]] = {}
+        at_call: dict[int, tuple[int, bool, Any]] = {}     # by position in ops
+        for _, kind, n, op in events:
+            k = keys.get(op.input[1])
+            if k is None:
+                k = keys[op.input[1]] = [0, 0, None]
+            if op.input[0] == "put":
+                if kind == 0:
+                    k[0] += 1
+                    k[1] += 1
+                    k[2] = None
+                else:
+                    k[1] -= 1
+                continue
+            if kind == 0:
+                at_call[n] = (k[0], k[1] == 0, k[2])
+                continue
+            puts_then, free, before = at_call.pop(n)
+            if puts_then != k[0]:
+                continue                 # a put was called while this get was open
+            out = INITIAL if op.output is None else op.output
+            if before is not None and not out.startswith(before[0]):
+                g1 = before[1]
+                where = f"line {g1.index}" if g1.index is not None else f"op {g1.id}"
+                return op, (f"get {short(op.input[1])} returned {short(out)}, but the get at "
+                            f"{where} returned {short(before[0])} before this one was called, "
+                            "with no put of the key that could go between, and appends only "
+                            "lengthen the value")
+            if free and (k[2] is None or len(out) > len(k[2][0])):
+                k[2] = (out, op)
+        return None
+
     def partition(self, ops: Sequence[Operation]) -> list[list[Operation]]:
         return group_by(ops, lambda op: op.input[1])
 
