@@ -133,6 +133,9 @@ class Failure:
     witness_state: Any = None
     # The part of a partitioned history this failure is in (0 when whole).
     partition: int = 0
+    # True when the model's ``refute`` proved it without a search: ``prefix``
+    # is then a linearizable prefix found greedily, not the longest one.
+    refuted: bool = False
     partition_label: str | None = None
     partition_ops: int = 0
 
@@ -281,6 +284,7 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
                 best, state, bits = [], model.init(), 0     # it stopped short: as at the root
             r = _violation(local, best, state, bits, part.steps, explain, culprit, model.step)
             r.failure.explanation = why
+            r.failure.refuted = True
             return r
     if not use_witness:
         r = yield from _search(model, ops, meter, part, explain)

@@ -224,7 +224,7 @@ def _failure_data(fl: Any, model: Any, origin: list) -> dict[str, Any]:
         "partition_ops": fl.partition_ops,
         "op": _op_data(fl.op, origin), "message": fl.explanation,
         "state": describe(fl.state), "state_data": _state_data(fl.state),
-        "prefix": [_op_data(o, origin) for o in fl.prefix],
+        "prefix": [_op_data(o, origin) for o in fl.prefix], "refuted": fl.refuted,
         "unplaced": [_op_data(o, origin) for o in fl.unplaced],
     }
 
@@ -278,8 +278,12 @@ def render(result: dict[str, Any]) -> list[str]:
         lines.append(f"  why: {v.get('message')}")
         return lines
     where = f" in {v['partition']} ({v['partition_ops']} ops)" if v["partition"] else ""
-    lines.append(f"  no linearization{where}: the longest linearizable prefix has "
-                 f"{len(v['prefix'])} ops")
+    if v.get("refuted"):    # the model's refutation, no search: the prefix is not the longest
+        lines.append(f"  no linearization{where} (refuted by the model, no search): a linearizable "
+                     f"prefix has {len(v['prefix'])} ops")
+    else:
+        lines.append(f"  no linearization{where}: the longest linearizable prefix has "
+                     f"{len(v['prefix'])} ops")
     tail = v["prefix"][-SHOW_PREFIX_TAIL:]
     if tail:
         skipped = len(v["prefix"]) - len(tail)

@@ -54,6 +54,15 @@ def test_violation_is_exit_1_with_a_brief_witness(capsys):
     assert len(lines) < 15
 
 
+def test_a_part_the_model_refutes_does_not_claim_the_longest_prefix(capsys):
+    # c50-bad's reported part is proved by the kv model's stale-read sweep,
+    # with no search: its prefix is a linearizable one, not the longest.
+    code, out, _ = run(capsys, str(DATA / "c50-bad.txt"), "--model", "kv")
+    assert code == 1
+    assert "(refuted by the model, no search): a linearizable prefix has" in out
+    assert "the longest linearizable prefix" not in out
+
+
 def test_violation_whole_history(capsys):
     code, out, _ = run(capsys, C01_BAD, "--model", "kv", "--no-partition")
     assert code == 1
