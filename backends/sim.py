@@ -111,6 +111,7 @@ class SimBackend(ValidatingBackend):
         # Vector bytes -> its search row (_row): the harness stores a few
         # pool vectors again and again.
         self._row_memo: dict[bytes, np.ndarray] = {}
+        self._hit_memo: dict[tuple[str, float], SearchHit] = {}
 
     @property
     def _data(self) -> dict[str, np.ndarray]:
@@ -193,7 +194,27 @@ class SimBackend(ValidatingBackend):
         # Stable sort on descending score: rows are in id order, so equal
         # scores come out ordered by id.
         order = (-scores).argsort(kind="stable")[:limit]
-        return [SearchHit(ids[i], v) for i, v in zip(order.tolist(), scores[order].tolist())]
+        if len(ids) <= SMALL_ROWS:
+            vals = scores.tolist()       # cheaper than a gather on a small store
+            pairs: Iterable = ((i, vals[i]) for i in order.tolist())
+        else:
+            pairs = zip(order.tolist(), scores[order].tolist())
+        # A hit is immutable and the same (id, score) comes back search
+        # after search: made once. Zero scores are made anew (0.0 and -0.0
+        # are equal keys but different answers).
+        memo = self._hit_memo
+        if len(memo) > HIT_MEMO_MAX:
+            memo.clear()
+        out = []
+        for i, v in pairs:
+            hid = ids[i]
+            h = memo.get((hid, v)) if v != 0.0 else None
+            if h is None:
+                h = SearchHit(hid, v)
+                if v != 0.0:
+                    memo[(hid, v)] = h
+            out.append(h)
+        return out
 
     def search_exact(self, query: np.ndarray, limit: int, where=None) -> list[SearchHit]:
         """The probes' exhaustive search: ``search`` itself (a subclass's
@@ -319,6 +340,8 @@ def _put(st: _Store, id_: str, vector: np.ndarray, attrs: dict | None) -> None:
 
 # Above this many rows written since the last search, rebuild instead of patching.
 PATCH_ROWS_MAX = 64
+# (id, score) -> its SearchHit, up to this many (then it starts over).
+HIT_MEMO_MAX = 65536
 # Up to this many rows, a patch assembles the matrix anew from its rows.
 SMALL_ROWS = 256
 # Distinct vectors whose search row a handle remembers (then it starts over).

@@ -44,9 +44,21 @@ class Rng:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.seed = seed
-        self._r = _random_module.Random(seed)
+        # The generator is seeded at its first draw (the same numbers as
+        # seeding it here): many children of a seed never draw at all.
+        self._r: _random_module.Random | None = None
         self._np: np.random.Generator | None = None
-        self._bits = self._r.getrandbits
+        self._bits = self._first_bits
+
+    def _gen(self) -> _random_module.Random:
+        r = self._r
+        if r is None:
+            r = self._r = _random_module.Random(self.seed)
+            self._bits = r.getrandbits
+        return r
+
+    def _first_bits(self, k: int) -> int:
+        return self._gen().getrandbits(k)
 
     def fork(self, name: str) -> "Rng":
         """A named child, independent of how much this one has drawn."""
@@ -62,7 +74,7 @@ class Rng:
         """Uniform integer in [0, n)."""
         assert n > 0, n
         if not _BELOW_INLINE:
-            return self._r._randbelow(n)
+            return self._gen()._randbelow(n)
         k = n.bit_length()
         r = self._bits(k)
         while r >= n:
@@ -74,7 +86,7 @@ class Rng:
         assert lo <= hi, (lo, hi)
         n = hi - lo + 1
         if not _BELOW_INLINE:
-            return lo + self._r._randbelow(n)
+            return lo + self._gen()._randbelow(n)
         k = n.bit_length()
         r = self._bits(k)
         while r >= n:
@@ -88,7 +100,7 @@ class Rng:
         if ppm >= PPM:
             return True
         if not _BELOW_INLINE:
-            return self._r._randbelow(PPM) < ppm
+            return self._gen()._randbelow(PPM) < ppm
         r = self._bits(_PPM_BITS)
         while r >= PPM:
             r = self._bits(_PPM_BITS)
@@ -109,10 +121,10 @@ class Rng:
         raise AssertionError("unreachable")
 
     def sample(self, items: Sequence[T], k: int) -> list[T]:
-        return self._r.sample(list(items), k)
+        return self._gen().sample(list(items), k)
 
     def shuffle(self, items: list) -> None:
-        self._r.shuffle(items)
+        self._gen().shuffle(items)
 
     @property
     def np(self) -> np.random.Generator:

@@ -327,9 +327,11 @@ class Scheduler:
 
     def _complete(self, op: _Op, out: Any) -> None:
         """Record the op's completion with ``out`` and let its client go on."""
-        extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
-        op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.f,
-                                         out.output, **extra)
+        if op.dispatch is None:
+            op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.f, out.output)
+        else:
+            op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.f, out.output,
+                                             dispatch=op.dispatch)
         op.state = "done"
         self.availability.done(op.f, out.type)
         self._finish(op, out.type)
