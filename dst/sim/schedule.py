@@ -30,7 +30,7 @@ CASE_FORMAT = "vector-dst/case"
 CASE_VERSION = 1
 
 
-@dataclass(slots=True)
+@dataclass
 class OpPlan:
     f: str
     value: dict[str, Any]
