@@ -46,7 +46,7 @@ import numpy as np
 from backends._toolkit import Option, Options, ValidatingBackend, check_dim
 from dst.backend import BackendConfig, SearchHit, metric_or_default
 from dst.errors import BackendError
-from dst.filters import matches
+from dst.filters import matcher
 from dst.isolate import in_child
 
 class _Store:
@@ -108,6 +108,10 @@ class SimBackend(ValidatingBackend):
                 st.journal.replay(st)
         self._store = _REGISTRY[self._key]
         self._closed = False
+        # Vector bytes -> its search row (_row): the harness stores a few
+        # pool vectors again and again.
+        self._row_memo: dict[bytes, np.ndarray] = {}
+        self._hit_memo: dict[tuple[str, float], SearchHit] = {}
 
     @property
     def _data(self) -> dict[str, np.ndarray]:
@@ -172,8 +176,10 @@ class SimBackend(ValidatingBackend):
         ids, rows = self._matrix()
         if where is not None and ids:
             st = self._store
+            test = matcher(where)      # the filter's tree walked once, not once per row
             with st.lock:
-                keep = [n for n, i in enumerate(ids) if matches(where, st.attrs.get(i))]
+                attrs = st.attrs
+                keep = [n for n, i in enumerate(ids) if test(attrs.get(i))]
             ids = [ids[n] for n in keep]
             rows = rows[keep]
         if not ids:
@@ -187,8 +193,28 @@ class SimBackend(ValidatingBackend):
             scores = -np.sqrt(np.einsum("ij,ij->i", d, d))
         # Stable sort on descending score: rows are in id order, so equal
         # scores come out ordered by id.
-        order = np.argsort(-scores, kind="stable")[:limit]
-        return [SearchHit(ids[i], v) for i, v in zip(order.tolist(), scores[order].tolist())]
+        order = (-scores).argsort(kind="stable")[:limit]
+        if len(ids) <= SMALL_ROWS:
+            vals = scores.tolist()       # cheaper than a gather on a small store
+            pairs: Iterable = ((i, vals[i]) for i in order.tolist())
+        else:
+            pairs = zip(order.tolist(), scores[order].tolist())
+        # A hit is immutable and the same (id, score) comes back search
+        # after search: made once. Zero scores are made anew (0.0 and -0.0
+        # are equal keys but different answers).
+        memo = self._hit_memo
+        if len(memo) > HIT_MEMO_MAX:
+            memo.clear()
+        out = []
+        for i, v in pairs:
+            hid = ids[i]
+            h = memo.get((hid, v)) if v != 0.0 else None
+            if h is None:
+                h = SearchHit(hid, v)
+                if v != 0.0:
+                    memo[(hid, v)] = h
+            out.append(h)
+        return out
 
     def search_exact(self, query: np.ndarray, limit: int, where=None) -> list[SearchHit]:
         """The probes' exhaustive search: ``search`` itself (a subclass's
@@ -220,7 +246,7 @@ class SimBackend(ValidatingBackend):
             if cached is None or cached[0] != st.version:
                 if (cached is not None and st.version - cached[0] == st.noted
                         and len(st.dirty) <= PATCH_ROWS_MAX):
-                    ids, m = _patched(cached[1], cached[2], st.data, st.dirty, self._rows)
+                    ids, m = _patched(cached[1], cached[2], st.data, st.dirty, self._row)
                 else:
                     ids = sorted(st.data)
                     if ids:
@@ -235,6 +261,17 @@ class SimBackend(ValidatingBackend):
     def _rows(self, m: np.ndarray) -> np.ndarray:
         """Search rows: unit vectors under cosine, the vectors otherwise (float64)."""
         return _unit_rows(m) if self.metric == "cosine" else m.astype(np.float64)
+
+    def _row(self, v: np.ndarray) -> np.ndarray:
+        """One vector's search row, computed as a one-row ``_rows`` (the
+        same bits as in bulk), once per distinct vector."""
+        key = v.tobytes()
+        row = self._row_memo.get(key)
+        if row is None:
+            if len(self._row_memo) >= ROW_MEMO_MAX:
+                self._row_memo.clear()
+            row = self._row_memo[key] = self._rows(v[None, :])[0]
+        return row
 
 
 class Journal:
@@ -303,6 +340,12 @@ def _put(st: _Store, id_: str, vector: np.ndarray, attrs: dict | None) -> None:
 
 # Above this many rows written since the last search, rebuild instead of patching.
 PATCH_ROWS_MAX = 64
+# (id, score) -> its SearchHit, up to this many (then it starts over).
+HIT_MEMO_MAX = 65536
+# Up to this many rows, a patch assembles the matrix anew from its rows.
+SMALL_ROWS = 256
+# Distinct vectors whose search row a handle remembers (then it starts over).
+ROW_MEMO_MAX = 4096
 
 
 def _unit_rows(m: np.ndarray) -> np.ndarray:
@@ -313,27 +356,60 @@ def _unit_rows(m: np.ndarray) -> np.ndarray:
 
 
 def _patched(ids: list[str], m: np.ndarray, data: dict[str, np.ndarray],
-             dirty: set[str], rows=None) -> tuple[list[str], np.ndarray]:
+             dirty: set[str], row=None) -> tuple[list[str], np.ndarray]:
     """The search matrix after writes of ``dirty``: a new list and array
     (a search still holding the old ones is unaffected), rows in id order,
-    exactly as a rebuild would make them."""
+    exactly as a rebuild would make them. ``row(v)`` is one vector's row
+    (default: a one-row ``_unit_rows``). One delete and one insert for all
+    the rows that went and came, not one copy of the matrix per row."""
+    row = row or (lambda v: _unit_rows(v[None, :])[0])
+    changed = sorted(dirty)
+    if len(ids) <= SMALL_ROWS:
+        # A small matrix is cheaper to assemble again from its rows (the
+        # old ones as they are, the written ones anew) than to patch.
+        by_id = dict(zip(ids, m))
+        for id_ in changed:
+            v = data.get(id_)
+            if v is None:
+                by_id.pop(id_, None)
+            else:
+                by_id[id_] = row(v)
+        out = sorted(by_id)
+        if not out:
+            return out, np.zeros((0, m.shape[1]))
+        return out, np.array([by_id[i] for i in out])
     ids = list(ids)
-    own = False         # whether m is a copy of ours yet (insert and delete make one)
-    for id_ in sorted(dirty):
+    gone = []
+    for id_ in changed:
+        if id_ not in data:
+            pos = bisect.bisect_left(ids, id_)
+            if pos < len(ids) and ids[pos] == id_:
+                gone.append(pos)
+    if gone:
+        for pos in reversed(gone):
+            del ids[pos]
+        m = np.delete(m, gone, axis=0)
+    # New ids, placed against the list without them (np.insert's indices
+    # are into the array it is given; equal ones keep their order).
+    added = [id_ for id_ in changed if id_ in data]
+    at = []
+    new_ids = []
+    for id_ in added:
         pos = bisect.bisect_left(ids, id_)
-        here = pos < len(ids) and ids[pos] == id_
-        v = data.get(id_)
-        if v is None:
-            if here:
-                del ids[pos]
-                m, own = np.delete(m, pos, axis=0), True
-        elif here:
-            if not own:
-                m, own = m.copy(), True
-            m[pos] = (rows or _unit_rows)(v[None, :])[0]
-        else:
-            ids.insert(pos, id_)
-            m, own = np.insert(m, pos, (rows or _unit_rows)(v[None, :])[0], axis=0), True
+        if pos < len(ids) and ids[pos] == id_:
+            continue
+        at.append(pos)
+        new_ids.append(id_)
+    if new_ids:
+        m = np.insert(m, at, np.array([row(data[i]) for i in new_ids]), axis=0)
+        for k, id_ in enumerate(new_ids):      # sorted: each lands after the ones before it
+            ids.insert(at[k] + k, id_)
+    elif not gone and added:
+        m = m.copy()      # rows only replaced: a copy of our own
+    fresh = set(new_ids)
+    for id_ in added:
+        if id_ not in fresh:
+            m[bisect.bisect_left(ids, id_)] = row(data[id_])
     return ids, m
 
 

@@ -34,6 +34,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from dst.validate import freeze
+
 FORMAT = "vector-dst/history"
 VERSION = 1
 
@@ -55,7 +57,10 @@ class VectorTable:
         self._lock = threading.Lock()  # threads mode interns from many threads
 
     def ref(self, vector: Any) -> int:
-        arr = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
+        if type(vector) is np.ndarray and vector.dtype == np.float32 and vector.ndim == 1:
+            arr = vector     # the common case: tobytes and copy give C order anyway
+        else:
+            arr = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
         key = arr.shape[0].to_bytes(4, "little") + arr.tobytes()
         n = self._index.get(key)
         if n is None:
@@ -65,9 +70,15 @@ class VectorTable:
                     n = len(self.vectors)
                     arr = arr.copy()
                     arr.flags.writeable = False
+                    freeze(arr)      # never written again: validated once (dst.validate)
                     self.vectors.append(arr)
                     self._index[key] = n
         return n
+
+    def find(self, arr: np.ndarray) -> int | None:
+        """The number of the interned vector equal to ``arr`` (a float32
+        1-D array), or None: a lookup that never interns."""
+        return self._index.get(arr.shape[0].to_bytes(4, "little") + arr.tobytes())
 
     def __getitem__(self, n: int) -> np.ndarray:
         return self.vectors[n]
@@ -84,11 +95,12 @@ class History:
 
     def add(self, time: int, process: Any, type_: str, f: str, value: Any, **extra: Any) -> dict:
         assert type_ in EVENT_TYPES, type_
-        event = {"index": len(self.events), "time": time, "process": process,
+        events = self.events
+        event = {"index": len(events), "time": time, "process": process,
                  "type": type_, "f": f, "value": value}
         if extra:
             event.update(extra)
-        self.events.append(event)
+        events.append(event)
         return event
 
     # -- serialisation ----------------------------------------------------
@@ -216,9 +228,8 @@ def pair(events: list[dict[str, Any]]) -> list[PairedOp]:
     Raises HistoryFormatError when a process has two open ops or completes
     one it never invoked.
     """
-    open_: dict[Any, dict[str, Any]] = {}
+    open_: dict[Any, int] = {}      # process -> the slot in out of its open op
     out: list[PairedOp] = []
-    slot: dict[Any, int] = {}
     partial: dict[int, list] = {}
     inf = float("inf")
     for e in events:
@@ -234,22 +245,22 @@ def pair(events: list[dict[str, Any]]) -> list[PairedOp]:
         if e["type"] == "invoke":
             if key in open_:
                 raise HistoryFormatError(f"event {e['index']}: process {proc!r} invoked twice without completing")
-            open_[key] = e
-            slot[key] = len(out)
+            open_[key] = len(out)
             out.append(PairedOp(proc, e["f"], e.get("value"), "info", None, e["time"],
                                 inf, e.get("dispatch"), e["index"]))
         else:
-            inv = open_.pop(key, None)
-            if inv is None:
+            n = open_.pop(key, None)
+            if n is None:
                 raise HistoryFormatError(f"event {e['index']}: process {proc!r} completes an op it never invoked")
-            p = out[slot.pop(key)]
+            p = out[n]
             p.type = e["type"]
             p.output = e.get("value")
             if p.type != "info":
                 p.ret = e["time"]
             if e.get("dispatch") is not None:
                 p.dispatch = e["dispatch"]
-    for p in out:
-        if p.dispatch is not None and p.dispatch in partial:
-            p.applied = partial[p.dispatch]
+    if partial:
+        for p in out:
+            if p.dispatch is not None and p.dispatch in partial:
+                p.applied = partial[p.dispatch]
     return out

@@ -21,6 +21,12 @@ import numpy as np
 T = TypeVar("T")
 
 PPM = 1_000_000  # probabilities are parts per million
+_PPM_BITS = PPM.bit_length()
+
+# Whether Rng may draw below(n) with Random._randbelow_with_getrandbits's own
+# loop, written out (true for random.Random: it has getrandbits, and its
+# _randbelow is that function; checked, not assumed).
+_BELOW_INLINE = _random_module.Random._randbelow is _random_module.Random._randbelow_with_getrandbits
 
 
 def derive_seed(seed: int, name: str) -> int:
@@ -32,32 +38,60 @@ def derive_seed(seed: int, name: str) -> int:
 class Rng:
     """A deterministic generator. Never shares state with any other."""
 
-    __slots__ = ("seed", "_r", "_np")
+    __slots__ = ("seed", "_r", "_np", "_bits")
 
     def __init__(self, seed: int):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.seed = seed
-        self._r = _random_module.Random(seed)
+        # The generator is seeded at its first draw (the same numbers as
+        # seeding it here): many children of a seed never draw at all.
+        self._r: _random_module.Random | None = None
         self._np: np.random.Generator | None = None
+        self._bits = self._first_bits
+
+    def _gen(self) -> _random_module.Random:
+        r = self._r
+        if r is None:
+            r = self._r = _random_module.Random(self.seed)
+            self._bits = r.getrandbits
+        return r
+
+    def _first_bits(self, k: int) -> int:
+        return self._gen().getrandbits(k)
 
     def fork(self, name: str) -> "Rng":
         """A named child, independent of how much this one has drawn."""
         return Rng(derive_seed(self.seed, name))
 
-    # _randbelow is what randrange uses after its argument checks: integer
-    # rejection sampling on getrandbits, no floats. Called directly because
-    # these draws are on the hot path of every simulated op.
+    # Random._randbelow is what randrange uses after its argument checks:
+    # integer rejection sampling on getrandbits, no floats. These draws are
+    # on the hot path of every simulated op, so the same loop is written
+    # out here on the generator's getrandbits (_BELOW_INLINE: the same
+    # numbers, one Python call fewer per draw).
 
     def below(self, n: int) -> int:
         """Uniform integer in [0, n)."""
         assert n > 0, n
-        return self._r._randbelow(n)
+        if not _BELOW_INLINE:
+            return self._gen()._randbelow(n)
+        k = n.bit_length()
+        r = self._bits(k)
+        while r >= n:
+            r = self._bits(k)
+        return r
 
     def between(self, lo: int, hi: int) -> int:
         """Uniform integer in [lo, hi], both ends included."""
         assert lo <= hi, (lo, hi)
-        return lo + self._r._randbelow(hi - lo + 1)
+        n = hi - lo + 1
+        if not _BELOW_INLINE:
+            return lo + self._gen()._randbelow(n)
+        k = n.bit_length()
+        r = self._bits(k)
+        while r >= n:
+            r = self._bits(k)
+        return lo + r
 
     def chance(self, ppm: int) -> bool:
         """True with probability ppm / 1e6."""
@@ -65,16 +99,21 @@ class Rng:
             return False
         if ppm >= PPM:
             return True
-        return self._r._randbelow(PPM) < ppm
+        if not _BELOW_INLINE:
+            return self._gen()._randbelow(PPM) < ppm
+        r = self._bits(_PPM_BITS)
+        while r >= PPM:
+            r = self._bits(_PPM_BITS)
+        return r < ppm
 
     def choice(self, items: Sequence[T]) -> T:
-        return items[self._r._randbelow(len(items))]
+        return items[self.below(len(items))]
 
     def weighted(self, items: Sequence[T], weights: Sequence[int]) -> T:
         """Pick by integer weights (at least one positive)."""
         total = sum(weights)
         assert total > 0, weights
-        x = self._r._randbelow(total)
+        x = self.below(total)
         for item, w in zip(items, weights):
             if x < w:
                 return item
@@ -82,10 +121,10 @@ class Rng:
         raise AssertionError("unreachable")
 
     def sample(self, items: Sequence[T], k: int) -> list[T]:
-        return self._r.sample(list(items), k)
+        return self._gen().sample(list(items), k)
 
     def shuffle(self, items: list) -> None:
-        self._r.shuffle(items)
+        self._gen().shuffle(items)
 
     @property
     def np(self) -> np.random.Generator:

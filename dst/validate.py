@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from typing import Any, Iterable
 
 import numpy as np
@@ -39,9 +40,40 @@ def id_problem(id_: Any) -> str | None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# Arrays declared never to change (``freeze``): id -> (a weak reference to
+# the array, {(dim, metric): its problem}). The history's vector table
+# freezes every vector it interns, so a pool vector stored or searched
+# again and again is checked once per seed, not once per call.
+_FROZEN: dict[int, tuple[weakref.ref, dict[tuple[int, str], str | None]]] = {}
+
+
+def freeze(arr: np.ndarray) -> None:
+    """Declare ``arr`` (read-only, owning its data) unchanging from now on:
+    ``vector_problem`` then computes its answer once per (dim, metric).
+    The entry goes when the array does."""
+    key = id(arr)
+
+    def gone(r: weakref.ref, key: int = key) -> None:
+        if _FROZEN.get(key, (None,))[0] is r:
+            del _FROZEN[key]
+
+    _FROZEN[key] = (weakref.ref(arr, gone), {})
+
+
 def vector_problem(vector: Any, dim: int, metric: str = "cosine") -> str | None:
     """Why ``vector`` is not a valid ``dim``-vector, or None if it is. A
     zero vector is invalid only under the cosine metric."""
+    known = _FROZEN.get(id(vector))
+    if known is not None and known[0]() is vector:
+        memo = known[1]
+        key = (dim, metric)
+        if key not in memo:
+            memo[key] = _vector_problem(vector, dim, metric)
+        return memo[key]
+    return _vector_problem(vector, dim, metric)
+
+
+def _vector_problem(vector: Any, dim: int, metric: str) -> str | None:
     if type(vector) is np.ndarray and vector.dtype == np.float32:
         arr = vector  # the common case: no conversion
     else:
@@ -154,8 +186,9 @@ def check_batch_matrix(items: Iterable[tuple[Any, Any]], dim: int,
     if plain:
         m = np.stack(vecs)
         if (_ids_plain(ids) and len(set(ids)) == len(ids)
-                and bool(np.isfinite(m.sum(axis=1, dtype=np.float64)).all())
-                and (metric != "cosine" or bool(m.any(axis=1).all()))):
+                and (_known_valid(vecs, dim, metric)
+                     or (bool(np.isfinite(m.sum(axis=1, dtype=np.float64)).all())
+                         and (metric != "cosine" or bool(m.any(axis=1).all()))))):
             return ids, m
     problem = batch_problem(items, dim, metric)
     if problem:
@@ -163,6 +196,22 @@ def check_batch_matrix(items: Iterable[tuple[Any, Any]], dim: int,
     if not items:
         return [], np.zeros((0, dim), dtype=np.float32)
     return [i for i, _ in items], np.stack([np.asarray(v, dtype=np.float32) for _, v in items])
+
+
+def _known_valid(vecs: list[np.ndarray], dim: int, metric: str) -> bool:
+    """Every vector frozen (``freeze``) and valid: no arithmetic on the
+    batch when its vectors were checked before (the history's table)."""
+    key = (dim, metric)
+    for x in vecs:
+        known = _FROZEN.get(id(x))
+        if known is None or known[0]() is not x:
+            return False
+        memo = known[1]
+        if key not in memo:
+            memo[key] = _vector_problem(x, dim, metric)
+        if memo[key] is not None:
+            return False
+    return True
 
 
 def _ids_plain(ids: list[Any]) -> bool:

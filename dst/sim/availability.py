@@ -57,7 +57,10 @@ class Tally:
         """An op of kind ``f`` completed as the client saw it."""
         assert type_ in TYPES, type_
         with self._lock:
-            self._row(f)[type_] += 1
+            row = self.kinds.get(f)
+            if row is None:
+                row = self._row(f)
+            row[type_] += 1
 
     def own(self, f: str, output: Any) -> None:
         """The backend's own error in a call of kind ``f``."""

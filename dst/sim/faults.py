@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from dst.backend import exact_view
+from dst.backend import SearchHit, exact_view
 from dst.errors import BackendError, InvalidInput
 from dst.history import VectorTable
 from dst.rng import PPM, Rng
@@ -185,6 +185,14 @@ class Boundary:
         self.table = table
         self.rng = rng
         self.whole_batches = whole_batches
+        self._finite_refs: dict[int, bool] = {}
+
+    def _finite(self, n: int) -> bool:
+        """Whether table vector ``n`` has only finite components (once per vector)."""
+        ok = self._finite_refs.get(n)
+        if ok is None:
+            ok = self._finite_refs[n] = bool(np.all(np.isfinite(self.table[n])))
+        return ok
 
     def call(self, backend: Any, f: str, value: dict[str, Any], fault: str | None,
              keep: list[bool] | None = None) -> Outcome:
@@ -230,7 +238,16 @@ class Boundary:
             return _as_bool("delete", backend.delete(value["id"]))
         if f == "get":
             v = backend.get(value["id"])
-            return None if v is None else t.ref(_as_vector(v, getattr(backend, "dim", None)))
+            if v is None:
+                return None
+            dim = getattr(backend, "dim", None)
+            if type(v) is np.ndarray and v.dtype == np.float32 and v.ndim == 1 and v.shape[0] == dim:
+                # A vector the table holds (the common case): its number,
+                # its finiteness checked once per vector, not per get.
+                n = t.find(v)
+                if n is not None and self._finite(n):
+                    return n
+            return t.ref(_as_vector(v, dim))
         if f == "get_attrs":
             a = backend.get_attrs(value["id"])
             return None if a is None else {"attrs": _as_attrs(a)}
@@ -382,6 +399,12 @@ def _as_hits(hits: Any) -> list[list[Any]]:
         raise ContractBreach(f"search returned {_show(hits)}, not a list of SearchHit")
     out: list[list[Any]] = []
     for n, h in enumerate(hits):
+        if type(h) is SearchHit:
+            # The common case, checked without the general path's calls.
+            hid, score = h.id, h.score
+            if type(hid) is str and type(score) is float and math.isfinite(score):
+                out.append([hid, score])
+                continue
         hid, score = getattr(h, "id", _MISSING), getattr(h, "score", _MISSING)
         if hid is _MISSING or score is _MISSING:
             raise ContractBreach(f"search hit {n} is {_show(h)}, not a SearchHit (no id/score)")

@@ -41,7 +41,6 @@ from dst.rng import Rng
 from dst.sim.availability import Tally
 from dst.sim.faults import FIRED_CLASSES, Boundary, Outcome, batch_mode
 from dst.sim.scenario import SeedParams
-from dst.sim.workload import OpSpec
 
 # What a kill is counted under: the nemesis, and each moment it can hit
 # (kill-late: a "during" kill whose call returned first; dst.isolate).
@@ -56,15 +55,15 @@ EVENTS_PER_OP_MAX = 16
 class _Op:
     client: int
     process: int
-    spec: OpSpec
+    f: str                     # the op and its input (its plan's)
+    value: Any
     fault: str | None
     invoke_us: int
+    plan: Any                  # its OpPlan
     state: str = "invoked"     # invoked | dispatched | done | abandoned | cancelled
     dispatch: int | None = None
     outcome: Outcome | None = None
     completion: dict | None = None   # the history event that closed it
-    applied: Any = None
-    plan: Any = None                 # its OpPlan
 
 
 @dataclass
@@ -100,7 +99,9 @@ class Scheduler:
         self.reach_rng = reach_rng if reach_rng is not None else boundary_rng.fork("reach")
         self.fired = {k: 0 for k in FIRED_CLASSES}
         self.findings: list[dict[str, Any]] = []
-        self._queue: list[tuple[int, int, str, Any]] = []
+        # (time, sequence, handler, payload): the sequence is unique, so
+        # handlers are never compared.
+        self._queue: list[tuple[int, int, Callable[[Any], None], Any]] = []
         self._seq = 0
         self._dispatch_seq = 0
         self._next_process = self.clients
@@ -118,6 +119,8 @@ class Scheduler:
         self._server_down = False
         self._crash_carrier: int | None = None   # dispatch of the op a crash nemesis fired under
         self.reopen_failure: dict[str, Any] | None = None
+        self._died_of: Any = _NO_HANDLE      # the handle _died_fn is the child_died of
+        self._died_fn: Any = None
         self.backend = open_backend(factory, config)
         self.has_maintenance = callable(getattr(self.backend, "maintenance", None))
         self.has_search_exact = callable(getattr(self.backend, "search_exact", None))
@@ -154,23 +157,24 @@ class Scheduler:
         self.nemesis_names = tuple(sorted(n for n in self.nemeses if self.s.nemesis_ppm.get(n, 0) > 0))
 
     # -- queue ------------------------------------------------------------
-    def _at(self, t: int, kind: str, payload: Any) -> None:
-        heapq.heappush(self._queue, (t, self._seq, kind, payload))
+    def _at(self, t: int, handler: Callable[[Any], None], payload: Any) -> None:
+        heapq.heappush(self._queue, (t, self._seq, handler, payload))
         self._seq += 1
 
     # -- the run ------------------------------------------------------------
     def run(self) -> SeedRun:
         self._load()
         for c in range(self.clients):
-            self._at(self.clock.now_us + self.decider.first_think(c), "invoke", c)
+            self._at(self.clock.now_us + self.decider.first_think(c), self._on_invoke, c)
         budget = EVENTS_PER_OP_MAX * (self.s.ops + sum(self._plans_hint()) + self.clients + 8)
         steps = 0
-        while self._queue:
+        queue, pop, advance_to = self._queue, heapq.heappop, self.clock.advance_to
+        while queue:
             steps += 1
             assert steps <= budget, "scheduler event budget exceeded"
-            t, _, kind, payload = heapq.heappop(self._queue)
-            self.clock.advance_to(t)
-            getattr(self, "_on_" + kind)(payload)
+            t, _, handler, payload = pop(queue)
+            advance_to(t)
+            handler(payload)
         if self.reopen_failure is None:    # no store to probe or close after a failed reopen
             self._probe("final")
             close = getattr(self.backend, "close", None)
@@ -228,20 +232,20 @@ class Scheduler:
             return
         now = self.clock.now_us
         process = self._process[client]
-        op = _Op(client, process, OpSpec(plan.f, plan.value), plan.fault, now, plan=plan)
+        op = _Op(client, process, plan.f, plan.value, plan.fault, now, plan)
         self._open[client] = op
         self.history.add(now, process, "invoke", plan.f, plan.value)
         if plan.crash_us is not None and not self._crash_pending:
             self._crash_pending = True
-            self._at(now + plan.crash_us, "crash", None)
+            self._at(now + plan.crash_us, self._on_crash, None)
         if plan.fault == "latency":
             self._nemesis("latency", {"process": process, "delay_us": plan.d1})
         if plan.fault == "timeout":
-            self._at(now + self.s.timeout_us, "giveup", op)
+            self._at(now + self.s.timeout_us, self._on_giveup, op)
             if plan.never:
                 return  # never dispatched
         self._inflight.append(op)
-        self._at(now + plan.d1, "dispatch", op)
+        self._at(now + plan.d1, self._on_dispatch, op)
 
     def _on_dispatch(self, op: _Op) -> None:
         if op.state not in ("invoked", "abandoned"):
@@ -251,7 +255,7 @@ class Scheduler:
             self._nemesis("error", {"process": op.process})
             op.outcome = Outcome("fail", {"error": "InjectedError", "message": "injected before dispatch"})
             op.state = "dispatched"
-            self._at(self.clock.now_us + op.plan.d2, "complete", op)
+            self._at(self.clock.now_us + op.plan.d2, self._on_complete, op)
             return
         kill = op.plan.kill if op.plan.nemesis == KILL and self.killable else None
         if kill == "before":
@@ -263,7 +267,7 @@ class Scheduler:
         name = op.plan.nemesis
         if kill is not None:
             self.backend.arm_kill(kill, op.plan.kill_at_ppm)
-            out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
+            out = self.boundary.call(self.backend, op.f, op.value, op.fault, keep=op.plan.keep)
             report = self.backend.take_kill()
             if report is not None:
                 self._count_kill(op, report)
@@ -272,7 +276,7 @@ class Scheduler:
         elif name is not None and name in self.nemeses:
             from dst.sim.nemesis import call_during, is_crash
             out, report = call_during(
-                lambda: self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault,
+                lambda: self.boundary.call(self.backend, op.f, op.value, op.fault,
                                            keep=op.plan.keep),
                 self.nemeses[name], op.plan.nemesis_us)
             if report.get("fired"):
@@ -282,7 +286,7 @@ class Scheduler:
                 if is_crash(name):
                     self._server_down = True
                     self._crash_carrier = op.dispatch
-                    self._at(self.clock.now_us, "server_crash", name)
+                    self._at(self.clock.now_us, self._on_server_crash, name)
             else:
                 self.history.add(self.clock.now_us, "nemesis", "info", name,
                                  {"process": op.process, "dispatch": op.dispatch, **report})
@@ -294,19 +298,19 @@ class Scheduler:
                     if is_crash(name):     # the server may be down: probe after recovery
                         self._server_down = True
                         self._crash_carrier = op.dispatch
-                        self._at(self.clock.now_us, "server_crash", name)
+                        self._at(self.clock.now_us, self._on_server_crash, name)
         else:
-            out = self.boundary.call(self.backend, op.spec.f, op.spec.value, op.fault, keep=op.plan.keep)
+            out = self.boundary.call(self.backend, op.f, op.value, op.fault, keep=op.plan.keep)
         if out.fired is not None:   # counted as what it did, only if it did it
             self._nemesis(out.fired, {"process": op.process, "dispatch": op.dispatch, **(out.detail or {})})
         died = self._child_died()
         if died is not None:
-            self._count_own(op.spec.f, out, shadowed)
+            self._count_own(op.f, out, shadowed)
             self._after_kill(op, out, label=died)
             return
         # Counted at the call, so the error of a call whose client gave up
         # already (a timeout dispatched late) is counted too.
-        self._count_own(op.spec.f, out, shadowed)
+        self._count_own(op.f, out, shadowed)
         if op.state == "abandoned":
             # The client gave up already; record when the call really ran.
             op.completion["dispatch"] = op.dispatch
@@ -314,7 +318,7 @@ class Scheduler:
             return
         op.outcome = out
         op.state = "dispatched"
-        self._at(self.clock.now_us + op.plan.d2, "complete", op)
+        self._at(self.clock.now_us + op.plan.d2, self._on_complete, op)
 
     def _on_complete(self, op: _Op) -> None:
         if op.state != "dispatched":
@@ -323,11 +327,13 @@ class Scheduler:
 
     def _complete(self, op: _Op, out: Any) -> None:
         """Record the op's completion with ``out`` and let its client go on."""
-        extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
-        op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.spec.f,
-                                         out.output, **extra)
+        if op.dispatch is None:
+            op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.f, out.output)
+        else:
+            op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.f, out.output,
+                                             dispatch=op.dispatch)
         op.state = "done"
-        self.availability.done(op.spec.f, out.type)
+        self.availability.done(op.f, out.type)
         self._finish(op, out.type)
 
     def _on_giveup(self, op: _Op) -> None:
@@ -335,9 +341,9 @@ class Scheduler:
             return
         self._nemesis("timeout", {"process": op.process})
         extra = {} if op.dispatch is None else {"dispatch": op.dispatch}
-        op.completion = self.history.add(self.clock.now_us, op.process, "info", op.spec.f,
+        op.completion = self.history.add(self.clock.now_us, op.process, "info", op.f,
                                          {"error": "Timeout", "message": "client gave up"}, **extra)
-        self.availability.done(op.spec.f, "info")
+        self.availability.done(op.f, "info")
         op.state = "abandoned" if op.state == "invoked" and op in self._inflight else "done"
         self._finish(op, "info")
 
@@ -346,7 +352,7 @@ class Scheduler:
             del self._open[op.client]
         if type_ == "info":
             self._fresh_process(op.client)
-        self._at(self.clock.now_us + op.plan.think_us, "invoke", op.client)
+        self._at(self.clock.now_us + op.plan.think_us, self._on_invoke, op.client)
 
     def _fresh_process(self, client: int) -> None:
         """After an info op the client goes on as a new process (Jepsen)."""
@@ -423,7 +429,7 @@ class Scheduler:
         """A kill that landed, counted under the moment it really hit."""
         at = report.get("at")
         kind = {"after-reply": "kill-after-reply", "late": "kill-late"}.get(
-            at, "kill-mid-batch" if op.spec.f == "store_batch" else "kill-during")
+            at, "kill-mid-batch" if op.f == "store_batch" else "kill-during")
         self._kills += 1
         self.fired[KILL] = self.fired.get(KILL, 0) + 1
         value: dict[str, Any] = {"kill": self._kills, "process": op.process, "dispatch": op.dispatch}
@@ -436,7 +442,10 @@ class Scheduler:
     def _child_died(self) -> str | None:
         """An isolated backend's process died by itself (or hung and was
         killed): recorded, and the store reopened as after a crash."""
-        fn = getattr(self.backend, "child_died", None)
+        b = self.backend
+        if b is not self._died_of:       # looked up once per handle, not per call
+            self._died_of, self._died_fn = b, getattr(b, "child_died", None)
+        fn = self._died_fn
         info = fn() if callable(fn) else None
         if info is None:
             return None
@@ -518,8 +527,8 @@ class Scheduler:
                 continue
             op.state = "cancelled"
             self._restart_think[client] = op.plan.think_us
-            op.completion = self.history.add(now, op.process, type_, op.spec.f, err, **extra)
-            self.availability.done(op.spec.f, type_)
+            op.completion = self.history.add(now, op.process, type_, op.f, err, **extra)
+            self.availability.done(op.f, type_)
             if type_ == "info":
                 self._fresh_process(op.client)
         self._open.clear()
@@ -540,7 +549,7 @@ class Scheduler:
         self._queue.clear()
         self._crash_pending = False
         for c in range(self.clients):
-            self._at(self.clock.now_us + self._restart_think.get(c, 0), "invoke", c)
+            self._at(self.clock.now_us + self._restart_think.get(c, 0), self._on_invoke, c)
         self._restart_think.clear()
 
     # -- quiescent probe ------------------------------------------------------
@@ -656,6 +665,9 @@ PROBE_FILTERS = (
     filters.canonical({"or": [{"eq": ["tenant", "t0"]}, {"lt": ["n", 10]}]}),
     filters.canonical({"not": {"ge": ["n", 500]}}),
 )
+
+
+_NO_HANDLE = object()
 
 
 class _Dead:

@@ -90,6 +90,7 @@ def test_bench_tiny_all_backends(in_tmp, dsn, capsys, monkeypatch):
     (h,) = out["harness"]
     assert h["scenario"] == "default" and h["seeds"] == 3
     assert _positive(h["checked_ops_per_s"]) and _positive(h["seeds_per_s"])
+    assert abs(h["goal_ratio"] - h["checked_ops_per_s"] / 50_000) <= 0.01     # printed as "of goal"
     ch = out["checker"]
     assert len(ch["porcupine"]) == 10 and len(ch["synthetic"]) >= 1
     assert ch["etcd_like"]["histories"] > 0 and ch["etcd_like"]["wrong_verdicts"] == 0

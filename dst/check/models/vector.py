@@ -107,6 +107,7 @@ class VectorModel:
         self.wheres: list[Any] = []
         self._where_index: dict[str, int] = {}
         self._match: dict[tuple[int, int | None], bool] = {}
+        self._matchers: dict[int, Any] = {}     # filter number -> filters.matcher
 
     # -- the model --------------------------------------------------------
     def init(self) -> VectorState:
@@ -230,7 +231,9 @@ class VectorModel:
         """The table as float64 rows: unit vectors under cosine, else as stored."""
         rows = np.zeros((len(self.vectors), self.dim))
         for n, v in enumerate(self.vectors):
-            if v.shape[0] == self.dim and np.all(np.isfinite(v)) and (self.metric != "cosine" or np.any(v)):
+            # A valid vector of the model's dim (finite; non-zero under
+            # cosine): vector_problem's rule, already known for most refs.
+            if v.ndim == 1 and self._vec_problem(n) is None:
                 r = v.astype(np.float64)
                 rows[n] = r / math.sqrt(float(r @ r)) if self.metric == "cosine" else r
         self._unit = rows
@@ -279,7 +282,9 @@ class VectorModel:
         """The live ids (and their refs) that pass filter number ``where``."""
         if where is None:
             return items
-        tree = self.wheres[where]
+        test = self._matchers.get(where)
+        if test is None:
+            test = self._matchers[where] = filters.matcher(self.wheres[where])
         memo = self._match
         out: dict[str, int] = {}
         for id_, ref in items.items():
@@ -287,7 +292,7 @@ class VectorModel:
             key = (where, aref)
             ok = memo.get(key)
             if ok is None:
-                ok = memo[key] = filters.matches(tree, self.attr_sets[aref] if aref is not None else None)
+                ok = memo[key] = test(self.attr_sets[aref] if aref is not None else None)
             if ok:
                 out[id_] = ref
         return out
@@ -381,7 +386,7 @@ class VectorModel:
         ops: list[Operation] = []
         load: list["PairedOp"] = []
         for p in pairs:
-            if self._loaded(p):
+            if p.process == "load" and self._loaded(p):
                 load.append(p)
                 continue
             if load:
@@ -390,8 +395,12 @@ class VectorModel:
             if p.type == "fail":
                 continue
             unknown = p.type != "ok"
-            out = UNKNOWN if unknown else self._output(p.f, p.output)
-            ret = INF if unknown else p.ret
+            if unknown:
+                out, ret = UNKNOWN, INF
+            else:
+                out, ret = p.output, p.ret
+                if out is not None and out.__class__ is not bool and out.__class__ is not int:
+                    out = self._output(p.f, out)   # None, a bool, an int: as recorded
             v = p.input if isinstance(p.input, dict) else {}
             f = p.f
             if f == "store_batch":
@@ -517,7 +526,7 @@ class VectorModel:
             return ("malformed", out.get("malformed") or out.get("error"))
         if f == "search" and isinstance(out, list):
             try:
-                return tuple((h[0], float(h[1])) for h in out)
+                return tuple([(h[0], float(h[1])) for h in out])
             except (TypeError, ValueError, IndexError):
                 return ("malformed", repr(out)[:200])
         return out
