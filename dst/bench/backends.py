@@ -721,7 +721,7 @@ class _QdrantRaw:
 class _QdrantEdgeRaw:
     """qdrant-edge-py without the adapter: an ``EdgeShard`` of its own
     (``<ns>_raw/shard`` beside the adapter's folder, cosine) that loads and
-    upserts points built before the clock starts (uuid5 point ids, the id
+    upserts points built before the clock starts (integer point ids, the id
     as the only payload); searches go to the adapter's own shard
     (``attach``: one open handle per shard folder) with the adapter's
     request (``Nearest``, the same limit, ``with_payload=["id"]``,
@@ -737,11 +737,15 @@ class _QdrantEdgeRaw:
         self.ns = spec["namespace"]
         self.folder = self.root / (spec["namespace"] + "_raw")
         self.shard = self.search_shard = None
+        self.numbers: dict[str, int] = {}
         self.driver = {"qdrant-edge-py": _version("qdrant-edge-py")}
 
     def _point(self, id_: str, v: np.ndarray):
-        import uuid
-        return self.qe.Point(uuid.uuid5(uuid.NAMESPACE_URL, id_), v.tolist(), {"id": id_})
+        # Unsigned integer point ids, one per protocol id in first-seen order
+        # (Qdrant takes ints or UUIDs; a raw user with string ids would number
+        # them), the id in the payload.
+        n = self.numbers.setdefault(id_, len(self.numbers))
+        return self.qe.Point(n, v.tolist(), {"id": id_})
 
     def prepare(self, items: list[tuple[str, np.ndarray]]):
         return [self._point(i, v) for i, v in items]
