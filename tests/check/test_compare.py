@@ -100,3 +100,19 @@ def test_conform_compares_get_attrs_answers(in_tmp, capsys):
     assert got["differ"] > 0, got
     assert res["first_disagreement"][b]["f"] == "get_attrs"
     assert "get_attrs" in err and "attribute 'flag': True vs 1" in err
+
+
+@pytest.mark.parametrize("backends", [["sim", "tests.recording:ann_sim"],
+                                      ["tests.recording:ann_sim", "sim"]], ids=["exact-ref", "ann-ref"])
+def test_a_store_without_search_exact_lines_up_with_one_that_has_it(in_tmp, capsys, backends):
+    # The probe asks sim for its exact path ("exact": true) and the ANN store,
+    # which has none, for a plain search, then runs reachability searches on
+    # the ANN store only: the same op asked two ways, which must line up, and
+    # an answer from an index, counted as ann, not held to the exact rules.
+    code = run_cli("conform", "--backends", ",".join(backends), "--scenario", "crud", "--seeds", "1",
+                   "--ops", "60")
+    assert code == 0, capsys.readouterr().err
+    res = _result(in_tmp / "reports")
+    agree = res["agreement"][backends[1]]
+    assert agree["search"]["ann"] > 0 and agree["get"]["agree"] > 0
+    assert all(v["differ"] == 0 for v in agree.values())
