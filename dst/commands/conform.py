@@ -30,6 +30,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return con
 
 
+LISTED_PER_BACKEND = 200   # disagreements kept per backend in result.json
+
+
 def add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
     for k, v in counts.items():
         total[k] = total.get(k, 0) + v
@@ -79,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
     verdicts = {b: {"ok": 0, "violation": 0, "unknown": 0} for b in names}
     fired: dict[str, dict[str, int]] = {b: {} for b in names}   # what the faults really did, per backend
     first: dict[str, dict[str, Any]] = {}
+    listed: dict[str, list[dict[str, Any]]] = {b: [] for b in names[1:]}   # every disagreement, capped
     cases: dict[tuple[int, str], Any] = {}
     with progress(console) as bar:
         task = bar.add_task(f"conform {scenario.name}", total=len(seeds) * len(names))
@@ -104,6 +108,9 @@ def main(args: argparse.Namespace) -> int:
                 for k, c in counts.items():
                     for kk in c:
                         totals[b].setdefault(k, {"agree": 0, "ann": 0, "differ": 0})[kk] += c[kk]
+                room = LISTED_PER_BACKEND - len(listed[b])
+                listed[b].extend({"seed": seed, **{k: d[k] for k in ("index", "f", "why") if k in d}}
+                                 for d in diffs[:max(0, room)])
                 if diffs and b not in first:
                     first[b] = {"seed": seed, **diffs[0], "disagreements_in_seed": len(diffs)}
                     cases[(seed, b)] = sched
@@ -137,7 +144,7 @@ def main(args: argparse.Namespace) -> int:
             console.print(f"  {b}: {d['outputs'][1]!r}", markup=False)
     summary = {"scenario": scenario.name, "backends": names, "seeds": seeds,
                "verdicts": verdicts, "fault_counts": fired, "agreement": totals,
-               "first_disagreement": first}
+               "first_disagreement": first, "disagreements": listed}
     write_json(run_dir / "result.json", summary)
     if args.json:
         print_json({**summary, "report_dir": str(run_dir)})

@@ -43,6 +43,10 @@ def test_a_disagreement_is_reported_and_shrunk(in_tmp, capsys):
     data = json.loads(case.read_text())
     assert data["conform"] == ["sim", "tests.broken_backends:rescaled_scores"]
     assert data["ops"] <= 8
+    # result.json lists every disagreement, not only the first
+    listed = _result(in_tmp / "reports")["disagreements"]["tests.broken_backends:rescaled_scores"]
+    assert len(listed) > 1 and {d["f"] for d in listed} == {"search"}
+    assert {d["seed"] for d in listed} == {0, 1}
 
 
 def test_conform_needs_two_backends(in_tmp, capsys):
