@@ -32,18 +32,31 @@ KINDS = ("store", "store_batch", "delete", "get", "get_attrs", "exists", "count"
 
 
 def compare_search(a: list, b: list, eps: float) -> str | None:
-    """None if two search answers agree up to ties and score_eps, else why not."""
+    """None if two search answers agree up to ties and score_eps, else why not.
+
+    The contract's ranking rule (DESIGN, search-ranking agreement), over
+    all pairs: an id both returned is scored alike (within ``eps``); neither
+    side ranks a hit more than ``eps`` above one it ranked before; an id
+    only one side returned sits in the tie at the cut-off. Two answers the contract
+    both allows (a run of near-ties ordered two ways) agree; comparing rank
+    by rank would not (ranks 0 and 1 of ``[b, c, a]`` and ``[c, a, b]`` at
+    scores a .5, b .50009, c .50018 differ by 1.8 ``eps``)."""
     if len(a) != len(b):
         return f"{len(a)} hits vs {len(b)}"
     if not a:
         return None
-    for r, ((ia, xa), (ib, xb)) in enumerate(zip(a, b)):
-        if not abs(xa - xb) <= eps:
-            return f"rank {r}: score {xa!r} ({ia!r}) vs {xb!r} ({ib!r})"
     sa, sb = dict((i, x) for i, x in a), dict((i, x) for i, x in b)
     for i in sorted(sa.keys() & sb.keys()):
         if not abs(sa[i] - sb[i]) <= eps:
             return f"id {i!r} scored {sa[i]!r} vs {sb[i]!r}"
+    for side, hits in (("first", a), ("second", b)):
+        # true(j) <= true(i) + eps for every i < j: against the lowest score
+        # ranked before j, all pairs at once.
+        low = float("inf")
+        for i, x in hits:
+            if not x <= low + eps:
+                return f"the {side} answer ranks {i!r} (score {x!r}) after a score of {low!r}"
+            low = min(low, x)
     low = min(min(sa.values()), min(sb.values()))
     for i in sorted(sa.keys() - sb.keys()):
         if sa[i] > low + eps:

@@ -13,9 +13,21 @@ def test_compare_search_tolerates_ties_only():
     assert compare_search([["a", 1.0], ["b", 0.5]], [["a", 1.0], ["c", 0.50005]], e) is None
     assert compare_search([["a", 1.0], ["b", 0.5]], [["a", 1.0], ["c", 0.6]], e)
     assert "hits" in compare_search([["a", 1.0]], [], e)
-    assert "rank 0" in compare_search([["a", 1.0]], [["a", 0.9]], e)
+    assert "scored 1.0 vs 0.9" in compare_search([["a", 1.0]], [["a", 0.9]], e)
     # tied pair in swapped order agrees
     assert compare_search([["a", 0.7], ["b", 0.7]], [["b", 0.7], ["a", 0.7]], e) is None
+
+
+def test_compare_search_takes_the_ranking_rule_over_all_pairs():
+    e = 1e-4
+    a, b, c = ["a", 0.5], ["b", 0.50009], ["c", 0.50018]
+    # A run of near-ties ordered two ways the contract both allows (each hit
+    # at most eps above every one ranked before it): they agree, although
+    # rank 1 holds c (0.50018) in one and a (0.5) in the other.
+    assert compare_search([b, c, a], [c, a, b], e) is None
+    # a ranked above c, 1.8 eps apart, is not a tie: the pair decides
+    assert "ranks 'c'" in compare_search([a, b, c], [c, b, a], e)
+    assert "second answer ranks 'c'" in compare_search([c, b, a], [a, b, c], e)
 
 
 def _result(d):
