@@ -27,17 +27,21 @@ from __future__ import annotations
 from typing import Any
 
 from dst.history import History, pair
+from dst.metrics import tolerance
 
 KINDS = ("store", "store_batch", "delete", "get", "get_attrs", "exists", "count", "search", "maintenance")
 
 
-def compare_search(a: list, b: list, eps: float) -> str | None:
+def compare_search(a: list, b: list, eps: float, metric: str = "cosine") -> str | None:
     """None if two search answers agree up to ties and score_eps, else why not.
 
     The contract's ranking rule (DESIGN, search-ranking agreement), over
     all pairs: an id both returned is scored alike (within ``eps``); neither
     side ranks a hit more than ``eps`` above one it ranked before; an id
-    only one side returned sits in the tie at the cut-off. Two answers the contract
+    only one side returned sits in the tie at the cut-off. "Within ``eps``"
+    is the checker's tolerance (``dst.metrics.tolerance``): under ``l2`` and
+    ``dot`` relative to the score (the first answer's), as a store computes
+    them in float32. Two answers the contract
     both allows (a run of near-ties ordered two ways) agree; comparing rank
     by rank would not (ranks 0 and 1 of ``[b, c, a]`` and ``[c, a, b]`` at
     scores a .5, b .50009, c .50018 differ by 1.8 ``eps``)."""
@@ -47,22 +51,23 @@ def compare_search(a: list, b: list, eps: float) -> str | None:
         return None
     sa, sb = dict((i, x) for i, x in a), dict((i, x) for i, x in b)
     for i in sorted(sa.keys() & sb.keys()):
-        if not abs(sa[i] - sb[i]) <= eps:
+        if not abs(sa[i] - sb[i]) <= tolerance(metric, eps, sa[i]):
             return f"id {i!r} scored {sa[i]!r} vs {sb[i]!r}"
     for side, hits in (("first", a), ("second", b)):
         # true(j) <= true(i) + eps for every i < j: against the lowest score
         # ranked before j, all pairs at once.
         low = float("inf")
         for i, x in hits:
-            if not x <= low + eps:
+            if not x <= low + tolerance(metric, eps, low):
                 return f"the {side} answer ranks {i!r} (score {x!r}) after a score of {low!r}"
             low = min(low, x)
     low = min(min(sa.values()), min(sb.values()))
+    bar = low + tolerance(metric, eps, low)
     for i in sorted(sa.keys() - sb.keys()):
-        if sa[i] > low + eps:
+        if sa[i] > bar:
             return f"id {i!r} (score {sa[i]!r}) returned by one backend only, above the tie at the cut-off"
     for i in sorted(sb.keys() - sa.keys()):
-        if sb[i] > low + eps:
+        if sb[i] > bar:
             return f"id {i!r} (score {sb[i]!r}) returned by one backend only, above the tie at the cut-off"
     return None
 
@@ -95,6 +100,7 @@ def compare_histories(ref: History, other: History, eps: float, ann: bool) -> tu
     pa, pb = ra, rb
     counts = {k: {"agree": 0, "ann": 0, "differ": 0} for k in KINDS}
     diffs: list[dict[str, Any]] = []
+    metric = str(ref.meta.get("metric", "cosine"))   # both ran the same scenario
     if len(pa) != len(pb):
         diffs.append({"index": None, "f": None, "why": f"{len(pa)} ops vs {len(pb)}: the schedules diverged"})
     for x, y in zip(pa, pb):
@@ -115,7 +121,7 @@ def compare_histories(ref: History, other: History, eps: float, ann: bool) -> tu
                 if ann and not (_exact(x.input) and _exact(y.input)):
                     counts["search"]["ann"] += 1
                     continue
-                why = compare_search(x.output, y.output, eps)
+                why = compare_search(x.output, y.output, eps, metric)
             elif x.f == "get" and isinstance(x.output, int) and isinstance(y.output, int):
                 if ref.table[x.output].tobytes() != other.table[y.output].tobytes():
                     why = "different vectors"

@@ -132,3 +132,31 @@ def test_a_store_without_search_exact_lines_up_with_one_that_has_it(in_tmp, caps
     agree = res["agreement"][backends[1]]
     assert agree["search"]["ann"] > 0 and agree["get"]["agree"] > 0
     assert all(v["differ"] == 0 for v in agree.values())
+
+
+def _one_search(metric: str, hits: list) -> "History":
+    from dst.history import History
+    h = History(meta={"metric": metric, "exact": True})
+    v = h.table.ref([1.0, 2.0])
+    h.add(0, 0, "invoke", "search", {"vector": v, "limit": len(hits)})
+    h.add(1, 0, "ok", "search", hits)
+    return h
+
+
+def test_search_scores_are_compared_with_the_checkers_tolerance_per_metric():
+    # Under dot (and l2) scores grow with the norms and a store computes them
+    # in float32: the checker allows score_eps times the score's magnitude,
+    # and so must the comparison (seen: sim's true 1558.48368 vs pgvector's
+    # and Milvus's float32 1558.48389, default seed 0 under --metric dot).
+    from dst.check.compare import compare_histories
+    true, f32 = [["k5", 1558.4836772772633]], [["k5", 1558.48388671875]]
+    assert compare_search(true, f32, 1e-4, "dot") is None
+    assert compare_search(true, f32, 1e-4, "l2") is None
+    assert "scored" in compare_search(true, f32, 1e-4, "cosine")
+    assert "scored" in compare_search(true, [["k5", 1558.7]], 1e-4, "dot")
+    counts, diffs = compare_histories(_one_search("dot", true), _one_search("dot", f32), 1e-4, False)
+    assert counts["search"]["agree"] == 1 and not diffs
+    # the bar at the cut-off and the order rule scale the same way
+    assert compare_search([["a", 2000.0], ["b", 1000.0]], [["a", 2000.0], ["c", 1000.09]], 1e-4, "dot") is None
+    assert compare_search([["a", 1000.0], ["b", 1000.09]], [["a", 1000.0], ["b", 1000.09]], 1e-4, "dot") is None
+    assert compare_search([["a", 1000.0], ["b", 1000.2]], [["a", 1000.0], ["b", 1000.2]], 1e-4, "dot")
