@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,9 +57,16 @@ def test_a_disagreement_is_reported_and_shrunk(in_tmp, capsys):
     assert data["conform"] == ["sim", "tests.broken_backends:rescaled_scores"]
     assert data["ops"] <= 8
     # result.json lists every disagreement, not only the first
-    listed = _result(in_tmp / "reports")["disagreements"]["tests.broken_backends:rescaled_scores"]
+    res = _result(in_tmp / "reports")
+    listed = res["disagreements"]["tests.broken_backends:rescaled_scores"]
     assert len(listed) > 1 and {d["f"] for d in listed} == {"search"}
     assert {d["seed"] for d in listed} == {0, 1}
+    # and names each seed the backend's own check failed, with its history
+    bad = res["not_ok"]["tests.broken_backends:rescaled_scores"]
+    assert [(n["seed"], n["verdict"]) for n in bad] == [(0, "violation"), (1, "violation")]
+    assert "score" in bad[0]["why"] and Path(bad[0]["history"]).is_file()
+    assert res["not_ok"]["sim"] == []
+    assert "rescaled_scores seed 0: violation:" in err.err
 
 
 def test_conform_needs_two_backends(in_tmp, capsys):
