@@ -7,11 +7,13 @@ fault, on every other backend. Each history is checked on its own; then
 the answers are compared op by op against the first backend:
 
 * search: same length; an id both returned must have scores within
-  ``score_eps``; scores rank by rank within ``score_eps``; ids only one
-  side returned must sit in the tie group at the bottom (a tie at the
-  cut-off may go either way). Searches on an approximate backend are
-  compared by its ANN conditions only, so they count as ``ann``, not as
-  agreement;
+  ``score_eps`` (the checker's tolerance: relative under l2 and dot);
+  neither answer ranks a hit more than that above one it ranked before
+  (all pairs, the contract's ranking rule); ids only one side returned
+  must sit in the tie group at the bottom (a tie at the cut-off may go
+  either way). Searches on an approximate backend are compared by its ANN
+  conditions only, so they count as ``ann``, not as agreement, unless
+  both sides took the probes' exact path (``search_exact``);
 * get: the same vector bytes; get_attrs: the same names with values of
   the same type and value (``1``, ``True`` and ``1.0`` are three different
   answers, though Python calls them equal); other ops: equal answers; an op that one
