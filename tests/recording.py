@@ -98,3 +98,15 @@ class RecordingBackend:
 
 def nonatomic_sim(config: BackendConfig) -> SimBackend:
     return SimBackend(replace(config, options={**config.options, "atomic_batches": False}))
+
+
+class AnnSim(SimBackend):
+    """The correct sim dressed as an ANN store with no exhaustive path (as
+    Chroma): ``exact = False`` and no ``search_exact``, so the probes search
+    it as they would an index, and run reachability searches on it."""
+    exact = False
+    search_exact = None
+
+
+def ann_sim(config: BackendConfig) -> SimBackend:
+    return AnnSim(config)

@@ -30,6 +30,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return con
 
 
+LISTED_PER_BACKEND = 200   # disagreements kept per backend in result.json
+
+
 def add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
     for k, v in counts.items():
         total[k] = total.get(k, 0) + v
@@ -79,6 +82,8 @@ def main(args: argparse.Namespace) -> int:
     verdicts = {b: {"ok": 0, "violation": 0, "unknown": 0} for b in names}
     fired: dict[str, dict[str, int]] = {b: {} for b in names}   # what the faults really did, per backend
     first: dict[str, dict[str, Any]] = {}
+    listed: dict[str, list[dict[str, Any]]] = {b: [] for b in names[1:]}   # every disagreement, capped
+    not_ok: dict[str, list[dict[str, Any]]] = {b: [] for b in names}    # each seed a backend's own check failed
     cases: dict[tuple[int, str], Any] = {}
     with progress(console) as bar:
         task = bar.add_task(f"conform {scenario.name}", total=len(seeds) * len(names))
@@ -91,19 +96,24 @@ def main(args: argparse.Namespace) -> int:
                 raise UsageError(f"dst conform: backend {b}: {exc}{_scope_hint(exc, args.opt)}") from None
         case = Cases(run, ref)
         for seed in seeds:
-            r0, _ = case.reference(seed)
+            r0, h0 = case.reference(seed)
             verdicts[ref][r0.verdict] += 1
+            _note_not_ok(not_ok[ref], r0, h0, run_dir, ref)
             add_counts(fired[ref], r0.fired)
             bar.advance(task)
             for b in names[1:]:
                 r, h, base, sched = case.other(b)
                 verdicts[b][r.verdict] += 1
+                _note_not_ok(not_ok[b], r, h, run_dir, b)
                 add_counts(fired[b], r.fired)
                 ann = not (base.meta.get("exact", True) and h.meta.get("exact", True))
                 counts, diffs = compare_histories(base, h, scenario.score_eps, ann)
                 for k, c in counts.items():
                     for kk in c:
                         totals[b].setdefault(k, {"agree": 0, "ann": 0, "differ": 0})[kk] += c[kk]
+                room = LISTED_PER_BACKEND - len(listed[b])
+                listed[b].extend({"seed": seed, **{k: d[k] for k in ("index", "f", "why") if k in d}}
+                                 for d in diffs[:max(0, room)])
                 if diffs and b not in first:
                     first[b] = {"seed": seed, **diffs[0], "disagreements_in_seed": len(diffs)}
                     cases[(seed, b)] = sched
@@ -129,6 +139,9 @@ def main(args: argparse.Namespace) -> int:
     for b in names:
         v = verdicts[b]
         console.print(f"{b}: {v['ok']} ok, {v['violation']} violation, {v['unknown']} unknown", markup=False)
+    for b in names:
+        for n in not_ok[b]:
+            console.print(f"{b} seed {n['seed']}: {n['verdict']}: {n['why']} ({n['history']})", markup=False)
     for b, d in first.items():
         console.print(f"first disagreement, {ref} vs {b}: seed {d['seed']}, op #{d['index']} "
                       f"{d['f']} {d.get('input')!r}: {d['why']}", markup=False)
@@ -137,7 +150,7 @@ def main(args: argparse.Namespace) -> int:
             console.print(f"  {b}: {d['outputs'][1]!r}", markup=False)
     summary = {"scenario": scenario.name, "backends": names, "seeds": seeds,
                "verdicts": verdicts, "fault_counts": fired, "agreement": totals,
-               "first_disagreement": first}
+               "first_disagreement": first, "disagreements": listed, "not_ok": not_ok}
     write_json(run_dir / "result.json", summary)
     if args.json:
         print_json({**summary, "report_dir": str(run_dir)})
@@ -150,6 +163,18 @@ def main(args: argparse.Namespace) -> int:
                              options, budget, out, console)
     console.print(f"report: {run_dir}", markup=False)
     return code
+
+
+def _note_not_ok(into: list, r: Any, h: Any, run_dir: Path, b: str) -> None:
+    """A seed whose own check did not pass on backend ``b``: what and where
+    (its history is written beside result.json)."""
+    if r.verdict == "ok":
+        return
+    v = r.violations[0] if r.violations else {}
+    why = " ".join(str(x) for x in (v.get("kind"), v.get("check"), v.get("message")) if x) or r.reason
+    path = run_dir / f"seed-{r.seed}-{safe(b)}-{r.verdict}.jsonl"
+    h.write(path)
+    into.append({"seed": r.seed, "verdict": r.verdict, "why": why, "history": str(path)})
 
 
 def _declares_filters(factory: Any, location: Any, options: dict[str, Any], token: str, metric: str) -> bool:
