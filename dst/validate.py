@@ -149,12 +149,20 @@ def check_batch_matrix(items: Iterable[tuple[Any, Any]], dim: int,
         vecs = [x for _, x in items]
     except (TypeError, ValueError):
         ids, vecs = [], []
-    plain = bool(items) and len(ids) == len(items) and all(
-        type(x) is np.ndarray and x.dtype == np.float32 and x.shape == (dim,) for x in vecs)
-    if plain:
-        m = np.stack(vecs)
-        if (_ids_plain(ids) and len(set(ids)) == len(ids)
-                and bool(np.isfinite(m.sum(axis=1, dtype=np.float64)).all())
+    if items and len(ids) == len(items):
+        # One conversion of the whole batch. When it comes out float32 of
+        # shape (n, dim), each vector converts on its own to the same row
+        # (np.asarray(v, float32) on the per-item path), so checking the
+        # matrix is checking every item; anything else (other dtypes, ragged
+        # or odd input) takes the per-item path.
+        try:
+            with np.errstate(all="ignore"):
+                m = np.array(vecs)
+        except (TypeError, ValueError):
+            m = None
+        if (m is not None and m.dtype == np.float32 and m.shape == (len(items), dim)
+                and _ids_plain(ids) and len(set(ids)) == len(ids)
+                and bool(np.isfinite(m).all())
                 and (metric != "cosine" or bool(m.any(axis=1).all()))):
             return ids, m
     problem = batch_problem(items, dim, metric)

@@ -60,26 +60,45 @@ the others with it, and a row past ``row_timeout`` is killed and reported):
    own, rotated by one component), p50 and p95, alternating with the raw
    driver's single upsert; each side on rows of its own (see the code).
 
-The raw driver (overhead = adapter time / raw time, so 1.0 is no overhead):
+The raw driver (overhead = adapter time / raw time, so 1.0 is no overhead;
+``raw.insert_ratio`` = adapter insert rows/s / raw insert rows/s, the
+insert figure the other way up: 1.0 is parity, above 1 the adapter is
+faster):
 
+* lance and pgvector writes start from what the adapter gets, the batch's
+  ``(id, vector)`` pairs as Python objects (a list of (str, float32
+  ndarray)), and the clock runs while the raw side does what a careful user
+  of the driver would: check the pairs by the adapter's rules
+  (``user_checked``: ids distinct non-empty str of at most 256 characters,
+  no NUL, valid UTF-8; vectors one float32 matrix of ``dim`` columns, all
+  finite, no zero row), then write them the driver's natural efficient way.
 * lance: a ``lancedb.connect`` of its own on the same folder (default
-  consistency settings). Insert: ``merge_insert("id")`` of the same Arrow
-  tables, built before the clock starts, into a table with the same schema
-  and unenforced primary key. Search: the same builder (``search`` ...
-  ``distance_type("cosine")``, ``select``, ``limit``, ``refine_factor``
-  with an index) on the adapter's table. Upsert: a one-row
-  ``merge_insert`` into the raw table (the same size and fragment layout
-  as the adapter's; merge_insert scans the id column either way).
-  The adapter reads with ``read_consistency_interval`` 0 (it sees other
-  handles' commits); that check counts as adapter overhead here.
+  consistency settings). Insert: per batch, ``user_checked``, one Arrow
+  table (ids, and the matrix as one flat float32 buffer under a fixed-size
+  list: ``FixedSizeListArray.from_arrays``) and one ``merge_insert("id")``
+  (update all when matched, insert all when not) into a table of its own
+  with the columns ``id`` and ``vector`` and an unenforced primary key.
+  The adapter's table also has the attribute slots (32 columns, all null
+  without attributes): writing them counts as adapter overhead. Search:
+  the same builder (``search`` ... ``distance_type("cosine")``,
+  ``select``, ``limit``, ``refine_factor`` with an index) on the adapter's
+  table. Upsert: the same as an insert of one pair, into the raw table
+  (the same size and fragment layout as the adapter's; merge_insert scans
+  the id column either way). The adapter reads with
+  ``read_consistency_interval`` 0 (it sees other handles' commits); that
+  check counts as adapter overhead here.
 * pgvector: psycopg sessions of its own, one to load and one to search and
   upsert, as on the adapter's side (a session's history changes what the
-  server's work costs; see ``_PgRaw``). Insert: per batch, the adapter's
-  transaction (binary COPY into a temporary table, one INSERT ... SELECT
-  ... ON CONFLICT DO UPDATE) into a table of its own. Search: the adapter's
-  SQL on the adapter's table, with the same session settings
-  (``enable_seqscan`` off and ``hnsw.ef_search`` with the index). Upsert:
-  the adapter's INSERT ... ON CONFLICT on the adapter's table.
+  server's work costs; see ``_PgRaw``). Insert: per batch,
+  ``user_checked``, then one transaction: binary COPY of the rows into a
+  temporary table with pgvector's psycopg dumper, ``write_row`` per row
+  (pgvector-python's bulk-loading example), then one INSERT ... SELECT ...
+  ORDER BY id ON CONFLICT DO UPDATE into a table of its own (``id``,
+  ``embedding``; the adapter's also has ``attrs jsonb``, written ``{}``:
+  adapter overhead). Search: the adapter's SQL on the adapter's table,
+  with the same session settings (``enable_seqscan`` off and
+  ``hnsw.ef_search`` with the index). Upsert: ``user_checked`` on the pair,
+  then the adapter's INSERT ... ON CONFLICT on the adapter's table.
 * milvus: a ``MilvusClient`` of its own on the adapter's ``.db`` (the same
   in-process Milvus Lite server), made after the adapter's load (closing
   the adapter's last handle stops the server). Insert: ``upsert`` of the
@@ -333,6 +352,45 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 # -- the raw drivers -----------------------------------------------------------------------
 
+ID_MAX_CHARS = 256          # the id rule a user of the store would check (DESIGN's)
+
+
+def user_checked(items: list[tuple[str, np.ndarray]], dim: int) -> tuple[list[str], np.ndarray]:
+    """What a careful user checks before handing ``(id, vector)`` pairs to
+    a raw driver, the same rules the adapter's contract holds them to
+    (DESIGN; ``dst.validate``), written the plain vectorized way: ids are
+    distinct non-empty str of at most ID_MAX_CHARS characters with no NUL
+    and valid UTF-8 (no lone surrogate), the vectors one float32 matrix
+    (``np.asarray`` of the list: one conversion) of ``dim`` columns, every
+    component finite and no row all zero (cosine). Returns (ids, matrix);
+    raises ValueError (the bench's data is valid: a raise is a bench bug)."""
+    ids = [i for i, _ in items]
+    m = np.asarray([v for _, v in items], dtype=np.float32)
+    if m.ndim != 2 or m.shape != (len(ids), dim):
+        raise ValueError(f"vectors of shape {m.shape}, expected ({len(ids)}, {dim})")
+    if not np.isfinite(m).all():
+        raise ValueError("a vector component is not finite")
+    if not m.any(axis=1).all():
+        raise ValueError("a vector has zero norm")
+    joined = "".join(ids)              # a TypeError for any id that is not a str
+    lengths = list(map(len, ids))
+    if ids and (min(lengths) < 1 or max(lengths) > ID_MAX_CHARS):
+        raise ValueError(f"an id is empty or longer than {ID_MAX_CHARS} characters")
+    if "\x00" in joined or not (joined.isascii() or _utf8_ok(joined)):
+        raise ValueError("an id holds a NUL or a lone surrogate")
+    if len(set(ids)) != len(ids):
+        raise ValueError("the batch repeats an id")
+    return ids, m
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 class _LanceRaw:
     """lancedb without the adapter: see the module doc."""
 
@@ -356,13 +414,17 @@ class _LanceRaw:
         self.driver = {"lancedb": lancedb.__version__, "pyarrow": pa.__version__}
 
     def prepare(self, items: list[tuple[str, np.ndarray]]):
-        pa = self.pa
-        flat = np.concatenate([v for _, v in items]).astype(np.float32, copy=False)
-        return pa.table({"id": pa.array([i for i, _ in items], pa.string()),
-                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), self.dim)},
-                        schema=self.schema)
+        return items         # the pairs as they are: checking and conversion are timed (_merge)
 
-    def _merge(self, table, data) -> None:
+    def _merge(self, table, items: list[tuple[str, np.ndarray]]) -> None:
+        """Check the pairs (``user_checked``), make one Arrow table (the ids,
+        the matrix as one flat float32 buffer under a fixed-size list) and
+        ``merge_insert`` it."""
+        pa = self.pa
+        ids, m = user_checked(items, self.dim)
+        data = pa.table({"id": pa.array(ids, pa.string()),
+                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(m.reshape(-1)), self.dim)},
+                        schema=self.schema)
         table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
 
     def fresh(self) -> None:
@@ -470,12 +532,17 @@ class _PgRaw:
         self.created = True
 
     def load(self, prepared: list) -> None:
+        """Per batch: ``user_checked``, then one transaction: binary COPY of
+        the checked rows into the session's temporary table, row by row with
+        pgvector's dumper (``write_row``, as pgvector-python shows bulk
+        loading), and one INSERT ... SELECT ... ON CONFLICT DO UPDATE."""
         for batch in prepared:
+            ids, m = user_checked(batch, self.dim)
             with self.loader.transaction():
                 with self.loader.cursor() as cur:
                     with cur.copy(self.q_copy) as cp:
                         cp.set_types(["text", "vector"])
-                        for row in batch:
+                        for row in zip(ids, m):
                             cp.write_row(row)
                     cur.execute(self.q_upsert_staged)
 
@@ -492,7 +559,8 @@ class _PgRaw:
         return [r[0] for r in self.conn.execute(stmt, {"q": q, "n": k}).fetchall()]
 
     def upsert(self, prepared) -> None:
-        self.conn.execute(self.q_store, prepared)
+        ids, m = user_checked([prepared], self.dim)
+        self.conn.execute(self.q_store, (ids[0], m[0]))
 
     def disk_bytes(self) -> int | None:
         row = self.conn.execute(
@@ -938,6 +1006,7 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         if raw is not None:
             raw_out["upsert_p50_ms"] = _ms(raw_up, 50)
             row["raw"] = raw_out
+            raw_out["insert_ratio"] = _ratio(raw_out["insert_s"], row["insert_s"])
             row["overhead"] = {
                 "insert": _ratio(row["insert_s"], raw_out["insert_s"]),
                 "upsert": _ratio(row["upsert_p50_ms"], raw_out["upsert_p50_ms"]),

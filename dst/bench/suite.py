@@ -188,6 +188,7 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
     svg_path.write_text(plot(out))
     path.write_text(json.dumps(out, indent=2) + "\n")
     print_tables(out, console)
+    print_insert_ratios(out, console)
     return out, path
 
 
@@ -313,6 +314,28 @@ def print_tables(out: dict[str, Any], console) -> None:
             if ch["wrong_verdicts"]:
                 console.print(f"checker: WRONG VERDICTS: {', '.join(ch['wrong_verdicts'])}", markup=False,
                               style="red")
+
+
+INSERT_RATIO_GOAL = 0.9    # issue 17: an adapter loads at least 0.9x as fast as its raw driver
+
+
+def print_insert_ratios(out: dict[str, Any], console) -> None:
+    """One line per row with a raw driver: the adapter's batch insert
+    throughput over the raw driver's doing the same work from the same
+    ``(id, vector)`` pairs (``raw.insert_ratio``; see dst.bench.backends)."""
+    lines = []
+    for r in out["backends"]:
+        ratio = (r.get("raw") or {}).get("insert_ratio")
+        if r["status"] != "ok" or ratio is None:
+            continue
+        verdict = "meets" if ratio >= INSERT_RATIO_GOAL else "below"
+        lines.append(f"  {r['label']} n={r['n']:,} dim={r['dim']}: {_num(r['insert_rows_per_s'])} / "
+                     f"{_num(r['raw']['insert_rows_per_s'])} rows/s = {ratio:.2f} ({verdict} the goal)")
+    if lines:
+        console.print(f"insert throughput, adapter / raw driver from the same (id, vector) pairs "
+                      f"(goal >= {INSERT_RATIO_GOAL}):", markup=False)
+        for line in lines:
+            console.print(line, markup=False)
 
 
 def _escape(text: str) -> str:
