@@ -56,8 +56,14 @@ the others with it, and a row past ``row_timeout`` is killed and reported):
    worker's growth is the client side only.
 6. raw batch insert (lance, pgvector): the same batches into a table of the
    raw driver's own, three loads, median. (Not interleaved with the
-   adapter's loads: the raw driver's data would then count in the memory
-   figures.)
+   adapter's loads of step 2: the raw driver's data would then count in
+   the memory figures.) Taking turns with them (who goes first
+   alternates), the adapter loads the same batches three more times into a
+   namespace of its own (``<namespace>_cmp``, dropped after each load):
+   ``raw.adapter_insert_s``, the median. The insert overhead and
+   ``raw.insert_ratio`` compare these interleaved loads, made in the same
+   process state and machine load as the raw driver's (loads minutes apart
+   in a worker differed by 2-5x on a busy machine).
 7. single upsert: ``store`` of an existing id with a new vector (the row's
    own, rotated by one component), p50 and p95, alternating with the raw
    driver's single upsert; each side on rows of its own (see the code).
@@ -150,6 +156,7 @@ ALTERNATE_BLOCK = 10        # adapter and raw driver take turns in blocks of thi
 EXIT_GRACE_S = 60           # a worker that sent its result gets this long to exit
 CHUNK = 8192                # rows per float64 chunk when computing the exact answer
 ERR_TAIL = 1500             # characters of a worker's stderr kept in an error
+CMP_SUFFIX = "_cmp"         # the adapter's namespace in the interleaved insert comparison
 
 # variant -> (backend, options, label for tables and plots)
 VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -962,15 +969,29 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         if raw is not None:
             prepared = [raw.prepare(b) for b in batches]
             raw_load: list[float] = []
+            cmp_load: list[float] = []
+            compare = backend in ("lance", "pgvector")
             for r in range(rounds):
                 step("raw insert", r, rounds)
-                raw.fresh()
-                emit({"event": "pids", "pids": raw.pids()})
-                dt, _ = _timed(lambda: raw.load(prepared))
-                raw_load.append(dt)
+                # lance, pgvector: the adapter loads again, into a namespace
+                # of its own, taking turns with the raw driver (who goes
+                # first alternates), so both load in the same process state
+                # and machine load; the insert ratio compares these rounds.
+                for side in ("adapter", "raw") if r % 2 == 0 else ("raw", "adapter"):
+                    if side == "adapter":
+                        if compare:
+                            cmp_load.append(_compare_load(factory, config, backend, batches, emit))
+                        continue
+                    raw.fresh()
+                    emit({"event": "pids", "pids": raw.pids()})
+                    dt, _ = _timed(lambda: raw.load(prepared))
+                    raw_load.append(dt)
             del prepared
             raw_out["insert_s"] = round(median(raw_load), 4)
             raw_out["insert_rows_per_s"] = round(n / max(median(raw_load), 1e-9), 1)
+            if cmp_load:
+                raw_out["adapter_insert_s"] = round(median(cmp_load), 4)
+                raw_out["adapter_insert_rows_per_s"] = round(n / max(median(cmp_load), 1e-9), 1)
             raw_out["search_p50_ms"] = _ms(raw_lat, 50)
             raw_out["search_p95_ms"] = _ms(raw_lat, 95)
             rr = truth.recall(raw_found)
@@ -1015,9 +1036,10 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         if raw is not None:
             raw_out["upsert_p50_ms"] = _ms(raw_up, 50)
             row["raw"] = raw_out
-            raw_out["insert_ratio"] = _ratio(raw_out["insert_s"], row["insert_s"])
+            adapter_insert_s = raw_out.get("adapter_insert_s", row["insert_s"])
+            raw_out["insert_ratio"] = _ratio(raw_out["insert_s"], adapter_insert_s)
             row["overhead"] = {
-                "insert": _ratio(row["insert_s"], raw_out["insert_s"]),
+                "insert": _ratio(adapter_insert_s, raw_out["insert_s"]),
                 "upsert": _ratio(row["upsert_p50_ms"], raw_out["upsert_p50_ms"]),
                 "search": _ratio(row["search_p50_ms"], raw_out["search_p50_ms"]),
             }
@@ -1044,6 +1066,28 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
             row["error"] = "; ".join(problems)
         row["elapsed_s"] = round(wallclock.monotonic_s() - t_row, 2)
     return row
+
+
+def _compare_load(factory: Callable[[Any], Any], config: Any, backend: str, batches: list,
+                  emit: Callable[[dict[str, Any]], None]) -> float:
+    """One timed load of every batch by a fresh adapter in the namespace
+    ``<namespace>_cmp`` (dropped after): the adapter's side of the
+    interleaved insert comparison. Seconds."""
+    cmp = factory(replace(config, namespace=config.namespace + CMP_SUFFIX, fresh=True))
+    try:
+        emit({"event": "pids", "pids": [p for p in [getattr(cmp, "_pid", None)] if p]})
+        if backend == "pgvector":      # the session loads pgvector's library, as in the first rounds
+            cmp.store_batch(batches[0][:1])
+            cmp.delete(batches[0][0][0])
+        t = 0.0
+        for batch in batches:
+            dt, _ = _timed(lambda: cmp.store_batch(batch))
+            t += dt
+        if cmp.count() != sum(len(b) for b in batches):
+            raise RuntimeError(f"count() is {cmp.count()} after the comparison load")
+        return t
+    finally:
+        cmp.drop()
 
 
 def _alternate(count: int, ours: Callable[[int], None], theirs: Callable[[int], None] | None,
@@ -1138,6 +1182,12 @@ def _cleanup_failed(spec: dict[str, Any], pids: list[int]) -> str | None:
         b = resolve_backend("pgvector")(BackendConfig(dim=spec["dim"], location=spec["pg_dsn"],
                                                        namespace=spec["namespace"], fresh=False))
         b.drop()
+        try:                    # the insert comparison's namespace, if the worker got that far
+            resolve_backend("pgvector")(BackendConfig(dim=spec["dim"], location=spec["pg_dsn"],
+                                                      namespace=spec["namespace"] + CMP_SUFFIX,
+                                                      fresh=False)).drop()
+        except Exception:  # noqa: BLE001 - none to drop
+            pass
         with psycopg.connect(spec["pg_dsn"], autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(spec["namespace"] + "_raw")))
         return None
