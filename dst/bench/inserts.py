@@ -16,6 +16,7 @@ least moved by other work.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 
@@ -76,6 +77,8 @@ def compare(backend: str, rounds: int = 16, n: int = 10_000, dim: int = 128,
                 out.append(fn())
     finally:
         raw.cleanup()
+        if backend == "lance":
+            shutil.rmtree(loc, ignore_errors=True)
     ours.sort()
     theirs.sort()
     mid = rounds // 2
