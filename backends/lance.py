@@ -205,11 +205,18 @@ class LanceBackend(ValidatingBackend):
 
     # -- helpers ------------------------------------------------------------
     def _rows(self, ids: list[str], matrix: np.ndarray, attrs_list: list[dict] | None = None):
+        """The batch as one Arrow table: the vectors as one flat float32
+        buffer; without attributes in the batch the slot columns are all
+        null (``pa.nulls``), with no work per row."""
         pa = self._pa
-        attrs_list = attrs_list if attrs_list is not None else [{} for _ in ids]
         flat = np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1)
         data = {"id": pa.array(ids, pa.string()),
                 "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), self.dim)}
+        if attrs_list is None or not any(attrs_list):
+            for f in self._schema:
+                if f.name not in data:
+                    data[f.name] = pa.nulls(len(ids), f.type)
+            return pa.table(data, schema=self._schema)
         slots = [sorted((a or {}).items()) for a in attrs_list]
         for k in range(SLOTS):
             at = [row[k] if k < len(row) else None for row in slots]

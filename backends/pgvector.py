@@ -237,8 +237,7 @@ class PgvectorBackend(ValidatingBackend):
 
     def raw_store_batch(self, ids: list[str], matrix: np.ndarray,
                         attrs: list[dict[str, Any]] | None = None) -> None:
-        a = attrs if attrs is not None else [{} for _ in ids]
-        self._store_batch(list(zip(ids, matrix, a)), None)
+        self._store_batch(ids, matrix, attrs, None)
 
     def raw_get_attrs(self, id: str) -> dict[str, Any] | None:
         def run(conn: psycopg.Connection, st: dict) -> dict[str, Any] | None:
@@ -262,30 +261,39 @@ class PgvectorBackend(ValidatingBackend):
         did not land), in which case it was applied and acknowledged.
         """
         ids, matrix, attrs = check_batch_attrs(items, self.dim, self.metric)
-        checked = list(zip(ids, matrix, attrs if attrs is not None else [{} for _ in ids]))
         report: dict[str, Any] = {}
-        self._store_batch(checked, (min(max(rows, 0), len(checked)), report))
+        self._store_batch(ids, matrix, attrs, (min(max(rows, 0), len(ids)), report))
         return report
 
-    def _store_batch(self, checked: list, kill: tuple[int, dict] | None) -> None:
+    def _store_batch(self, ids: list[str], matrix: np.ndarray, attrs: list[dict[str, Any]] | None,
+                     kill: tuple[int, dict] | None) -> None:
         def run(conn: psycopg.Connection, st: dict) -> None:
             st["sent"] = False
-            if not checked:
+            if not ids:
                 return
             # One transaction: COPY into the session's staging table, then one
             # upsert. Until the upsert is sent nothing can reach the table, so
             # a failure up to there is NotApplied; ON COMMIT DELETE ROWS
-            # empties the staging table whatever happens.
+            # empties the staging table whatever happens. The COPY's bytes
+            # are built per chunk of rows (copy_chunks), not per row.
             with conn.transaction():
                 with conn.cursor() as cur:
                     with cur.copy(self._q_copy) as cp:
-                        cp.set_types(["text", "vector", "jsonb"])
-                        for n, (id_, v, a) in enumerate(checked):
-                            if kill is not None and n == kill[0]:
+                        written = 0
+                        for payload, ends in copy_chunks(ids, matrix, attrs):
+                            cut = kill[0] - written if kill is not None else -1
+                            if 0 <= cut < len(ends):
+                                # The kill lands after the chunk's first `cut` rows.
+                                head = int(ends[cut - 1]) if cut else 0
+                                cp.write(payload[:head])
                                 self._kill_inside(kill[1])
-                            cp.write_row((id_, v, Jsonb(a)))
-                        if kill is not None and kill[0] == len(checked):
+                                cp.write(payload[head:])
+                            else:
+                                cp.write(payload)
+                            written += len(ends)
+                        if kill is not None and kill[0] == len(ids):
                             self._kill_inside(kill[1])
+                        cp.write(COPY_TRAILER)
                     st["sent"] = True
                     cur.execute(self._q_upsert_staged)
 
@@ -293,8 +301,8 @@ class PgvectorBackend(ValidatingBackend):
 
     def _kill_inside(self, report: dict[str, Any]) -> None:
         """Kill this session while its COPY is open. The rows written so far
-        are in the driver's hands; it sends them in 32 KiB blocks, so the
-        server's transaction holds those of the full blocks."""
+        are in the driver's hands (handed to libpq, which sends them as its
+        buffer fills), so the server's transaction holds some of them."""
         try:
             report.update(self._kill_connection())
         except BackendError as exc:   # the kill failed: the batch goes on, and says so
@@ -602,7 +610,8 @@ class PgvectorBackend(ValidatingBackend):
         self._q_store = sql.SQL(
             "INSERT INTO {} (id, embedding, attrs) VALUES (%s, %b, %s) "
             "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, attrs = EXCLUDED.attrs").format(t)
-        self._q_copy = sql.SQL("COPY {} (id, embedding, attrs) FROM STDIN (FORMAT BINARY)").format(
+        # The columns in copy_chunks's order: the fixed-width one first.
+        self._q_copy = sql.SQL("COPY {} (embedding, attrs, id) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier("pg_temp", STAGING))
         # ORDER BY id: rows lock in one order, so concurrent batches cannot deadlock.
         self._q_upsert_staged = sql.SQL(
@@ -851,6 +860,104 @@ def _where(node: Any, params: dict[str, Any]) -> sql.Composable:
 
 
 # -- helpers ------------------------------------------------------------------------
+
+# -- the COPY stream ------------------------------------------------------------------------
+
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)   # signature, flags 0, no header extension
+COPY_TRAILER = b"\xff\xff"                                # field count -1: the end of the data
+COPY_CHUNK_BYTES = 8 << 20      # a chunk's bytes at most (but one row at least): bounds the client's copy
+_JSONB_VERSION = b"\x01"
+_EMPTY_ATTRS = b"{}"
+
+
+def copy_chunks(ids: list[str], matrix: np.ndarray,
+                attrs: list[dict[str, Any]] | None) -> Iterable[tuple[bytes, np.ndarray]]:
+    """A checked batch as PostgreSQL binary COPY data for the columns
+    ``(embedding, attrs, id)``: ``(payload, ends)`` per chunk of rows, where
+    ``ends[k]`` is the offset in ``payload`` just past its row k. The first
+    payload starts with the signature; the trailer (``COPY_TRAILER``) is the
+    caller's to write. The bytes are what psycopg's row-by-row ``write_row``
+    with pgvector's binary dumper and ``Jsonb`` would send (attributes as
+    ``json.dumps`` text), built per chunk with numpy: a row is a fixed-width
+    head (field count 3, the vector: length, dim, 0, the float4 values big
+    endian) and a tail (the jsonb attributes, the id as UTF-8). Rows whose
+    tails have the same length make one 2-D array; rows go out grouped by
+    that length, which the staged upsert does not see (it orders by id)."""
+    n = len(ids)
+    if n == 0:
+        return
+    dim = matrix.shape[1]
+    head = np.dtype([("fields", ">i2"), ("vlen", ">i4"), ("dim", ">i2"), ("unused", ">i2"),
+                     ("v", ">f4", (dim,))])
+    rows_max = max(1, COPY_CHUNK_BYTES // head.itemsize)
+    first = True
+    for a in range(0, n, rows_max):
+        b = min(n, a + rows_max)
+        payload, ends = _copy_chunk(ids[a:b], matrix[a:b], None if attrs is None else attrs[a:b], head)
+        yield (COPY_SIGNATURE + payload, ends + len(COPY_SIGNATURE)) if first else (payload, ends)
+        first = False
+
+
+def _copy_chunk(ids: list[str], matrix: np.ndarray, attrs: list[dict[str, Any]] | None,
+                head: np.dtype) -> tuple[bytes, np.ndarray]:
+    n = len(ids)
+    heads = np.empty(n, dtype=head)
+    heads["fields"] = 3
+    heads["vlen"] = head.itemsize - 6          # the vector field's bytes after its length
+    heads["dim"] = matrix.shape[1]
+    heads["unused"] = 0
+    heads["v"] = matrix
+    head_bytes = heads.view(np.uint8).reshape(n, head.itemsize)
+    joined = "".join(ids)
+    if joined.isascii():                       # one encode for the chunk
+        id_bytes = None
+        id_len = np.fromiter(map(len, ids), dtype=np.int64, count=n)
+    else:
+        id_bytes = [i.encode("utf-8") for i in ids]
+        id_len = np.fromiter(map(len, id_bytes), dtype=np.int64, count=n)
+    if attrs is None or not any(attrs):
+        js = None
+        js_len = np.full(n, len(_EMPTY_ATTRS), dtype=np.int64)
+    else:
+        js = [json.dumps(a).encode("utf-8") if a else _EMPTY_ATTRS for a in attrs]
+        js_len = np.fromiter(map(len, js), dtype=np.int64, count=n)
+    key = js_len * (1 << 32) + id_len
+    if int(key.min()) == int(key.max()):
+        groups = [np.arange(n)]
+    else:
+        order = np.argsort(key, kind="stable")
+        cuts = np.flatnonzero(np.diff(key[order])) + 1
+        groups = np.split(order, cuts)
+    parts: list[bytes] = []
+    ends: list[np.ndarray] = []
+    at = 0
+    for g in groups:
+        whole = len(g) == n
+        jl, il = int(js_len[g[0]]), int(id_len[g[0]])
+        width = head.itemsize + 4 + 1 + jl + 4 + il
+        out = np.empty((len(g), width), dtype=np.uint8)
+        w = head.itemsize
+        out[:, :w] = head_bytes if whole else head_bytes[g]
+        out[:, w:w + 4] = np.frombuffer((jl + 1).to_bytes(4, "big"), dtype=np.uint8)
+        out[:, w + 4] = _JSONB_VERSION[0]
+        w += 5
+        if js is None:
+            out[:, w:w + jl] = np.frombuffer(_EMPTY_ATTRS, dtype=np.uint8)
+        else:
+            out[:, w:w + jl] = np.frombuffer(b"".join([js[i] for i in g]), dtype=np.uint8).reshape(len(g), jl)
+        w += jl
+        out[:, w:w + 4] = np.frombuffer(il.to_bytes(4, "big"), dtype=np.uint8)
+        w += 4
+        if id_bytes is not None:
+            text = b"".join([id_bytes[i] for i in g])
+        else:
+            text = (joined if whole else "".join([ids[i] for i in g])).encode("ascii")
+        out[:, w:] = np.frombuffer(text, dtype=np.uint8).reshape(len(g), il)
+        parts.append(out.tobytes())
+        ends.append(at + width * np.arange(1, len(g) + 1, dtype=np.int64))
+        at += width * len(g)
+    return b"".join(parts), np.concatenate(ends)
+
 
 def _options(raw: dict[str, Any]) -> dict[str, Any]:
     opts = OPTIONS.parse(raw)

@@ -40,7 +40,9 @@ the others with it, and a row past ``row_timeout`` is killed and reported):
    exact answer: float64 cosine of every query against every vector.
 2. batch insert: ``store_batch`` of all ``n`` vectors in batches of
    ``batch_size`` into a fresh namespace; rows/s (median of three loads,
-   each into a fresh namespace; the last one stays for what follows).
+   each into a fresh namespace; the last one stays for what follows; lance
+   first loads one batch untimed: a worker's first large write pays
+   Lance's start-up).
 3. index: ``maintenance("index")`` for index variants, timed.
 4. search: on a handle opened anew after the load (``fresh=False``), as a
    reader would search, ``limit`` 10 for every query, after ten untimed
@@ -66,32 +68,57 @@ the others with it, and a row past ``row_timeout`` is killed and reported):
    worker's growth is the client side only.
 7. raw batch insert (lance, pgvector): the same batches into a table of the
    raw driver's own, three loads, median. (Not interleaved with the
-   adapter's loads: the raw driver's data would then count in the memory
-   figures.)
+   adapter's loads of step 2: the raw driver's data would then count in
+   the memory figures.) Taking turns with them (who goes first
+   alternates), the adapter loads the same batches three more times into a
+   namespace of its own (``<namespace>_cmp``, dropped after each load):
+   ``raw.adapter_insert_s``, the median. The insert overhead and
+   ``raw.insert_ratio`` compare these interleaved loads, made in the same
+   process state and machine load as the raw driver's (loads minutes apart
+   in a worker differed by 2-5x on a busy machine).
 8. single upsert: ``store`` of an existing id with a new vector (the row's
    own, rotated by one component), p50 and p95, alternating with the raw
    driver's single upsert; each side on rows of its own (see the code).
 
-The raw driver (overhead = adapter time / raw time, so 1.0 is no overhead):
+The raw driver (overhead = adapter time / raw time, so 1.0 is no overhead;
+``raw.insert_ratio`` = adapter insert rows/s / raw insert rows/s, the
+insert figure the other way up: 1.0 is parity, above 1 the adapter is
+faster):
 
+* lance and pgvector writes start from what the adapter gets, the batch's
+  ``(id, vector)`` pairs as Python objects (a list of (str, float32
+  ndarray)), and the clock runs while the raw side does what a careful user
+  of the driver would: check the pairs by the adapter's rules
+  (``user_checked``: ids distinct non-empty str of at most 256 characters,
+  no NUL, valid UTF-8; vectors one float32 matrix of ``dim`` columns, all
+  finite, no zero row), then write them the driver's natural efficient way.
 * lance: a ``lancedb.connect`` of its own on the same folder (default
-  consistency settings). Insert: ``merge_insert("id")`` of the same Arrow
-  tables, built before the clock starts, into a table with the same schema
-  and unenforced primary key. Search: the same builder (``search`` ...
-  ``distance_type("cosine")``, ``select``, ``limit``, ``refine_factor``
-  with an index) on the adapter's table. Upsert: a one-row
-  ``merge_insert`` into the raw table (the same size and fragment layout
-  as the adapter's; merge_insert scans the id column either way).
-  The adapter reads with ``read_consistency_interval`` 0 (it sees other
-  handles' commits); that check counts as adapter overhead here.
+  consistency settings). Insert: per batch, ``user_checked``, one Arrow
+  table (ids, and the matrix as one flat float32 buffer under a fixed-size
+  list: ``FixedSizeListArray.from_arrays``) and one ``merge_insert("id")``
+  (update all when matched, insert all when not) into a table of its own
+  with the columns ``id`` and ``vector`` and an unenforced primary key.
+  The adapter's table also has the attribute slots (32 columns, all null
+  without attributes): writing them counts as adapter overhead. Search:
+  the same builder (``search`` ... ``distance_type("cosine")``,
+  ``select``, ``limit``, ``refine_factor`` with an index) on the adapter's
+  table. Upsert: the same as an insert of one pair, into the raw table
+  (the same size and fragment layout as the adapter's; merge_insert scans
+  the id column either way). The adapter reads with
+  ``read_consistency_interval`` 0 (it sees other handles' commits); that
+  check counts as adapter overhead here.
 * pgvector: psycopg sessions of its own, one to load and one to search and
   upsert, as on the adapter's side (a session's history changes what the
-  server's work costs; see ``_PgRaw``). Insert: per batch, the adapter's
-  transaction (binary COPY into a temporary table, one INSERT ... SELECT
-  ... ON CONFLICT DO UPDATE) into a table of its own. Search: the adapter's
-  SQL on the adapter's table, with the same session settings
-  (``enable_seqscan`` off and ``hnsw.ef_search`` with the index). Upsert:
-  the adapter's INSERT ... ON CONFLICT on the adapter's table.
+  server's work costs; see ``_PgRaw``). Insert: per batch,
+  ``user_checked``, then one transaction: binary COPY of the rows into a
+  temporary table with pgvector's psycopg dumper, ``write_row`` per row
+  (pgvector-python's bulk-loading example), then one INSERT ... SELECT ...
+  ORDER BY id ON CONFLICT DO UPDATE into a table of its own (``id``,
+  ``embedding``; the adapter's also has ``attrs jsonb``, written ``{}``:
+  adapter overhead). Search: the adapter's SQL on the adapter's table,
+  with the same session settings (``enable_seqscan`` off and
+  ``hnsw.ef_search`` with the index). Upsert: ``user_checked`` on the pair,
+  then the adapter's INSERT ... ON CONFLICT on the adapter's table.
 * milvus: a ``MilvusClient`` of its own on the adapter's ``.db`` (the same
   in-process Milvus Lite server), made after the adapter's load (closing
   the adapter's last handle stops the server). Insert: ``upsert`` of the
@@ -143,6 +170,7 @@ CHUNK = 8192                # rows per float64 chunk when computing the exact an
 ERR_TAIL = 1500             # characters of a worker's stderr kept in an error
 REACH_SAMPLE = 200          # loaded ids probed by their own vector (all when fewer)
 REACH_NAMED = 10            # unreachable ids named in a row (the count is always whole)
+CMP_SUFFIX = "_cmp"         # the adapter's namespace in the interleaved insert comparison
 
 # variant -> (backend, options, label for tables and plots)
 VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -389,6 +417,45 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 # -- the raw drivers -----------------------------------------------------------------------
 
+ID_MAX_CHARS = 256          # the id rule a user of the store would check (DESIGN's)
+
+
+def user_checked(items: list[tuple[str, np.ndarray]], dim: int) -> tuple[list[str], np.ndarray]:
+    """What a careful user checks before handing ``(id, vector)`` pairs to
+    a raw driver, the same rules the adapter's contract holds them to
+    (DESIGN; ``dst.validate``), written the plain vectorized way: ids are
+    distinct non-empty str of at most ID_MAX_CHARS characters with no NUL
+    and valid UTF-8 (no lone surrogate), the vectors one float32 matrix
+    (``np.asarray`` of the list: one conversion) of ``dim`` columns, every
+    component finite and no row all zero (cosine). Returns (ids, matrix);
+    raises ValueError (the bench's data is valid: a raise is a bench bug)."""
+    ids = [i for i, _ in items]
+    m = np.asarray([v for _, v in items], dtype=np.float32)
+    if m.ndim != 2 or m.shape != (len(ids), dim):
+        raise ValueError(f"vectors of shape {m.shape}, expected ({len(ids)}, {dim})")
+    if not np.isfinite(m).all():
+        raise ValueError("a vector component is not finite")
+    if not m.any(axis=1).all():
+        raise ValueError("a vector has zero norm")
+    joined = "".join(ids)              # a TypeError for any id that is not a str
+    lengths = list(map(len, ids))
+    if ids and (min(lengths) < 1 or max(lengths) > ID_MAX_CHARS):
+        raise ValueError(f"an id is empty or longer than {ID_MAX_CHARS} characters")
+    if "\x00" in joined or not (joined.isascii() or _utf8_ok(joined)):
+        raise ValueError("an id holds a NUL or a lone surrogate")
+    if len(set(ids)) != len(ids):
+        raise ValueError("the batch repeats an id")
+    return ids, m
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 class _LanceRaw:
     """lancedb without the adapter: see the module doc."""
 
@@ -412,13 +479,17 @@ class _LanceRaw:
         self.driver = {"lancedb": lancedb.__version__, "pyarrow": pa.__version__}
 
     def prepare(self, items: list[tuple[str, np.ndarray]]):
-        pa = self.pa
-        flat = np.concatenate([v for _, v in items]).astype(np.float32, copy=False)
-        return pa.table({"id": pa.array([i for i, _ in items], pa.string()),
-                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), self.dim)},
-                        schema=self.schema)
+        return items         # the pairs as they are: checking and conversion are timed (_merge)
 
-    def _merge(self, table, data) -> None:
+    def _merge(self, table, items: list[tuple[str, np.ndarray]]) -> None:
+        """Check the pairs (``user_checked``), make one Arrow table (the ids,
+        the matrix as one flat float32 buffer under a fixed-size list) and
+        ``merge_insert`` it."""
+        pa = self.pa
+        ids, m = user_checked(items, self.dim)
+        data = pa.table({"id": pa.array(ids, pa.string()),
+                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(m.reshape(-1)), self.dim)},
+                        schema=self.schema)
         table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
 
     def fresh(self) -> None:
@@ -526,12 +597,17 @@ class _PgRaw:
         self.created = True
 
     def load(self, prepared: list) -> None:
+        """Per batch: ``user_checked``, then one transaction: binary COPY of
+        the checked rows into the session's temporary table, row by row with
+        pgvector's dumper (``write_row``, as pgvector-python shows bulk
+        loading), and one INSERT ... SELECT ... ON CONFLICT DO UPDATE."""
         for batch in prepared:
+            ids, m = user_checked(batch, self.dim)
             with self.loader.transaction():
                 with self.loader.cursor() as cur:
                     with cur.copy(self.q_copy) as cp:
                         cp.set_types(["text", "vector"])
-                        for row in batch:
+                        for row in zip(ids, m):
                             cp.write_row(row)
                     cur.execute(self.q_upsert_staged)
 
@@ -548,7 +624,8 @@ class _PgRaw:
         return [r[0] for r in self.conn.execute(stmt, {"q": q, "n": k}).fetchall()]
 
     def upsert(self, prepared) -> None:
-        self.conn.execute(self.q_store, prepared)
+        ids, m = user_checked([prepared], self.dim)
+        self.conn.execute(self.q_store, (ids[0], m[0]))
 
     def disk_bytes(self) -> int | None:
         row = self.conn.execute(
@@ -937,6 +1014,13 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         base = rss_mb()
         peak_ok = reset_peak_rss()
         load_s: list[float] = []
+        if backend == "lance":
+            # The worker's first large merge_insert pays Lance's start-up
+            # (seconds, measured: 2.6-4.0 s against 0.2-0.6 s after it); the
+            # raw driver's loads come later, in a warm process. One untimed
+            # load of the first batch, into the table round 0 replaces.
+            adapter = factory(config)
+            adapter.store_batch(batches[0])
         for r in range(rounds):
             step("insert", r, rounds)
             if adapter is not None:
@@ -1025,15 +1109,29 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         if raw is not None:
             prepared = [raw.prepare(b) for b in batches]
             raw_load: list[float] = []
+            cmp_load: list[float] = []
+            compare = backend in ("lance", "pgvector")
             for r in range(rounds):
                 step("raw insert", r, rounds)
-                raw.fresh()
-                emit({"event": "pids", "pids": raw.pids()})
-                dt, _ = _timed(lambda: raw.load(prepared))
-                raw_load.append(dt)
+                # lance, pgvector: the adapter loads again, into a namespace
+                # of its own, taking turns with the raw driver (who goes
+                # first alternates), so both load in the same process state
+                # and machine load; the insert ratio compares these rounds.
+                for side in ("adapter", "raw") if r % 2 == 0 else ("raw", "adapter"):
+                    if side == "adapter":
+                        if compare:
+                            cmp_load.append(_compare_load(factory, config, backend, batches, emit))
+                        continue
+                    raw.fresh()
+                    emit({"event": "pids", "pids": raw.pids()})
+                    dt, _ = _timed(lambda: raw.load(prepared))
+                    raw_load.append(dt)
             del prepared
             raw_out["insert_s"] = round(median(raw_load), 4)
             raw_out["insert_rows_per_s"] = round(n / max(median(raw_load), 1e-9), 1)
+            if cmp_load:
+                raw_out["adapter_insert_s"] = round(median(cmp_load), 4)
+                raw_out["adapter_insert_rows_per_s"] = round(n / max(median(cmp_load), 1e-9), 1)
             raw_out["search_p50_ms"] = _ms(raw_lat, 50)
             raw_out["search_p95_ms"] = _ms(raw_lat, 95)
             rr = truth.recall(raw_found)
@@ -1078,8 +1176,10 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
         if raw is not None:
             raw_out["upsert_p50_ms"] = _ms(raw_up, 50)
             row["raw"] = raw_out
+            adapter_insert_s = raw_out.get("adapter_insert_s", row["insert_s"])
+            raw_out["insert_ratio"] = _ratio(raw_out["insert_s"], adapter_insert_s)
             row["overhead"] = {
-                "insert": _ratio(row["insert_s"], raw_out["insert_s"]),
+                "insert": _ratio(adapter_insert_s, raw_out["insert_s"]),
                 "upsert": _ratio(row["upsert_p50_ms"], raw_out["upsert_p50_ms"]),
                 "search": _ratio(row["search_p50_ms"], raw_out["search_p50_ms"]),
             }
@@ -1106,6 +1206,28 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
             row["error"] = "; ".join(problems)
         row["elapsed_s"] = round(wallclock.monotonic_s() - t_row, 2)
     return row
+
+
+def _compare_load(factory: Callable[[Any], Any], config: Any, backend: str, batches: list,
+                  emit: Callable[[dict[str, Any]], None]) -> float:
+    """One timed load of every batch by a fresh adapter in the namespace
+    ``<namespace>_cmp`` (dropped after): the adapter's side of the
+    interleaved insert comparison. Seconds."""
+    cmp = factory(replace(config, namespace=config.namespace + CMP_SUFFIX, fresh=True))
+    try:
+        emit({"event": "pids", "pids": [p for p in [getattr(cmp, "_pid", None)] if p]})
+        if backend == "pgvector":      # the session loads pgvector's library, as in the first rounds
+            cmp.store_batch(batches[0][:1])
+            cmp.delete(batches[0][0][0])
+        t = 0.0
+        for batch in batches:
+            dt, _ = _timed(lambda: cmp.store_batch(batch))
+            t += dt
+        if cmp.count() != sum(len(b) for b in batches):
+            raise RuntimeError(f"count() is {cmp.count()} after the comparison load")
+        return t
+    finally:
+        cmp.drop()
 
 
 def _alternate(count: int, ours: Callable[[int], None], theirs: Callable[[int], None] | None,
@@ -1203,6 +1325,12 @@ def _cleanup_failed(spec: dict[str, Any], pids: list[int]) -> str | None:
         b = resolve_backend("pgvector")(BackendConfig(dim=spec["dim"], location=spec["pg_dsn"],
                                                        namespace=spec["namespace"], fresh=False))
         b.drop()
+        try:                    # the insert comparison's namespace, if the worker got that far
+            resolve_backend("pgvector")(BackendConfig(dim=spec["dim"], location=spec["pg_dsn"],
+                                                      namespace=spec["namespace"] + CMP_SUFFIX,
+                                                      fresh=False)).drop()
+        except Exception:  # noqa: BLE001 - none to drop
+            pass
         with psycopg.connect(spec["pg_dsn"], autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(spec["namespace"] + "_raw")))
         return None

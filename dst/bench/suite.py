@@ -204,6 +204,7 @@ def run_bench(config: BenchConfig, console, progress: Callable[[Any], Any]) -> t
     path.write_text(json.dumps(out, indent=2) + "\n")
     print_tables(out, console)
     print_isolation(out, console)
+    print_insert_ratios(out, console)
     return out, path
 
 
@@ -395,6 +396,31 @@ def print_isolation(out: dict[str, Any], console) -> None:
         t.add_row(f["backend"], f"{f['ops']:,}", _num(f["in_process_ops_per_s"]), _num(f["isolated_ops_per_s"]),
                   _num(f["cost_us_per_op"]), "-" if not la else f"{la[0]:.1f}")
     console.print(t)
+
+
+INSERT_RATIO_GOAL = 0.9    # issue 17: an adapter loads at least 0.9x as fast as its raw driver
+
+
+def print_insert_ratios(out: dict[str, Any], console) -> None:
+    """One line per row with a raw driver: the adapter's batch insert
+    throughput over the raw driver's doing the same work from the same
+    ``(id, vector)`` pairs, in loads taking turns (``raw.insert_ratio``;
+    see dst.bench.backends)."""
+    lines = []
+    for r in out["backends"]:
+        raw = r.get("raw") or {}
+        ratio = raw.get("insert_ratio")
+        if r["status"] != "ok" or ratio is None:
+            continue
+        verdict = "meets" if ratio >= INSERT_RATIO_GOAL else "below"
+        lines.append(f"  {r['label']} n={r['n']:,} dim={r['dim']}: "
+                     f"{_num(raw.get('adapter_insert_rows_per_s', r['insert_rows_per_s']))} / "
+                     f"{_num(raw['insert_rows_per_s'])} rows/s = {ratio:.2f} ({verdict} the goal)")
+    if lines:
+        console.print(f"insert throughput, adapter / raw driver from the same (id, vector) pairs "
+                      f"(goal >= {INSERT_RATIO_GOAL}):", markup=False, soft_wrap=True)
+        for line in lines:
+            console.print(line, markup=False, soft_wrap=True)
 
 
 def _escape(text: str) -> str:

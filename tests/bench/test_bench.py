@@ -72,11 +72,15 @@ def test_bench_tiny_all_backends(in_tmp, dsn, capsys, monkeypatch):
             assert _positive(r["disk_mb"])
             assert set(r["overhead"]) == {"insert", "upsert", "search"}
             assert all(_positive(v) for v in r["overhead"].values()), r["overhead"]
+            # the insert comparison: the adapter's interleaved loads against the raw driver's
+            assert _positive(r["raw"]["adapter_insert_s"]) and _positive(r["raw"]["insert_ratio"])
+            assert r["raw"]["insert_ratio"] == round(r["raw"]["insert_s"] / r["raw"]["adapter_insert_s"], 3)
             assert _positive(r["raw"]["insert_rows_per_s"]) and _positive(r["raw"]["search_p50_ms"])
             assert 0.0 <= r["raw"]["recall_at_10"] <= 1.0
             if r["exact"]:
                 assert r["raw"]["recall_at_10"] == 1.0
     pg = [r for r in rows if r["backend"] == "pgvector"]
+    assert captured.err.count(" rows/s = ") == len([r for r in rows if r["backend"] != "sim"])  # the ratios
     assert all(r["driver"]["pgvector"] for r in pg)
     # filtered search: every variant, with an index also its filter-vs-index alternative
     flt = out["filtered"]
