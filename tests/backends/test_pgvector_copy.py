@@ -31,6 +31,7 @@ def dsn():
 @pytest.fixture(scope="module")
 def conn(dsn):
     with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")   # as the adapter does on open (a fresh server has none)
         register_vector(c)
         yield c
 
