@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 from dst import wallclock
 from dst.bench.backends import RAW_DRIVERS, make_data, row_id
@@ -32,7 +33,7 @@ def compare(backend: str, rounds: int = 16, n: int = 10_000, dim: int = 128,
     data, _ = make_data(n, dim, 0)
     ids = [row_id(i) for i in range(n)]
     batch = list(zip(ids, data))
-    tag = f"dstins_{os.getpid()}"
+    tag = f"dstins_{wallclock.run_token(Path.cwd())}"   # unique to this process
     if backend == "lance":
         loc = tempfile.mkdtemp(prefix="dst-inserts-")
         spec = {"dim": dim, "lance_dir": loc, "namespace": tag}

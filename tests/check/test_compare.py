@@ -142,7 +142,7 @@ def test_a_store_without_search_exact_lines_up_with_one_that_has_it(in_tmp, caps
     assert all(v["differ"] == 0 for v in agree.values())
 
 
-def _one_search(metric: str, hits: list) -> "History":
+def _one_search(metric: str, hits: list):
     from dst.history import History
     h = History(meta={"metric": metric, "exact": True})
     v = h.table.ref([1.0, 2.0])
