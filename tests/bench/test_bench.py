@@ -20,7 +20,7 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 
 @pytest.fixture(scope="module")
 def dsn():
-    return os.environ.get(pg_embedded.DSN_ENV) or pg_embedded.ensure_server(ROOT / ".dst" / "pgdata").dsn()
+    return os.environ.get(pg_embedded.DSN_ENV) or pg_embedded.ensure_server(ROOT / pg_embedded.DEFAULT_DIR).dsn()   # pg18
 
 
 def _positive(x):
