@@ -176,9 +176,17 @@ def test_ann_index_passes_with_recall_and_unrefined_scores_are_caught(in_tmp, ca
     loc = str(in_tmp / "db")
     base = ["run", "--backend", "lance", "--scenario", "ann", "--seeds", "1", "--ops", "80",
             "--location", loc, "--opt", "index=IVF_HNSW_SQ"]
-    assert run_cli(*base, "--report-dir", "refined") == 0
+    code = run_cli(*base, "--report-dir", "refined")
     res = _result(in_tmp / "refined")
+    assert [r["verdict"] for r in res["results"]] == ["ok"]     # every score true: no seed violation
     assert res["recall"]["searches"] > 0 and res["recall"]["mean"] >= res["recall"]["floor"]
+    # LanceDB's IVF_HNSW_SQ build is not the same from run to run, and now
+    # and then one live id is not among the top k of a search by its own
+    # vector (docs/findings.md): the run then fails on the reachability gate
+    # alone, which is that gate doing its job, not this test's subject.
+    reach = res["reachability"]
+    assert reach["measured"] and reach["checked"] > 0
+    assert code == (0 if reach["passed"] else 1)
     raw = [a for a in base if a not in ("--seeds", "1", "--ops", "80")]
     assert run_cli(*raw, "--seeds", "8", "--fail-fast", "--opt", "refine_factor=0",
                    "--report-dir", "raw") == 1
