@@ -739,7 +739,7 @@ def render_check_report(events: list[Any], result: dict[str, Any] | None,
         body.append(_facts_html([
             ("first op that could not be placed", _generic_op_line(op)),
             ("state there", v.get("state")),
-            ("longest linearizable prefix", f"{len(v.get('prefix') or [])} ops"),
+            (_prefix_label(v), f"{len(v.get('prefix') or [])} ops"),
             ("could not place next", ", ".join(f"line {o.get('line')}" for o in v.get("unplaced") or [])),
         ]))
         body.append('<div id="prefix-list" class="prefix-list"></div></section>')
@@ -752,6 +752,13 @@ def _generic_op_line(op: dict[str, Any]) -> str:
     value = "" if op.get("value") is None else f" {_json_text(op['value'])}"
     out = " (outcome unknown)" if op.get("type") != "ok" else f" \u2192 {_json_text(op.get('output'))}"
     return _cut(f"line {op.get('line')}: process {_json_text(op.get('process'))} {op.get('f')}{key}{value}{out}")
+
+
+def _prefix_label(v: dict[str, Any]) -> str:
+    """A part the model refuted without a search has a linearizable prefix,
+    not the longest one (dst check says the same)."""
+    return ("a linearizable prefix (refuted by the model, no search)" if v.get("refuted")
+            else "longest linearizable prefix")
 
 
 def _violation_marks(v: dict[str, Any] | None, key: str) -> dict[str, Any]:
@@ -773,7 +780,8 @@ def _violation_marks(v: dict[str, Any] | None, key: str) -> dict[str, Any]:
     return {"lead": ident(v["op"]), "leadMsg": v.get("message"),
             "searchOp": ident(s.get("op")) if s.get("op") else None,
             "searchMsg": s.get("message"),
-            "prefix": prefix, "unplaced": [ident(o) for o in v.get("unplaced") or []]}
+            "prefix": prefix, "unplaced": [ident(o) for o in v.get("unplaced") or []],
+            "refuted": bool(v.get("refuted"))}
 
 
 def reachability_text(reach: dict[str, Any]) -> str:
@@ -936,7 +944,7 @@ def _vector_violation_html(h: Any, violations: list[dict[str, Any]], sr: dict[st
             if brief:
                 out.append(_comparison_html(*comps["search"]))
         out.append(_facts_html([
-            ("longest linearizable prefix", f"{len(v.get('prefix') or [])} ops (underlined in the timeline)"),
+            (_prefix_label(v), f"{len(v.get('prefix') or [])} ops (underlined in the timeline)"),
             ("could not place next", ", ".join(f"#{i}" for i in v.get("unplaced") or [])),
             ("search steps", v.get("steps")),
         ]))

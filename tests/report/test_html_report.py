@@ -195,6 +195,27 @@ def test_check_report_of_an_edn_kv_history(tmp_path):
     assert lead[8].startswith('key="7"')            # kv ops show their key
 
 
+def test_check_report_of_a_refuted_part_does_not_claim_the_longest_prefix(tmp_path):
+    # c50-bad: the kv model refutes a part before any search (a stale read), so
+    # the prefix the report shows is a linearizable one, not the longest; a
+    # search's part (c01-bad) keeps the longest-prefix wording.
+    from dst.commands.check import check_file
+    data_dir = Path(__file__).resolve().parents[1] / "data" / "porcupine-kv"
+    wording = {}
+    for name in ("c50-bad", "c01-bad"):
+        result = check_file(str(data_dir / f"{name}.txt"), "kv", fmt="edn")
+        out = tmp_path / f"{name}.html"
+        write_check_html(out, result)
+        doc = out.read_text(encoding="utf-8")
+        wording[name] = (blob(doc)["refuted"], html.unescape(doc))
+    refuted, doc = wording["c50-bad"]
+    assert refuted is True
+    assert "a linearizable prefix (refuted by the model, no search)" in doc
+    assert "longest linearizable prefix</" not in doc
+    refuted, doc = wording["c01-bad"]
+    assert refuted is False and "longest linearizable prefix" in doc
+
+
 def test_check_report_of_a_register_history_with_faults(tmp_path):
     from dst.check.edn import parse_events
     text = "\n".join([

@@ -33,6 +33,8 @@ ops.forEach(function (o) { if (!byId.has(o.id)) byId.set(o.id, o); });
 var prefixPos = new Map();
 D.prefix.forEach(function (id, n) { if (!prefixPos.has(id)) prefixPos.set(id, n); });
 var unplaced = new Set(D.unplaced);
+var PREFIX_NAME = D.refuted ? "linearizable prefix (the model refuted this part without a search)"
+                            : "longest linearizable prefix";
 var lead = D.lead === null || D.lead === undefined ? null : (byId.get(D.lead) || null);
 var searchOp = D.searchOp === null || D.searchOp === undefined ? null : (byId.get(D.searchOp) || null);
 var faultKinds = [];
@@ -133,7 +135,8 @@ swatch(FILL[2], "info (outcome unknown; open if never completed)",
        "background:repeating-linear-gradient(135deg,#e6a817 0 3px,#fff3d6 3px 6px)");
 if (lead) {
   swatch("#fff", "violation", "border:2px solid " + LEAD);
-  swatch(PREFIX, "in the longest linearizable prefix", "height:3px");
+  swatch(PREFIX, D.refuted ? "in a linearizable prefix (refuted by the model, no search)"
+                         : "in the longest linearizable prefix", "height:3px");
   if (D.unplaced.length) swatch("#fff", "could not be placed", "border:2px dashed " + UNPLACED);
 }
 faultKinds.forEach(function (f) {
@@ -389,9 +392,9 @@ function describe(o) {
   else if (searchOp && o === searchOp && D.searchMsg) lines.push("full search could not place it: " + D.searchMsg);
   if (lead) {
     if (prefixPos.has(o.id)) lines.push("linearized " + (prefixPos.get(o.id) + 1) + " of " + D.prefix.length +
-                                        " in the longest linearizable prefix");
-    else if (unplaced.has(o.id)) lines.push("could not be placed after the longest linearizable prefix");
-    else if (o.type !== 1) lines.push("not in the longest linearizable prefix");
+                                        (D.refuted ? " in a linearizable prefix" : " in the longest linearizable prefix"));
+    else if (unplaced.has(o.id)) lines.push("could not be placed after the " + PREFIX_NAME);
+    else if (o.type !== 1) lines.push("not in the " + PREFIX_NAME);
   }
   return lines.join("\n");
 }
@@ -501,8 +504,10 @@ function opButton(o, cls, note) {
 var plist = document.getElementById("prefix-list");
 if (plist && lead) {
   var n = D.prefix.length, tail = D.prefix.slice(Math.max(0, n - PREFIX_TAIL));
-  plist.appendChild(el("div", "note", n ? "The longest linearizable prefix (" + n + " ops) ends with" +
-    (n > PREFIX_TAIL ? " (last " + PREFIX_TAIL + ")" : "") + ":" : "The longest linearizable prefix is empty."));
+  var name = D.refuted ? "A linearizable prefix (the model refuted this part without a search)"
+                       : "The longest linearizable prefix";
+  plist.appendChild(el("div", "note", n ? name + " (" + n + " ops) ends with" +
+    (n > PREFIX_TAIL ? " (last " + PREFIX_TAIL + ")" : "") + ":" : name + " is empty."));
   tail.forEach(function (id, k) {
     var o = byId.get(id);
     if (o) plist.appendChild(opButton(o, "prefix", (n - tail.length + k + 1) + ". "));
