@@ -224,9 +224,16 @@ def plain_pairs(items: list[Any], dim: int, metric: str = "cosine") -> tuple[lis
         m = np.array(vecs)
     except (TypeError, ValueError):     # ragged shapes
         return None
-    if m.dtype != _FLOAT32 or m.shape != (len(ids), dim) or not np.isfinite(m).all():
+    if m.dtype != _FLOAT32 or m.shape != (len(ids), dim):
         return None
-    if metric == "cosine" and not m.any(axis=1).all():
+    # One pass for both rules: each row's sum of squares is finite when its
+    # components are (squares cannot cancel an inf or nan) and non-zero when
+    # the row is not all zero. An overflow (components past ~1e19) or an
+    # underflow (all below ~1e-23) proves nothing: then the direct checks.
+    sq = np.einsum("ij,ij->i", m, m)
+    if not np.isfinite(sq).all() and not np.isfinite(m).all():
+        return None
+    if metric == "cosine" and not sq.all() and not m.any(axis=1).all():
         return None
     return ids, m
 

@@ -314,3 +314,10 @@ def test_the_bulk_pair_check_takes_plain_batches_and_leaves_the_rest_to_the_full
         assert plain_pairs(bad, DIM) is None
     assert plain_pairs(list(zip(ids, zero)), DIM, "l2") is not None     # zero rows are fine but for cosine
     assert plain_pairs(list(zip(ids[:-1] + ["é" * 256], m)), DIM) is not None
+    # Rows whose squares overflow or underflow float32 are still valid; an
+    # inf among huge values is not.
+    huge, tiny = m * np.float32(1e30), np.full_like(m, 1e-30)
+    assert plain_pairs(list(zip(ids, huge)), DIM) is not None
+    assert plain_pairs(list(zip(ids, tiny)), DIM) is not None
+    huge[9, 0] = np.inf
+    assert plain_pairs(list(zip(ids, huge)), DIM) is None
