@@ -19,8 +19,8 @@ atomic (``atomic_batches = True``; a test kills a writer process mid-batch
 to hold it to that). The batch goes to lancedb's native merge_insert
 (``native_merge``): lancedb's public builder first runs its Python-side
 sanitize over the batch (a NaN and length scan of every vector, a cast to
-the table's schema), about 5-8 ms of a 10,000-row batch's 30, and the
-adapter has checked all of that already (finite components, ``dim``
+the table's schema; a third of a 10,000-row upsert here, docs/findings.md),
+and the adapter has checked all of that already (finite components, ``dim``
 columns, its own schema); the write, commit and conflict handling are the
 same Rust call either way. Deletes, gets and exists use expressions
 (``col("id") == lit(id)``): no id is ever spliced into a filter string.
