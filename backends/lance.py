@@ -16,7 +16,13 @@ Upserts go through ``merge_insert("id")``; with the ``primary_key`` option
 (on by default) the table also declares ``id`` its unenforced primary key.
 ``store_batch`` is one merge_insert of an Arrow table: one commit, so it is
 atomic (``atomic_batches = True``; a test kills a writer process mid-batch
-to hold it to that). Deletes, gets and exists use expressions
+to hold it to that). The batch goes to lancedb's native merge_insert
+(``native_merge``): lancedb's public builder first runs its Python-side
+sanitize over the batch (a NaN and length scan of every vector, a cast to
+the table's schema; a third of a 10,000-row upsert here, docs/findings.md),
+and the adapter has checked all of that already (finite components, ``dim``
+columns, its own schema); the write, commit and conflict handling are the
+same Rust call either way. Deletes, gets and exists use expressions
 (``col("id") == lit(id)``): no id is ever spliced into a filter string.
 Search is ``distance_type(metric)`` (the run's ``BackendConfig.metric``:
 cosine, l2, dot; the index is built with the same metric) and the score is
@@ -59,6 +65,10 @@ ef                     (lance)     HNSW query knob
 prefilter              true        filter before the vector search (false: after
                                    it, on the ``limit`` rows it chose: short
                                    answers, index or not; docs/findings.md)
+native_merge           true        writes through lancedb 0.40's native
+                                   merge_insert entry (``_inner``), past its
+                                   Python-side sanitize; false, or a lancedb
+                                   without that entry: the public builder
 =====================  ==========  ===============================================
 
 Any other key is refused (a setup error naming it and these).
@@ -102,6 +112,7 @@ OPTIONS = Options(
     Option("refine_factor", int, lo=0),
     Option("ef", int, lo=1),
     Option("prefilter", bool, True),
+    Option("native_merge", bool, True),
     prefix="lance:", error=BackendError)
 KNOWN_OPTIONS = set(OPTIONS.names)
 
@@ -177,6 +188,11 @@ class LanceBackend(ValidatingBackend):
                 if self.scalar_index:
                     table.create_scalar_index("id", index_type="BTREE")
             self._t = table
+        # The native call takes the batch as it comes (no cast): only for a
+        # table whose columns are exactly this adapter's schema's.
+        same = table.schema.equals(self._schema, check_metadata=False)
+        self._native = _native_merge(table) if opts["native_merge"] and same else None
+        self._nulls: tuple[int, list] = (-1, [])
 
     def _check_owned(self, table) -> None:
         require_owned(is_owner_mark(table.schema.metadata),
@@ -207,16 +223,17 @@ class LanceBackend(ValidatingBackend):
     def _rows(self, ids: list[str], matrix: np.ndarray, attrs_list: list[dict] | None = None):
         """The batch as one Arrow table: the vectors as one flat float32
         buffer; without attributes in the batch the slot columns are all
-        null (``pa.nulls``), with no work per row."""
+        null: the same immutable ``pa.nulls`` arrays for every batch of the
+        same size, made once."""
         pa = self._pa
+        n = len(ids)
         flat = np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1)
-        data = {"id": pa.array(ids, pa.string()),
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), self.dim)}
+        head = [pa.array(ids, pa.string()), pa.FixedSizeListArray.from_arrays(pa.array(flat), self.dim)]
         if attrs_list is None or not any(attrs_list):
-            for f in self._schema:
-                if f.name not in data:
-                    data[f.name] = pa.nulls(len(ids), f.type)
-            return pa.table(data, schema=self._schema)
+            if self._nulls[0] != n:
+                self._nulls = (n, [pa.nulls(n, f.type) for f in slot_fields(pa)])
+            return pa.Table.from_arrays(head + self._nulls[1], schema=self._schema)
+        data = {"id": head[0], "vector": head[1]}
         slots = [sorted((a or {}).items()) for a in attrs_list]
         for k in range(SLOTS):
             at = [row[k] if k < len(row) else None for row in slots]
@@ -229,8 +246,11 @@ class LanceBackend(ValidatingBackend):
     def _upsert(self, ids: list[str], matrix: np.ndarray, attrs_list: list[dict] | None = None) -> None:
         rows = self._rows(ids, matrix, attrs_list)
         with _failing("merge_insert"):
-            (self._t.merge_insert("id").when_matched_update_all()
-             .when_not_matched_insert_all().execute(rows))
+            if self._native is not None:
+                self._native(self._pa.RecordBatchReader.from_batches(self._schema, rows.to_batches()))
+            else:
+                (self._t.merge_insert("id").when_matched_update_all()
+                 .when_not_matched_insert_all().execute(rows))
         self._wrote()
 
     def _wrote(self) -> None:
@@ -427,6 +447,37 @@ def _score(metric: str, d: float) -> float:
     if metric == "l2":
         return -math.sqrt(max(d, 0.0))
     return 1.0 - d
+
+
+# lancedb 0.40's arguments for its native merge_insert (what
+# LanceMergeInsertBuilder.execute hands it): upsert on id, nothing else.
+_MERGE_UPSERT = {"on": ["id"], "when_matched_update_all": True, "when_matched_update_all_condition": None,
+                 "when_not_matched_insert_all": True, "when_not_matched_by_source_delete": False,
+                 "when_not_matched_by_source_condition": None,
+                 "when_not_matched_by_source_condition_expr": None, "timeout": None, "use_index": True,
+                 "use_lsm": None, "validate_single_shard": None}
+
+
+def _native_merge(table):
+    """A function running an upsert of a RecordBatchReader through
+    lancedb's native merge_insert, the call its public builder ends in
+    (``LOOP.run(AsyncTable._inner.execute_merge_insert(reader, params))``),
+    or None where this lancedb has no such entry (another version than
+    0.40.x: the pinned one, whose parameters ``_MERGE_UPSERT`` spells)."""
+    import lancedb
+    try:
+        from lancedb.background_loop import LOOP
+        inner = table._table._inner
+        execute = inner.execute_merge_insert
+    except (ImportError, AttributeError):
+        return None
+    if not lancedb.__version__.startswith("0.40."):
+        return None
+
+    async def merge(reader):
+        return await execute(reader, dict(_MERGE_UPSERT))
+
+    return lambda reader: LOOP.run(merge(reader))
 
 
 def _failing(call: str):

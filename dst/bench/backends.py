@@ -99,7 +99,12 @@ faster):
   (update all when matched, insert all when not) into a table of its own
   with the columns ``id`` and ``vector`` and an unenforced primary key.
   The adapter's table also has the attribute slots (32 columns, all null
-  without attributes): writing them counts as adapter overhead. Search:
+  without attributes): writing them counts as adapter overhead. The
+  adapter hands its batch to lancedb's native merge_insert entry, past the
+  public builder's Python-side sanitize (a NaN and length scan of the
+  vectors the adapter has checked already); the raw driver keeps the
+  public builder, as a user of lancedb would (scripts/lance_merge_parts.py
+  times the four combinations). Search:
   the same builder (``search`` ... ``distance_type("cosine")``,
   ``select``, ``limit``, ``refine_factor`` with an index) on the adapter's
   table. Upsert: the same as an insert of one pair, into the raw table

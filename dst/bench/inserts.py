@@ -10,7 +10,10 @@ alternates) after one untimed load each; a pgvector adapter session first
 stores and deletes one row (it loads pgvector's library), untimed. Prints
 the fastest and the median load per side and the ratio adapter rows/s over
 raw rows/s for each: on a loaded machine the fastest of many is the figure
-least moved by other work.
+least moved by other work. Also the median of the rounds' own ratios (each
+round's raw load over its adapter load, the two made back to back): the
+machine's load drifts over a run, and a round's pair sees nearly the same
+load, so this one moves least from run to run.
 """
 
 from __future__ import annotations
@@ -72,21 +75,25 @@ def compare(backend: str, rounds: int = 16, n: int = 10_000, dim: int = 128,
         raw_load()
         ours: list[float] = []
         theirs: list[float] = []
+        paired: list[float] = []
         for r in range(rounds):
             for fn, out in ((adapter_load, ours), (raw_load, theirs)) if r % 2 == 0 else \
                     ((raw_load, theirs), (adapter_load, ours)):
                 out.append(fn())
+            paired.append(theirs[-1] / ours[-1])
     finally:
         raw.cleanup()
         if backend == "lance":
             shutil.rmtree(loc, ignore_errors=True)
     ours.sort()
     theirs.sort()
+    paired.sort()
     mid = rounds // 2
     return {"backend": backend, "n": n, "dim": dim, "rounds": rounds,
             "adapter_min_ms": round(ours[0] * 1000, 1), "adapter_median_ms": round(ours[mid] * 1000, 1),
             "raw_min_ms": round(theirs[0] * 1000, 1), "raw_median_ms": round(theirs[mid] * 1000, 1),
             "ratio_fastest": round(theirs[0] / ours[0], 3), "ratio_median": round(theirs[mid] / ours[mid], 3),
+            "ratio_paired_median": round(paired[mid], 3),
             "load_avg": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -108,7 +115,8 @@ def main(argv: list[str]) -> int:
     print(f"{r['backend']} n={r['n']} dim={r['dim']}, {r['rounds']} loads per side taking turns: "
           f"adapter fastest {r['adapter_min_ms']} ms (median {r['adapter_median_ms']}), raw fastest "
           f"{r['raw_min_ms']} ms (median {r['raw_median_ms']}); adapter/raw throughput "
-          f"{r['ratio_fastest']} (fastest) {r['ratio_median']} (median); load {r['load_avg']}")
+          f"{r['ratio_fastest']} (fastest) {r['ratio_median']} (median) {r['ratio_paired_median']} "
+          f"(median of the rounds' ratios); load {r['load_avg']}")
     return 0
 
 

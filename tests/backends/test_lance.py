@@ -222,3 +222,24 @@ def test_passing_seeds_leave_no_tables_behind(in_tmp, capsys):
 def test_unknown_index_type_is_refused_at_open(tmp_path):
     with pytest.raises(BackendError, match="lance: index must be one of IVF_FLAT, .*, got 'BOGUS'"):
         open_backend(cfg(tmp_path, index="BOGUS"))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_batches_replace_whole_rows_through_either_merge_path(tmp_path, native):
+    """store_batch through lancedb's native merge_insert (the default, on
+    the pinned lancedb) and through its public builder: an upsert replaces
+    the vector and the attributes (none given: none kept), inserts new ids,
+    and a batch of the same size as the last reuses its null slot columns
+    without mixing rows up."""
+    b = open_backend(cfg(tmp_path, native_merge=native))
+    assert (b._native is not None) is native
+    ones, twos = np.ones(DIM, dtype=np.float32), np.full(DIM, 2.0, dtype=np.float32)
+    b.store_batch([("a", ones, {"color": "red", "n": 3}), ("b", ones, {"flag": True})])
+    b.store_batch([("a", twos), ("c", twos)])
+    b.store_batch([("b", twos), ("d", ones)])
+    assert b.count() == 4
+    assert [b.get_attrs(i) for i in "abcd"] == [{}, {}, {}, {}]
+    assert [float(b.get(i)[0]) for i in "abcd"] == [2.0, 2.0, 2.0, 1.0]
+    hits = b.search_exact(ones, 4, where={"exists": "color"})
+    assert hits == []
+    b.drop()

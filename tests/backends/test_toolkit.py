@@ -6,12 +6,15 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backends._toolkit import (OWNER_FILE, NotOurs, Option, Options, ValidatingBackend, check_dim,
                                check_namespace, classify, describe, dir_owned, is_owner_mark,
-                               mark_dir, owner_mark, require_owned, store_name)
+                               mark_dir, owner_mark, plain_pairs, require_owned, store_name)
 from dst.backend import SearchHit
 from dst.errors import BackendError, InvalidInput, NotApplied, UsageError
+from tests.test_validate_batch import BATCH, DIM, per_item
 
 # -- options ------------------------------------------------------------------------
 
@@ -275,3 +278,46 @@ def test_store_name_keeps_legal_names_and_maps_others_without_collisions():
     chroma = store_name("ab", max_len=63, allowed="A-Za-z0-9._-", first="A-Za-z0-9", min_len=3)
     assert len(chroma) >= 3 and chroma[0].isalnum()
     assert store_name("dst.run-1", allowed="A-Za-z0-9._-", first="A-Za-z0-9") == "dst.run-1"
+
+
+# -- plain_pairs: the bulk check store_batch tries first --------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(items=BATCH, metric=st.sampled_from(["cosine", "l2"]))
+def test_the_bulk_pair_check_accepts_only_valid_batches_and_converts_as_the_per_item_path(items, metric):
+    want = per_item(items, metric)
+    got = plain_pairs(list(items), DIM, metric)
+    if got is None:
+        return                         # store_batch then takes check_batch_attrs
+    assert not isinstance(want, str), want
+    assert got[0] == want[0]
+    assert got[1].dtype == np.float32 and got[1].tobytes() == want[1].tobytes()
+
+
+def test_the_bulk_pair_check_takes_plain_batches_and_leaves_the_rest_to_the_full_check():
+    rng = np.random.default_rng(0)
+    m = rng.standard_normal((50, DIM)).astype(np.float32)
+    ids = [f"id{i}" for i in range(50)]
+    got = plain_pairs(list(zip(ids, m)), DIM)
+    assert got is not None and got[0] == ids and got[1].tobytes() == m.tobytes()
+    assert got[1].base is None or got[1].base is not m     # a fresh matrix
+    assert plain_pairs([[i, v] for i, v in zip(ids, m)], DIM) is not None
+    zero = m.copy()
+    zero[7] = 0
+    nan = m.copy()
+    nan[3, 1] = np.nan
+    for bad in ([], list(zip(ids, zero)), list(zip(ids, nan)), list(zip(ids[:-1] + ["id0"], m)),
+                list(zip(ids[:-1] + [""], m)), list(zip(ids[:-1] + ["x\x00"], m)),
+                list(zip(ids[:-1] + ["\ud800"], m)), list(zip(ids[:-1] + ["x" * 257], m)),
+                list(zip(ids, m.astype(np.float64))), list(zip(ids, m[:, :-1])),
+                [(i, v, {}) for i, v in zip(ids, m)], [(i, list(v)) for i, v in zip(ids, m)]):
+        assert plain_pairs(bad, DIM) is None
+    assert plain_pairs(list(zip(ids, zero)), DIM, "l2") is not None     # zero rows are fine but for cosine
+    assert plain_pairs(list(zip(ids[:-1] + ["é" * 256], m)), DIM) is not None
+    # Rows whose squares overflow or underflow float32 are still valid; an
+    # inf among huge values is not.
+    huge, tiny = m * np.float32(1e30), np.full_like(m, 1e-30)
+    assert plain_pairs(list(zip(ids, huge)), DIM) is not None
+    assert plain_pairs(list(zip(ids, tiny)), DIM) is not None
+    huge[9, 0] = np.inf
+    assert plain_pairs(list(zip(ids, huge)), DIM) is None
