@@ -180,7 +180,7 @@ class Workload:
                 # the same number without its wrapper's checks.
                 v = src + scale * math.sqrt(src.dot(src)) * noise / max(math.sqrt(noise.dot(noise)), 1e-12)
             v32 = np.asarray(v, dtype=np.float32)
-            if not v32.any():  # never a zero vector in the valid pool
+            if not np.logical_or.reduce(v32):  # never a zero vector in the valid pool (v32.any(), unwrapped)
                 v32 = np.ones(dim, dtype=np.float32)
             base.append(v32.astype(np.float64))
             refs.append(self.table.ref(v32))
