@@ -45,10 +45,9 @@ import numpy as np
 
 from backends._toolkit import Option, Options, ValidatingBackend, check_dim
 from dst.backend import BackendConfig, SearchHit, metric_or_default
-from dst.errors import BackendError, InvalidInput
+from dst.errors import BackendError
 from dst.filters import matcher
 from dst.isolate import in_child
-from dst.validate import check_attrs, check_id, check_limit, check_where, is_frozen, vector_problem
 
 class _Store:
     """One namespace's durable state, shared by every handle opened on it.
@@ -120,20 +119,6 @@ class SimBackend(ValidatingBackend):
         return self._store.data
 
     # -- writes (input already checked by ValidatingBackend) ---------------
-    def store(self, id: str, vector: np.ndarray, attrs=None) -> None:
-        """ValidatingBackend's checks and sentences; a vector the history's
-        table froze (read-only, never changed: dst.validate.freeze) is kept
-        as it is, not copied. (A variant without filters takes the general
-        path, which refuses attributes.)"""
-        if not (self.filters and type(vector) is np.ndarray and vector.dtype == np.float32
-                and is_frozen(vector)):
-            return super().store(id, vector, attrs)
-        check_id(id)
-        problem = vector_problem(vector, self.dim, self.metric)
-        if problem:
-            raise InvalidInput(problem)
-        self.raw_store(id, vector, check_attrs(attrs))
-
     def raw_store(self, id: str, vector: np.ndarray, attrs: dict | None = None) -> None:
         st = self._live()
         with st.lock:
@@ -185,19 +170,6 @@ class SimBackend(ValidatingBackend):
 
     def raw_count(self) -> int:
         return len(self._live().data)
-
-    def search(self, query: np.ndarray, limit: int, where=None) -> list[SearchHit]:
-        """ValidatingBackend's checks and sentences, without its copy of the
-        query: this store only reads it. (A variant without filters takes
-        the general path, which refuses them.)"""
-        if not self.filters:
-            return super().search(query, limit, where)
-        problem = vector_problem(query, self.dim, self.metric)
-        if problem:
-            raise InvalidInput(problem)
-        if not (type(query) is np.ndarray and query.dtype == np.float32):
-            query = np.array(query, dtype=np.float32)
-        return self.raw_search(query, check_limit(limit), False, check_where(where))
 
     def raw_search(self, query: np.ndarray, limit: int, exact: bool, where=None) -> list[SearchHit]:
         """Brute force either way: the store has no index to bypass."""

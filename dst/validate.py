@@ -60,13 +60,6 @@ def freeze(arr: np.ndarray) -> None:
     _FROZEN[key] = (weakref.ref(arr, gone), {})
 
 
-def is_frozen(arr: Any) -> bool:
-    """Whether ``arr`` is an array declared unchanging (``freeze``): a
-    store may keep it as it is instead of a copy of its own."""
-    known = _FROZEN.get(id(arr))
-    return known is not None and known[0]() is arr
-
-
 def vector_problem(vector: Any, dim: int, metric: str = "cosine") -> str | None:
     """Why ``vector`` is not a valid ``dim``-vector, or None if it is. A
     zero vector is invalid only under the cosine metric."""

@@ -1,10 +1,8 @@
-"""The sim store's fast paths give the answers of the general ones.
+"""The sim store's search fast path gives the answers of the general one.
 
-Its search on a small store sorts in Python, not with numpy's stable
-argsort, and takes the query without a copy; its store keeps a vector the
-history's table froze instead of copying it. Each is held here to the
-slower form it replaced: the same hits (ids, scores, tie order) and the
-same refusals; a caller's unfrozen array is still copied.
+On a small store it sorts in Python, not with numpy's stable argsort, and
+remembers each query's float64 (unit) form. It is held here to the numpy
+form it replaced: the same hits, ids, scores bit for bit and tie order.
 """
 
 import numpy as np
@@ -13,7 +11,6 @@ import pytest
 from backends.sim import SMALL_ROWS, open_backend
 from dst.backend import BackendConfig
 from dst.errors import InvalidInput
-from dst.history import VectorTable
 from dst.rng import Rng
 
 
@@ -67,7 +64,7 @@ def test_a_store_past_the_small_size_still_answers_the_same():
     assert [(h.id, h.score) for h in b.search(q, 50)] == _reference(b, q, 50)
 
 
-def test_search_refuses_as_the_general_path_and_takes_lists():
+def test_search_still_refuses_bad_input_and_takes_lists():
     b = open_backend(BackendConfig(dim=3, location="mem-fast", namespace="bad", fresh=True))
     b.store("a", np.array([1, 0, 0], np.float32))
     for query, limit, where, text in [
@@ -79,20 +76,3 @@ def test_search_refuses_as_the_general_path_and_takes_lists():
             b.search(query, limit, where=where)
     assert [h.id for h in b.search([1.0, 0.0, 0.0], 1)] == ["a"]
     assert [h.id for h in b.search(np.array([1, 0, 0], np.float64), 1)] == ["a"]
-
-
-def test_store_keeps_a_frozen_vector_and_copies_any_other():
-    b = open_backend(BackendConfig(dim=3, location="mem-fast", namespace="keep", fresh=True))
-    t = VectorTable()
-    frozen = t[t.ref(np.array([1, 2, 3], np.float32))]
-    b.store("f", frozen)
-    assert b._store.data["f"] is frozen
-    mine = np.array([4, 5, 6], np.float32)
-    b.store("m", mine, {"n": 1})
-    mine[0] = 99.0       # the caller's array changes; the store's row must not
-    assert b.get("m").tolist() == [4, 5, 6] and b.get_attrs("m") == {"n": 1}
-    with pytest.raises(InvalidInput, match="id is empty"):
-        b.store("", frozen)
-    with pytest.raises(InvalidInput):
-        b.store("x", frozen, {"N": 1})
-    assert b.count() == 2
