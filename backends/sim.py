@@ -64,7 +64,7 @@ class _Store:
         self.attrs: dict[str, dict] = {}      # only ids with attributes
         self.version = 0
         self.lock = threading.RLock()
-        self.matrix: tuple[int, list[str], np.ndarray] | None = None
+        self.matrix: tuple[int, list[str], np.ndarray, list | None] | None = None
         # Ids written since the matrix was built, and how many version bumps
         # they account for: when every bump is accounted for, the matrix is
         # patched row by row instead of rebuilt (a 16k-row store stays cheap
@@ -112,6 +112,7 @@ class SimBackend(ValidatingBackend):
         # pool vectors again and again.
         self._row_memo: dict[bytes, np.ndarray] = {}
         self._hit_memo: dict[tuple[str, float], SearchHit] = {}
+        self._query_memo: dict[bytes, np.ndarray] = {}
 
     @property
     def _data(self) -> dict[str, np.ndarray]:
@@ -172,7 +173,6 @@ class SimBackend(ValidatingBackend):
 
     def raw_search(self, query: np.ndarray, limit: int, exact: bool, where=None) -> list[SearchHit]:
         """Brute force either way: the store has no index to bypass."""
-        q = query.astype(np.float64)
         ids, rows = self._matrix()
         if where is not None and ids:
             st = self._store
@@ -184,20 +184,24 @@ class SimBackend(ValidatingBackend):
             rows = rows[keep]
         if not ids:
             return []
-        if self.metric == "cosine":
-            scores = rows @ (q / np.sqrt(q @ q))
-        elif self.metric == "dot":
-            scores = rows @ q
-        else:
+        q = self._query(query)
+        if self.metric == "l2":
             d = rows - q
             scores = -np.sqrt(np.einsum("ij,ij->i", d, d))
-        # Stable sort on descending score: rows are in id order, so equal
-        # scores come out ordered by id.
-        order = (-scores).argsort(kind="stable")[:limit]
-        if len(ids) <= SMALL_ROWS:
-            vals = scores.tolist()       # cheaper than a gather on a small store
-            pairs: Iterable = ((i, vals[i]) for i in order.tolist())
         else:
+            scores = rows @ q
+        if len(ids) <= SMALL_ROWS:
+            # Python's sort is stable under reverse=True: descending scores,
+            # equal ones in row (so id) order, as numpy's stable argsort of
+            # the negated scores gives, without its calls on a small store.
+            vals = scores.tolist()
+            order = sorted(range(len(vals)), key=vals.__getitem__, reverse=True)
+            del order[limit:]
+            pairs: Iterable = ((i, vals[i]) for i in order)
+        else:
+            # Stable sort on descending score: rows are in id order, so equal
+            # scores come out ordered by id.
+            order = (-scores).argsort(kind="stable")[:limit]
             pairs = zip(order.tolist(), scores[order].tolist())
         # A hit is immutable and the same (id, score) comes back search
         # after search: made once. Zero scores are made anew (0.0 and -0.0
@@ -215,6 +219,21 @@ class SimBackend(ValidatingBackend):
                     memo[(hid, v)] = h
             out.append(h)
         return out
+
+    def _query(self, query: np.ndarray) -> np.ndarray:
+        """The query as the scores take it (float64; a unit vector under
+        cosine), computed once per distinct query vector: the harness
+        searches with a few pool vectors again and again."""
+        key = query.tobytes()
+        q = self._query_memo.get(key)
+        if q is None:
+            if len(self._query_memo) >= ROW_MEMO_MAX:
+                self._query_memo.clear()
+            q = query.astype(np.float64)
+            if self.metric == "cosine":
+                q = q / np.sqrt(q @ q)
+            self._query_memo[key] = q
+        return q
 
     def search_exact(self, query: np.ndarray, limit: int, where=None) -> list[SearchHit]:
         """The probes' exhaustive search: ``search`` itself (a subclass's
@@ -246,14 +265,16 @@ class SimBackend(ValidatingBackend):
             if cached is None or cached[0] != st.version:
                 if (cached is not None and st.version - cached[0] == st.noted
                         and len(st.dirty) <= PATCH_ROWS_MAX):
-                    ids, m = _patched(cached[1], cached[2], st.data, st.dirty, self._row)
+                    ids, m = _patched(cached[1], cached[2], st.data, st.dirty, self._row, cached[3])
                 else:
                     ids = sorted(st.data)
                     if ids:
                         m = self._rows(np.stack([st.data[i] for i in ids]))
                     else:
                         m = np.zeros((0, self.dim))
-                cached = st.matrix = (st.version, ids, m)
+                # The rows one by one, kept for the next patch of a small
+                # matrix (taken apart once, not at every patch).
+                cached = st.matrix = (st.version, ids, m, list(m) if len(ids) <= SMALL_ROWS else None)
                 st.dirty = set()
                 st.noted = 0
         return cached[1], cached[2]
@@ -356,18 +377,19 @@ def _unit_rows(m: np.ndarray) -> np.ndarray:
 
 
 def _patched(ids: list[str], m: np.ndarray, data: dict[str, np.ndarray],
-             dirty: set[str], row=None) -> tuple[list[str], np.ndarray]:
+             dirty: set[str], row=None, rows: list | None = None) -> tuple[list[str], np.ndarray]:
     """The search matrix after writes of ``dirty``: a new list and array
     (a search still holding the old ones is unaffected), rows in id order,
     exactly as a rebuild would make them. ``row(v)`` is one vector's row
-    (default: a one-row ``_unit_rows``). One delete and one insert for all
+    (default: a one-row ``_unit_rows``); ``rows``: ``m``'s rows as a list,
+    when the caller has it. One delete and one insert for all
     the rows that went and came, not one copy of the matrix per row."""
     row = row or (lambda v: _unit_rows(v[None, :])[0])
     changed = sorted(dirty)
     if len(ids) <= SMALL_ROWS:
         # A small matrix is cheaper to assemble again from its rows (the
         # old ones as they are, the written ones anew) than to patch.
-        by_id = dict(zip(ids, m))
+        by_id = dict(zip(ids, m if rows is None else rows))
         for id_ in changed:
             v = data.get(id_)
             if v is None:

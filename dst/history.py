@@ -93,11 +93,18 @@ class History:
     table: VectorTable = field(default_factory=VectorTable)
     events: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, time: int, process: Any, type_: str, f: str, value: Any, **extra: Any) -> dict:
+    def add(self, time: int, process: Any, type_: str, f: str, value: Any,
+            dispatch: int | None = None, **extra: Any) -> dict:
+        """Append one event; ``dispatch`` (the witness number of an op that
+        reached the backend; None: the event has no such key) is the extra
+        key nearly every completion has, so it is a parameter, not a keyword
+        dict per event."""
         assert type_ in EVENT_TYPES, type_
         events = self.events
         event = {"index": len(events), "time": time, "process": process,
                  "type": type_, "f": f, "value": value}
+        if dispatch is not None:
+            event["dispatch"] = dispatch
         if extra:
             event.update(extra)
         events.append(event)

@@ -70,41 +70,55 @@ class Rng:
     # out here on the generator's getrandbits (_BELOW_INLINE: the same
     # numbers, one Python call fewer per draw).
 
-    def below(self, n: int) -> int:
-        """Uniform integer in [0, n)."""
-        assert n > 0, n
-        if not _BELOW_INLINE:
-            return self._gen()._randbelow(n)
-        k = n.bit_length()
-        r = self._bits(k)
-        while r >= n:
+    # (Which form is chosen once, when the class is made, not per draw.)
+    if _BELOW_INLINE:
+        def below(self, n: int) -> int:
+            """Uniform integer in [0, n)."""
+            assert n > 0, n
+            k = n.bit_length()
             r = self._bits(k)
-        return r
+            while r >= n:
+                r = self._bits(k)
+            return r
 
-    def between(self, lo: int, hi: int) -> int:
-        """Uniform integer in [lo, hi], both ends included."""
-        assert lo <= hi, (lo, hi)
-        n = hi - lo + 1
-        if not _BELOW_INLINE:
-            return lo + self._gen()._randbelow(n)
-        k = n.bit_length()
-        r = self._bits(k)
-        while r >= n:
+        def between(self, lo: int, hi: int) -> int:
+            """Uniform integer in [lo, hi], both ends included."""
+            assert lo <= hi, (lo, hi)
+            n = hi - lo + 1
+            k = n.bit_length()
             r = self._bits(k)
-        return lo + r
+            while r >= n:
+                r = self._bits(k)
+            return lo + r
 
-    def chance(self, ppm: int) -> bool:
-        """True with probability ppm / 1e6."""
-        if ppm <= 0:
-            return False
-        if ppm >= PPM:
-            return True
-        if not _BELOW_INLINE:
-            return self._gen()._randbelow(PPM) < ppm
-        r = self._bits(_PPM_BITS)
-        while r >= PPM:
+        def chance(self, ppm: int) -> bool:
+            """True with probability ppm / 1e6."""
+            if ppm <= 0:
+                return False
+            if ppm >= PPM:
+                return True
             r = self._bits(_PPM_BITS)
-        return r < ppm
+            while r >= PPM:
+                r = self._bits(_PPM_BITS)
+            return r < ppm
+    else:
+        def below(self, n: int) -> int:
+            """Uniform integer in [0, n)."""
+            assert n > 0, n
+            return self._gen()._randbelow(n)
+
+        def between(self, lo: int, hi: int) -> int:
+            """Uniform integer in [lo, hi], both ends included."""
+            assert lo <= hi, (lo, hi)
+            return lo + self._gen()._randbelow(hi - lo + 1)
+
+        def chance(self, ppm: int) -> bool:
+            """True with probability ppm / 1e6."""
+            if ppm <= 0:
+                return False
+            if ppm >= PPM:
+                return True
+            return self._gen()._randbelow(PPM) < ppm
 
     def choice(self, items: Sequence[T]) -> T:
         return items[self.below(len(items))]

@@ -88,13 +88,20 @@ def _vector_problem(vector: Any, dim: int, metric: str) -> str | None:
         return f"vector has {arr.shape[0]} components, expected {dim}"
     # A float64 sum of float32 values cannot overflow, and any inf or nan
     # makes it non-finite: one pass tells whether every component is finite.
-    if not math.isfinite(arr.sum(dtype=np.float64)):
+    if not math.isfinite(_SUM(arr, dtype=np.float64)):
         finite = np.isfinite(arr)
         i = int(np.argmin(finite))
         return f"vector component {i} is {float(arr[i])!r}, not finite"
-    if metric == "cosine" and not arr.any():
+    if metric == "cosine" and not _ANY(arr):
         return "vector has zero norm"
     return None
+
+
+# The reductions arr.sum() and arr.any() run, called without their Python
+# wrappers (numpy's _methods): each vector of a seed is checked once, and
+# at a few dimensions the wrapper costs more than the sum.
+_SUM = np.add.reduce
+_ANY = np.logical_or.reduce
 
 
 def check_id(id_: Any) -> str:

@@ -40,12 +40,14 @@ TYPES = ("ok", "fail", "info")
 class Tally:
     """Per op kind: outcomes by type, own errors and their first messages.
 
-    Thread-safe (threads mode counts from every client thread).
+    Thread-safe (threads mode counts from every client thread); with
+    ``locked=False`` (the one-thread scheduler) ``done`` takes no lock.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, locked: bool = True) -> None:
         self.kinds: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._locked = locked
 
     def _row(self, f: str) -> dict[str, Any]:
         row = self.kinds.get(f)
@@ -56,6 +58,12 @@ class Tally:
     def done(self, f: str, type_: str) -> None:
         """An op of kind ``f`` completed as the client saw it."""
         assert type_ in TYPES, type_
+        if not self._locked:     # one thread: counted as is
+            row = self.kinds.get(f)
+            if row is None:
+                row = self._row(f)
+            row[type_] += 1
+            return
         with self._lock:
             row = self.kinds.get(f)
             if row is None:

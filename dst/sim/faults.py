@@ -198,13 +198,19 @@ class Boundary:
              keep: list[bool] | None = None) -> Outcome:
         if fault == "partial-write" and f == "store_batch":
             return self._batch_fault(backend, value, keep)
-        outcome, returned = self._attempt(backend, f, value)
-        # An ack can only be lost if there was one: a call that raised
-        # (refused, failed) is reported as it is, and no fault is counted.
-        if fault == "lost-ack" and returned:
-            outcome = Outcome("info", {"error": "LostAck", "message": "applied, but the acknowledgement was lost"},
-                              fired="lost-ack")
-        return outcome
+        # _attempt, written out: this is every op's path.
+        try:
+            out = self._invoke(backend, f, value)
+        except BaseException as exc:  # noqa: BLE001 - classified, never escapes
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            # An ack can only be lost if there was one: a call that raised
+            # (refused, failed) is reported as it is, and no fault is counted.
+            return _classify(exc)
+        if fault == "lost-ack":
+            return Outcome("info", {"error": "LostAck", "message": "applied, but the acknowledgement was lost"},
+                           fired="lost-ack")
+        return Outcome("ok", out)
 
     def _attempt(self, backend: Any, f: str, value: dict[str, Any]) -> tuple[Outcome, bool]:
         """The call, classified, and whether it returned (did not raise)."""

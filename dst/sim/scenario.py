@@ -9,7 +9,7 @@ and operation mix, as TigerBeetle's VOPR does).
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,15 +144,24 @@ class Scenario:
         return s
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in list(d.items()):
+        # What asdict gives, in field order, without its deep copy (made
+        # once per seed, for the history's meta): every field is a scalar,
+        # a tuple of scalars or a dict of scalars, so fresh containers are
+        # a full copy.
+        d: dict[str, Any] = {}
+        for k in _SCENARIO_FIELDS:
+            v = getattr(self, k)
             if isinstance(v, tuple):
-                d[k] = list(v)
-            if isinstance(v, dict):
-                d[k] = {kk: v[kk] for kk in sorted(v)}
+                v = list(v)
+            elif isinstance(v, dict):
+                v = {kk: v[kk] for kk in sorted(v)}
+            d[k] = v
         if d["isolate"] == "none":
             del d["isolate"]     # so histories without isolation stay as they were
         return d
+
+
+_SCENARIO_FIELDS = tuple(f.name for f in fields(Scenario))
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ CASE_FORMAT = "vector-dst/case"
 CASE_VERSION = 1
 
 
-@dataclass
+@dataclass(slots=True)     # one per op: no __dict__ to fill and collect
 class OpPlan:
     f: str
     value: dict[str, Any]

@@ -79,6 +79,8 @@ class SeedRun:
 
 
 class Scheduler:
+    LOCKED_TALLY = False     # whether several threads count availability at once
+
     def __init__(self, params: SeedParams, decider: Any, factory: Callable[[BackendConfig], Any],
                  config: BackendConfig, history: History, boundary_rng: Rng,
                  reach_rng: Rng | None = None):
@@ -111,7 +113,8 @@ class Scheduler:
         self._crash_pending = False
         self._crashes = 0
         self._restart_think: dict[int, int] = {}
-        self.availability = Tally()
+        # One thread counts here (threads mode overrides LOCKED_TALLY).
+        self.availability = Tally(locked=self.LOCKED_TALLY)
         # Backend errors the harness caused: a nemesis that fired may break
         # the next call too (a kill that landed after its call returned), and
         # every call between a server crash and the probe after it.
@@ -649,7 +652,8 @@ class Scheduler:
             if not (attrs_known and live is not None and s.type == "ok" and isinstance(s.output, list)):
                 continue
             found = sorted(h[0] for h in s.output if h[0] not in bulk)
-            want = sorted(i for i in live if i in attrs and filters.matches(where, attrs[i]))
+            test = filters.matcher(where)     # the tree walked once, not once per row
+            want = sorted(i for i in live if i in attrs and test(attrs[i]))
             if found != want:
                 missing = sorted(set(want) - set(found))[:5]
                 extra = sorted(set(found) - set(want))[:5]

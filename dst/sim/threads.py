@@ -38,6 +38,8 @@ JOIN_TIMEOUT_S = 600  # a client stuck this long in one backend call is a hung b
 class ThreadRunner(Scheduler):
     """The scheduler's setup, load phase and probes; real threads between."""
 
+    LOCKED_TALLY = True      # every client thread counts availability
+
     def __init__(self, params: SeedParams, decider: Any, factory: Callable[[BackendConfig], Any],
                  config: BackendConfig, history: History, rng: Rng):
         if not hasattr(decider, "workload"):

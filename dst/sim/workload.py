@@ -80,7 +80,6 @@ HOSTILE_VALUES = (
 TENANTS = 10            # tenant t0..t9, one row in ten each
 N_RANGE = 1000          # n uniform in [0, 1000): n < 1 is 0.1%, n < 10 1%, ... n < 1000 all
 BIG_INTS = (filters.INT_MIN, filters.INT_MAX, -1, 0, 2 ** 53 + 1)
-_ATTR_ORDER = tuple(sorted(("tenant", "n", "flag", "label", "big")))   # row_attrs's names
 # The selectivity ladder over n: 0%, 0.1%, 1%, 10%, 50%, 100% of the rows that have n.
 N_CUTS = (0, 1, 10, 100, 500, 1000)
 
@@ -181,7 +180,7 @@ class Workload:
                 # the same number without its wrapper's checks.
                 v = src + scale * math.sqrt(src.dot(src)) * noise / max(math.sqrt(noise.dot(noise)), 1e-12)
             v32 = np.asarray(v, dtype=np.float32)
-            if not v32.any():  # never a zero vector in the valid pool
+            if not np.logical_or.reduce(v32):  # never a zero vector in the valid pool (v32.any(), unwrapped)
                 v32 = np.ones(dim, dtype=np.float32)
             base.append(v32.astype(np.float64))
             refs.append(self.table.ref(v32))
@@ -314,18 +313,25 @@ class Workload:
         # Drawn in this order (the seed's stream), put in name order (big,
         # flag, label, n, tenant) as filters.norm_attrs would, without
         # sorting a dict per row.
+        below = r.below
+        tenant = f"t{below(TENANTS)}" if below(10) < 9 else None
+        n = below(N_RANGE) if below(20) < 19 else None
+        flag = below(2) == 0 if below(5) < 4 else None
+        label = r.choice(HOSTILE_VALUES) if below(5) < 2 else None
+        big = r.choice(BIG_INTS) if below(10) == 0 else None
+        # None is no value an attribute takes here: it marks one left out.
         got: dict[str, Any] = {}
-        if r.below(10) < 9:
-            got["tenant"] = f"t{r.below(TENANTS)}"
-        if r.below(20) < 19:
-            got["n"] = r.below(N_RANGE)
-        if r.below(5) < 4:
-            got["flag"] = r.below(2) == 0
-        if r.below(5) < 2:
-            got["label"] = r.choice(HOSTILE_VALUES)
-        if r.below(10) == 0:
-            got["big"] = r.choice(BIG_INTS)
-        return {k: got[k] for k in _ATTR_ORDER if k in got}
+        if big is not None:
+            got["big"] = big
+        if flag is not None:
+            got["flag"] = flag
+        if label is not None:
+            got["label"] = label
+        if n is not None:
+            got["n"] = n
+        if tenant is not None:
+            got["tenant"] = tenant
+        return got
 
     def leaf_where(self, r: Rng) -> dict[str, Any]:
         k = r.below(12)
