@@ -410,7 +410,7 @@ def _cut(ops: list[Operation], t: float) -> list[Operation]:
 
 
 class _Entry:
-    __slots__ = ("op", "is_call", "bit", "match", "prev", "next", "cls", "read")
+    __slots__ = ("op", "is_call", "bit", "match", "prev", "next", "cls", "read", "lazy", "mask")
 
     def __init__(self, op: Operation | None, is_call: bool, bit: int):
         self.op = op
@@ -418,6 +418,10 @@ class _Entry:
         self.bit = bit              # this op's bit in the linearized set
         self.cls = 0                # symmetry class (calls, in the full search)
         self.read = False           # the model's readonly(input) (calls, in the full search)
+        # Deferred (models with ``footprint`` only): an op that never
+        # returned, placed only just before an op it does not commute with.
+        self.lazy = False
+        self.mask = -1              # the footprint as a bit set of keys; -1: everything
         self.match: _Entry | None = None
         self.prev: _Entry | None = None
         self.next: _Entry | None = None
@@ -492,17 +496,19 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
     """
     ops = sorted(ops, key=lambda op: (op.call, op.id))
     head = _build(ops)
-    _classify(head, getattr(model, "readonly", None))
+    definite = _classify(head, getattr(model, "readonly", None), getattr(model, "footprint", None))
     state = model.init()
     linearized = 0
-    memo: set[tuple[int, Any]] = set()
-    # The path: (entry placed, state before it, placed as a read).
-    path: list[tuple[_Entry, Any, bool]] = []
+    memo: set[tuple] = set()
+    # The deferred op placed last, whose successor must not commute with it.
+    last: _Entry | None = None
+    # The path: (entry placed, state before it, placed as a read, ``last`` before it).
+    path: list[tuple[_Entry, Any, bool, _Entry | None]] = []
     # One frame per point on the path and one for the point it reached:
     # [candidates, next index, {class: earliest return failed here}, the
     # op the model found hopeless here (None when the candidates ran out)].
     hopeless = getattr(model, "hopeless", None)
-    frames: list[list[Any]] = [_frame(head, state, hopeless)]
+    frames: list[list[Any]] = [_frame(head, state, hopeless, None)]
     # The longest linearizable prefix (the witness of a violation). It is
     # copied only when the search backs out of a new deepest point, not on
     # every push: copying on the way down is quadratic in a long history.
@@ -514,7 +520,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
     left = meter.left           # steps this turn may take
     used = 0                    # steps taken this turn, not yet charged
     backtracks = 0
-    while head.next is not None:
+    while definite:
         if used >= left:
             meter.left -= used
             part.steps += used
@@ -535,18 +541,36 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
                 if c in tried and tried[c] <= op.ret:
                     used -= 1        # not tried: no step
                     continue
+            if last is not None and entry.read:
+                # A read right after a deferred op must be one that the
+                # deferred op made fit: one that fits without it goes first.
+                used += 1
+                if step(path[-1][1], op.input, op.output)[0]:
+                    continue
             ok, new_state = step(state, op.input, op.output)
             if ok:
                 bits = linearized | entry.bit
                 key = (bits, new_state)
+                if entry.lazy:
+                    # Placed here, it must be followed by an op it does not
+                    # commute with; the same point without that demand, if
+                    # already searched, had every completion this one has.
+                    if key in memo:
+                        continue
+                    key = (bits, new_state, entry.cls, state)
                 if key not in memo:
                     memo.add(key)
-                    path.append((entry, state, entry.read))
+                    path.append((entry, state, entry.read, last))
                     state, linearized = new_state, bits
                     _lift(entry)
+                    if entry.lazy:
+                        last = entry
+                    else:
+                        last = None
+                        definite -= 1
                     if len(path) > deepest:
                         deepest = len(path)
-                    frames.append(_frame(head, state, hopeless))
+                    frames.append(_frame(head, state, hopeless, last))
             continue
         # Every candidate here failed: back out of this point.
         if not path:
@@ -557,7 +581,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
             return _violation(ops, best, best_state, best_bits, part.steps, explain, best_stuck,
                               step)
         if len(path) > len(best):
-            best = [e.op for e, _, _ in path]
+            best = [e.op for e, _, _, _ in path]
             best_state, best_bits, best_stuck = state, linearized, frame[3]
         backtracks += 1
         if backtracks >= SLICE_BACKTRACKS:
@@ -568,8 +592,10 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
             yield
             left = meter.left
         frames.pop()
-        entry, state, read = path.pop()
+        entry, state, read, last = path.pop()
         linearized &= ~entry.bit
+        if not entry.lazy:
+            definite += 1
         _unlift(entry)
         frame = frames[-1]
         if read:
@@ -582,11 +608,17 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
                 tried[c] = r
     meter.left -= used
     part.steps += used
-    # Every op is linearized: the path holds them in the order they took effect.
-    return CheckResult("ok", steps=part.steps, order=[e.op for e, _, _ in path])
+    # Every op that returned is linearized: the path holds them in the order
+    # they took effect. Deferred ops not placed yet take effect last (any
+    # state accepts them), in call order.
+    order = [e.op for e, _, _, _ in path]
+    if len(order) < len(ops):
+        placed = linearized
+        order += [op for n, op in enumerate(ops) if not placed >> n & 1]
+    return CheckResult("ok", steps=part.steps, order=order)
 
 
-def _frame(head: _Entry, state: Any, hopeless: Any) -> list[Any]:
+def _frame(head: _Entry, state: Any, hopeless: Any, last: _Entry | None) -> list[Any]:
     """A point's frame: the pending calls before the first open return, in
     call order, to be tried from the first.
 
@@ -600,39 +632,66 @@ def _frame(head: _Entry, state: Any, hopeless: Any) -> list[Any]:
     while e is not None and e.is_call:
         out.append(e)
         e = e.next
-    if hopeless is None or e is None or not out:
-        return [out, 0, {}, None]
-    pending = [c.op for c in out]
-    seen = 0
-    while True:
-        if hopeless(state, e.op, pending):
-            return [[], 0, {}, e.op]
-        seen += 1
-        if seen == LOOKAHEAD_RETURNS:
-            return [out, 0, {}, None]
-        e = e.next
-        while e is not None and e.is_call:
-            pending.append(e.op)
+    if hopeless is not None and e is not None and out:
+        pending = [c.op for c in out]
+        seen = 0
+        while True:
+            if hopeless(state, e.op, pending):
+                return [[], 0, {}, e.op]
+            seen += 1
+            if seen == LOOKAHEAD_RETURNS:
+                break
             e = e.next
-        if e is None:
-            return [out, 0, {}, None]
+            while e is not None and e.is_call:
+                pending.append(e.op)
+                e = e.next
+            if e is None:
+                break
+    if last is not None:
+        mask, cls = last.mask, last.cls
+        out = [c for c in out if c.read or c.mask & mask or (c.lazy and c.cls <= cls)]
+    return [out, 0, {}, None]
 
 
-def _classify(head: _Entry, readonly: Callable[[Any], bool] | None) -> None:
+def _classify(head: _Entry, readonly: Callable[[Any], bool] | None,
+              footprint: Callable[[Any], Any] | None = None) -> int:
     """Mark each call entry with its symmetry class (ops with equal f,
     input and output share one; an op whose input or output cannot be
-    hashed has a class of its own) and whether the model calls it read-only."""
+    hashed has a class of its own) and whether the model calls it read-only.
+
+    With the model's ``footprint``: mark the ops that never returned as
+    deferred, and give every op its footprint as a bit set (-1 for
+    everything). Returns how many ops are not deferred."""
     seen: dict[Any, int] = {}
+    keys: dict[Any, int] = {}
+    definite = 0
     e = head.next
     while e is not None:
         if e.is_call:
             op = e.op
+            lazy = footprint is not None and op.ret == INF
             try:
-                e.cls = seen.setdefault((op.f, _typed(op.input), _typed(op.output)), len(seen))
+                # A deferred op and one with a return are never symmetric.
+                e.cls = seen.setdefault((op.f, _typed(op.input), _typed(op.output), lazy), len(seen))
             except TypeError:
                 e.cls = -1 - op.id
             e.read = readonly is not None and bool(readonly(op.input))
+            if footprint is not None:
+                e.lazy = lazy
+                touched = footprint(op.input)
+                if touched is not None:
+                    mask = 0
+                    for k in touched:
+                        mask |= 1 << keys.setdefault(k, len(keys))
+                    e.mask = mask
+                if lazy and (e.read or not e.mask):
+                    # It changes nothing, or commutes with everything, and
+                    # any state accepts it: it goes last, never searched.
+                    _lift(e)
+            if not e.lazy:
+                definite += 1
         e = e.next
+    return definite
 
 
 def _typed(x: Any) -> Any:

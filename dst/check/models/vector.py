@@ -171,6 +171,22 @@ class VectorModel:
         """Reads, maintenance, and any op with invalid input (refused)."""
         return inp[-1] is not None or inp[0] in READONLY
 
+    def footprint(self, inp: tuple) -> tuple | None:
+        """The ids an op reads or writes; None for an op that may depend on
+        or change any of them (count, search, wipe). Ops whose footprints do
+        not meet commute in every state (the checker defers ops of unknown
+        outcome on that basis): a write of unknown outcome is accepted in
+        every state, and an op with invalid input, or maintenance, changes
+        nothing whatever the state (no ids)."""
+        f = inp[0]
+        if inp[-1] is not None or f == "maintenance":
+            return ()
+        if f == "batch":
+            return tuple(row[0] for row in inp[1])
+        if f in ("store", "delete", "get", "exists", "get_attrs"):
+            return (inp[1],)
+        return None
+
     # -- explanations -----------------------------------------------------
     def explain(self, state: VectorState, op: Operation) -> str:
         inp, out = op.input, op.output
