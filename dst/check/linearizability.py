@@ -57,6 +57,10 @@ SLICE_BACKTRACKS = 256
 # about (the cut is exact for any number; more costs more per point).
 LOOKAHEAD_RETURNS = 6
 
+# At most this many steps for the witness order with ops of unknown outcome
+# left out (a fast path: it can only prove ok; the full search follows).
+OPTIONAL_WITNESS_STEPS = 100_000
+
 
 @dataclass(slots=True)
 class Operation:
@@ -295,6 +299,15 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
     meter.left -= steps
     if ok:
         return CheckResult("ok", steps=part.steps, witness=True, order=_witness_order(ops))
+    if fail_at is not None and any(op.ret == INF for op in ops):
+        # Ops of unknown outcome (killed mid-op, lost acks) may not have
+        # taken effect: the witness order again, each of them at its place
+        # or never.
+        order, steps = _witness_optional(model, ops, min(max(meter.left, 0), OPTIONAL_WITNESS_STEPS))
+        part.steps += steps
+        meter.left -= steps
+        if order is not None:
+            return CheckResult("ok", steps=part.steps, witness=True, order=order)
     r = None
     if fail_at is not None and fail_at.ret != INF:
         cut = _cut(ops, fail_at.ret)
@@ -394,6 +407,76 @@ def _witness(model: Model, ops: list[Operation], cap: int
             return False, steps, op, state
         state = nxt
     return True, steps, None, None
+
+
+def _witness_optional(model: Model, ops: list[Operation], cap: int
+                      ) -> tuple[list[Operation] | None, int]:
+    """The witness order, where each op of unknown outcome takes effect at
+    its place in it or never (last). Proves ok (returns the order it
+    found) or nothing (None). A depth-first search over the choices, the
+    op taking effect tried first, remembering every (place, state) already
+    explored; at most ``cap`` steps. Returns (order or None, steps)."""
+    order = [op for op in ops if op.dispatch is not None]
+    rest = [op for op in ops if op.dispatch is None]
+    if any(op.ret != INF for op in rest):
+        return None, 0
+    order.sort(key=lambda op: (op.dispatch, op.id))
+    suffix_min = INF
+    for op in reversed(order):
+        if suffix_min < op.call:
+            return None, 0
+        suffix_min = min(suffix_min, op.ret)
+    step = model.step
+    n = len(order)
+    state = model.init()
+    i = 0
+    steps = 0
+    seen: set[tuple[int, Any]] = set()
+    # Choices open: (place of an op of unknown outcome taken, state before it).
+    choices: list[tuple[int, Any]] = []
+    skipped: list[int] = []          # places of the unknown ops left out, in order
+    while True:
+        if steps >= cap:
+            return None, steps
+        if i == n:
+            # The ops left out, and those never dispatched, take effect last.
+            last = [order[j] for j in skipped] + rest
+            end = state
+            for op in last:
+                steps += 1
+                ok, end = step(end, op.input, op.output)
+                if not ok:
+                    break
+            else:
+                left_out = set(skipped)
+                return [op for j, op in enumerate(order) if j not in left_out] + last, steps
+        else:
+            op = order[i]
+            key = (i, state)
+            if key not in seen:
+                seen.add(key)
+                steps += 1
+                ok, nxt = step(state, op.input, op.output)
+                if op.ret == INF:
+                    if ok:
+                        choices.append((i, state))
+                        state, i = nxt, i + 1
+                    else:
+                        skipped.append(i)
+                        i += 1
+                    continue
+                if ok:
+                    state, i = nxt, i + 1
+                    continue
+        # A dead end: leave out the latest unknown op that took effect.
+        if not choices:
+            return None, steps
+        steps += 1
+        i, state = choices.pop()
+        while skipped and skipped[-1] > i:
+            skipped.pop()
+        skipped.append(i)
+        i += 1
 
 
 def _cut(ops: list[Operation], t: float) -> list[Operation]:

@@ -121,10 +121,16 @@ def _history(model: VectorModel, rng: Rng, n: int) -> tuple[list[Operation], str
             out[i] = len(items)
         else:
             out[i] = _search_out(model, items, inp[1], inp[2])
+    # The witness order: as the ops took effect (the unapplied ones where
+    # they were drawn), two of them swapped now and then.
+    rank = {d[1]: n for n, d in enumerate(sorted(drawn, key=lambda d: (d[0], d[1])))}
+    if n > 1 and rng.chance(300_000):
+        a, b = rng.below(n), rng.below(n)
+        rank[a], rank[b] = rank[b], rank[a]
     ops = []
     for effect, i, call, ret, inp, applied in drawn:
         o = UNKNOWN if ret == INF else out[i]
-        ops.append(Operation(i, i, inp[0], inp, o, call, ret))
+        ops.append(Operation(i, i, inp[0], inp, o, call, ret, rank[i]))
     reads = [op for op in ops if op.f in ("get", "exists", "count")]
     if fault in (0, 2) and reads:     # a read given another answer
         op = rng.choice(reads)
@@ -143,14 +149,20 @@ def test_deferral_never_changes_a_verdict():
     plain = Undeferred(VECTORS, 2)
     seen = {True: 0, False: 0}
     busy = {True: 0, False: 0}         # three info ops or more
+    witnessed = 0
     for case in range(2000):
         ops, how = _history(model, rng, rng.between(3, 10))
         want = _brute(model, ops)
         got = check(model, ops, use_witness=False)
         assert got.verdict == ("ok" if want else "violation"), (case, how, ops)
         assert check(plain, ops, use_witness=False).verdict == got.verdict, (case, how, ops)
+        # With the witness order first (unknown ops at their place or never).
+        fast = check(model, ops)
+        assert fast.verdict == got.verdict, (case, how, ops)
         if want:
             _assert_linearization(model, ops, got.order)
+            _assert_linearization(model, ops, fast.order)
+            witnessed += fast.witness
         seen[want] += 1
         if sum(op.ret == INF for op in ops) >= 3:
             busy[want] += 1
@@ -158,6 +170,7 @@ def test_deferral_never_changes_a_verdict():
     # info ops, or the agreement proves little.
     assert min(seen.values()) >= 500, seen
     assert min(busy.values()) >= 100, busy
+    assert witnessed >= 500, witnessed
 
 
 def _assert_linearization(model, ops, order) -> None:
