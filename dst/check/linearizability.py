@@ -61,6 +61,10 @@ LOOKAHEAD_RETURNS = 6
 # left out (a fast path: it can only prove ok; the full search follows).
 OPTIONAL_WITNESS_STEPS = 100_000
 
+# At most this many steps for each of a model's ``projections`` (searched
+# before the whole history when it has ops of unknown outcome).
+PROJECTION_STEPS = 100_000
+
 
 @dataclass(slots=True)
 class Operation:
@@ -291,7 +295,9 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
             r.failure.refuted = True
             return r
     if not use_witness:
-        r = yield from _search(model, ops, meter, part, explain)
+        r = _projected(model, ops, meter, part, explain)
+        if r is None:
+            r = yield from _search(model, ops, meter, part, explain)
         r.steps = part.steps
         return r
     ok, steps, fail_at, fail_state = _witness(model, ops, max(meter.left, 0))
@@ -308,8 +314,8 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
         meter.left -= steps
         if order is not None:
             return CheckResult("ok", steps=part.steps, witness=True, order=order)
-    r = None
-    if fail_at is not None and fail_at.ret != INF:
+    r = _projected(model, ops, meter, part, explain)
+    if r is None and fail_at is not None and fail_at.ret != INF:
         cut = _cut(ops, fail_at.ret)
         if len(cut) < len(ops):
             r = yield from _search(model, cut, meter, part, explain)
@@ -323,6 +329,36 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
         r.failure.witness_state = fail_state
         r.failure.witness_explanation = explain(fail_state, fail_at) if explain else None
     return r
+
+
+def _projected(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
+               explain: Callable[[Any, Operation], str] | None) -> CheckResult | None:
+    """A violation in one of the model's ``projections`` of a history with
+    ops of unknown outcome, or None. Each projection is searched alone, at
+    most PROJECTION_STEPS steps (charged to ``meter`` and ``part``); one
+    that runs out proves nothing, and neither does one that passes."""
+    projections = getattr(model, "projections", None)
+    if projections is None or not any(op.ret == INF for op in ops):
+        return None
+    for label, sub in projections(ops):
+        cap = min(max(meter.left, 0), PROJECTION_STEPS)
+        if cap <= 0:
+            return None
+        sub_meter = _Meter(cap)
+        sub_part = _Part(part.index, sub, label)
+        gen = _search(model, sub, sub_meter, sub_part, explain)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                r: CheckResult = stop.value
+                break
+        part.steps += sub_part.steps
+        meter.left -= sub_part.steps
+        if r.verdict == "violation":
+            r.failure.explanation = f"{r.failure.explanation} (the ops on {label} alone have no linearization)"
+            return r
+    return None
 
 
 def _greedy_prefix(ops: list[Operation], before: float, model: Model

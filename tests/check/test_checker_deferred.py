@@ -26,9 +26,11 @@ VECTORS = [np.array([np.cos(t), np.sin(t)], dtype=np.float32) for t in (0.0, 0.7
 
 
 class Undeferred(VectorModel):
-    """The same model without ``footprint``: the search as it was."""
+    """The same model without ``footprint`` and ``projections``: the search
+    as it was."""
 
     footprint = None
+    projections = None
 
 
 def _brute(model, ops) -> bool:
