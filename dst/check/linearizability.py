@@ -16,6 +16,13 @@ remember every (set of linearized ops, model state) already explored.
   op that returned at time T, the history cut at T (ops still open then
   become unknown) is searched first: linearizability is prefix-closed, so a
   violation there is a violation of the whole, found in a smaller space.
+* Ops of unknown outcome (kills, lost acks) make the space blow up: each
+  may take effect at any point or never. Three measures, each exact: the
+  witness is tried again with each of them at its place or never
+  (``_witness_optional``, a bounded fast path that can only prove ok); a
+  model's ``projections`` (e.g. one id's ops) are searched alone first, a
+  violation in one being a violation of the whole; and with the model's
+  ``footprint`` the search defers them (see ``_search``).
 * Refutation: a model may prove a part not linearizable in one cheap
   sweep (``refute``, e.g. the kv model's stale read); such a part is not
   searched, and its report carries a prefix found without backtracking.
@@ -109,6 +116,15 @@ class Model(Protocol):
       must take effect before any op outside ``pending``, cannot fit after
       any sequence of ``pending`` from ``state``. Must never say True when
       some sequence fits: it cuts the search there.
+    * ``footprint(input) -> tuple | None``: the keys an op reads or
+      writes, None for all of them. Two ops whose footprints do not meet
+      must commute in every state (same acceptance, same state after both
+      orders), and an op whose output is ``UNKNOWN`` must be accepted in
+      every state. The search then defers ops that never returned (below).
+    * ``projections(ops) -> [(label, ops)]``: sub-histories that must each
+      be linearizable for ``ops`` to be (e.g. one id's ops alone); searched
+      first, each within ``PROJECTION_STEPS``, when ``ops`` has ops of
+      unknown outcome. Must never name one of a linearizable history.
     * ``refute(ops) -> (op, why) | None``: a cheap proof that ``ops`` is
       not linearizable: an op that has no place in any order, and why
       (e.g. the kv model's stale read after a longer read). Incomplete, but
@@ -593,7 +609,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
     Depth first over the points of the search. At a point, the candidates
     are the pending calls before the first open return (Wing & Gong), tried
     in call order (trying them earliest return first was measured: more
-    steps on most histories, 100x more on some). Four cuts keep the tree small, each exact (none loses a linearization):
+    steps on most histories, 100x more on some). Five cuts keep the tree small, each exact (none loses a linearization):
 
     * memo (Lowe): a (set of linearized ops, state) reached before is not
       searched again;
@@ -608,7 +624,20 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
       and output and a return no earlier is not tried there (swap the two
       in any completion);
     * hopeless (the model's, optional): the op that must go first cannot
-      fit after any of the candidates, so the point fails at once.
+      fit after any of the candidates, so the point fails at once;
+    * deferral (models with ``footprint``): an op that never returned is
+      placed only right before an op it does not commute with: a write
+      whose footprint meets its own, another deferred op of a class no
+      greater (a fixed order among commuting ones), or a read that fits
+      only with it (a read that fits before it went first). Any
+      linearization can be brought to that form by moving such ops later
+      past ops they commute with, which real time allows (they never
+      returned) and which keeps every state an op sees. One that commutes
+      with everything or changes nothing goes last, never searched; the
+      search ends when only deferred ops are left (any state accepts
+      them). The memo key of a point right after a deferred op also holds
+      its class and the state before it; a point already searched without
+      that demand is not searched again with it.
 
     Steps (model steps and backtracks) are charged to ``meter`` (shared by
     all parts) and ``part`` whenever the search yields or ends.
