@@ -69,7 +69,8 @@ LOOKAHEAD_RETURNS = 6
 OPTIONAL_WITNESS_STEPS = 100_000
 
 # At most this many steps for each of a model's ``projections`` (searched
-# before the whole history when it has ops of unknown outcome).
+# before the whole history when it has ops of unknown outcome), and a tenth
+# of the budget for all of them.
 PROJECTION_STEPS = 100_000
 
 
@@ -351,13 +352,15 @@ def _projected(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
                explain: Callable[[Any, Operation], str] | None) -> CheckResult | None:
     """A violation in one of the model's ``projections`` of a history with
     ops of unknown outcome, or None. Each projection is searched alone, at
-    most PROJECTION_STEPS steps (charged to ``meter`` and ``part``); one
-    that runs out proves nothing, and neither does one that passes."""
+    most PROJECTION_STEPS steps, a tenth of the budget in all (charged to
+    ``meter`` and ``part``); one that runs out proves nothing, and neither
+    does one that passes."""
     projections = getattr(model, "projections", None)
     if projections is None or not any(op.ret == INF for op in ops):
         return None
+    spend = meter.budget // 10      # in all: most of the budget stays for the whole
     for label, sub in projections(ops):
-        cap = min(max(meter.left, 0), PROJECTION_STEPS)
+        cap = min(max(meter.left, 0), PROJECTION_STEPS, spend)
         if cap <= 0:
             return None
         sub_meter = _Meter(cap)
@@ -371,6 +374,7 @@ def _projected(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
                 break
         part.steps += sub_part.steps
         meter.left -= sub_part.steps
+        spend -= sub_part.steps
         if r.verdict == "violation":
             r.failure.explanation = f"{r.failure.explanation} (the ops on {label} alone have no linearization)"
             return r
