@@ -189,7 +189,7 @@ def _assert_linearization(model, ops, order) -> None:
         assert ok, (n, op)
 
 
-KILLED = Path(__file__).resolve().parent.parent / "data" / "killhist" / "milvus-seed-58.jsonl"
+KILLED = Path(__file__).resolve().parent / "data" / "milvus-kill-seed-58.jsonl"
 
 
 def _kill_history():
