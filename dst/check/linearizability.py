@@ -703,26 +703,28 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
             if ok:
                 bits = linearized | entry.bit
                 key = (bits, new_state)
+                if key in memo:
+                    continue
                 if entry.lazy:
                     # Placed here, it must be followed by an op it does not
                     # commute with; the same point without that demand, if
-                    # already searched, had every completion this one has.
+                    # already searched (the key above), had every completion
+                    # this one has.
+                    key = (bits, new_state, entry.cls, state)
                     if key in memo:
                         continue
-                    key = (bits, new_state, entry.cls, state)
-                if key not in memo:
-                    memo.add(key)
+                    path.append((entry, state, False, last))
+                    last = entry
+                else:
                     path.append((entry, state, entry.read, last))
-                    state, linearized = new_state, bits
-                    _lift(entry)
-                    if entry.lazy:
-                        last = entry
-                    else:
-                        last = None
-                        definite -= 1
-                    if len(path) > deepest:
-                        deepest = len(path)
-                    frames.append(_frame(head, state, hopeless, last))
+                    last = None
+                    definite -= 1
+                memo.add(key)
+                state, linearized = new_state, bits
+                _lift(entry)
+                if len(path) > deepest:
+                    deepest = len(path)
+                frames.append(_frame(head, state, hopeless, last))
             continue
         # Every candidate here failed: back out of this point.
         if not path:
