@@ -721,7 +721,16 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
                     definite -= 1
                 memo.add(key)
                 state, linearized = new_state, bits
-                _lift(entry)
+                # _lift(entry), inlined (the hot path)
+                p, n = entry.prev, entry.next
+                p.next = n
+                if n is not None:
+                    n.prev = p
+                m = entry.match
+                p, n = m.prev, m.next
+                p.next = n
+                if n is not None:
+                    n.prev = p
                 if len(path) > deepest:
                     deepest = len(path)
                 frames.append(_frame(head, state, hopeless, last))
@@ -750,7 +759,14 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
         linearized &= ~entry.bit
         if not entry.lazy:
             definite += 1
-        _unlift(entry)
+        # _unlift(entry), inlined
+        m = entry.match
+        m.prev.next = m
+        if m.next is not None:
+            m.next.prev = m
+        entry.prev.next = entry
+        if entry.next is not None:
+            entry.next.prev = entry
         frame = frames[-1]
         if read:
             frame[1] = len(frame[0])     # the point before a read fails with it
