@@ -497,6 +497,8 @@ def _witness_optional(model: Model, ops: list[Operation], cap: int
         if i == n:
             # The ops left out, and those never dispatched, take effect last.
             last = [order[j] for j in skipped] + rest
+            if steps + len(last) > cap:
+                return None, steps
             end = state
             for op in last:
                 steps += 1
@@ -525,7 +527,7 @@ def _witness_optional(model: Model, ops: list[Operation], cap: int
                     state, i = nxt, i + 1
                     continue
         # A dead end: leave out the latest unknown op that took effect.
-        if not choices:
+        if not choices or steps >= cap:
             return None, steps
         steps += 1
         i, state = choices.pop()
@@ -696,6 +698,9 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
             if last is not None and entry.read:
                 # A read right after a deferred op must be one that the
                 # deferred op made fit: one that fits without it goes first.
+                if used >= left:
+                    frame[1] = i         # no step left for both: tried again, out of budget
+                    continue
                 used += 1
                 if step(path[-1][1], op.input, op.output)[0]:
                     continue
