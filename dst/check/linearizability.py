@@ -16,6 +16,13 @@ remember every (set of linearized ops, model state) already explored.
   op that returned at time T, the history cut at T (ops still open then
   become unknown) is searched first: linearizability is prefix-closed, so a
   violation there is a violation of the whole, found in a smaller space.
+* Ops of unknown outcome (kills, lost acks) make the space blow up: each
+  may take effect at any point or never. Three measures, each exact: the
+  witness is tried again with each of them at its place or never
+  (``_witness_optional``, a bounded fast path that can only prove ok); a
+  model's ``projections`` (e.g. one id's ops) are searched alone first, a
+  violation in one being a violation of the whole; and with the model's
+  ``footprint`` the search defers them (see ``_search``).
 * Refutation: a model may prove a part not linearizable in one cheap
   sweep (``refute``, e.g. the kv model's stale read); such a part is not
   searched, and its report carries a prefix found without backtracking.
@@ -56,6 +63,15 @@ SLICE_BACKTRACKS = 256
 # How many of the next open returns a point asks the model's ``hopeless``
 # about (the cut is exact for any number; more costs more per point).
 LOOKAHEAD_RETURNS = 6
+
+# At most this many steps for the witness order with ops of unknown outcome
+# left out (a fast path: it can only prove ok; the full search follows).
+OPTIONAL_WITNESS_STEPS = 100_000
+
+# At most this many steps for each of a model's ``projections`` (searched
+# before the whole history when it has ops of unknown outcome), and a tenth
+# of the budget for all of them.
+PROJECTION_STEPS = 100_000
 
 
 @dataclass(slots=True)
@@ -101,6 +117,15 @@ class Model(Protocol):
       must take effect before any op outside ``pending``, cannot fit after
       any sequence of ``pending`` from ``state``. Must never say True when
       some sequence fits: it cuts the search there.
+    * ``footprint(input) -> tuple | None``: the keys an op reads or
+      writes, None for all of them. Two ops whose footprints do not meet
+      must commute in every state (same acceptance, same state after both
+      orders), and an op whose output is ``UNKNOWN`` must be accepted in
+      every state. The search then defers ops that never returned (below).
+    * ``projections(ops) -> [(label, ops)]``: sub-histories that must each
+      be linearizable for ``ops`` to be (e.g. one id's ops alone); searched
+      first, each within ``PROJECTION_STEPS``, when ``ops`` has ops of
+      unknown outcome. Must never name one of a linearizable history.
     * ``refute(ops) -> (op, why) | None``: a cheap proof that ``ops`` is
       not linearizable: an op that has no place in any order, and why
       (e.g. the kv model's stale read after a longer read). Incomplete, but
@@ -287,7 +312,9 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
             r.failure.refuted = True
             return r
     if not use_witness:
-        r = yield from _search(model, ops, meter, part, explain)
+        r = _projected(model, ops, meter, part, explain)
+        if r is None:
+            r = yield from _search(model, ops, meter, part, explain)
         r.steps = part.steps
         return r
     ok, steps, fail_at, fail_state = _witness(model, ops, max(meter.left, 0))
@@ -295,8 +322,17 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
     meter.left -= steps
     if ok:
         return CheckResult("ok", steps=part.steps, witness=True, order=_witness_order(ops))
-    r = None
-    if fail_at is not None and fail_at.ret != INF:
+    if fail_at is not None and any(op.ret == INF for op in ops):
+        # Ops of unknown outcome (killed mid-op, lost acks) may not have
+        # taken effect: the witness order again, each of them at its place
+        # or never.
+        order, steps = _witness_optional(model, ops, min(max(meter.left, 0), OPTIONAL_WITNESS_STEPS))
+        part.steps += steps
+        meter.left -= steps
+        if order is not None:
+            return CheckResult("ok", steps=part.steps, witness=True, order=order)
+    r = _projected(model, ops, meter, part, explain)
+    if r is None and fail_at is not None and fail_at.ret != INF:
         cut = _cut(ops, fail_at.ret)
         if len(cut) < len(ops):
             r = yield from _search(model, cut, meter, part, explain)
@@ -310,6 +346,39 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
         r.failure.witness_state = fail_state
         r.failure.witness_explanation = explain(fail_state, fail_at) if explain else None
     return r
+
+
+def _projected(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
+               explain: Callable[[Any, Operation], str] | None) -> CheckResult | None:
+    """A violation in one of the model's ``projections`` of a history with
+    ops of unknown outcome, or None. Each projection is searched alone, at
+    most PROJECTION_STEPS steps, a tenth of the budget in all (charged to
+    ``meter`` and ``part``); one that runs out proves nothing, and neither
+    does one that passes."""
+    projections = getattr(model, "projections", None)
+    if projections is None or not any(op.ret == INF for op in ops):
+        return None
+    spend = meter.budget // 10      # in all: most of the budget stays for the whole
+    for label, sub in projections(ops):
+        cap = min(max(meter.left, 0), PROJECTION_STEPS, spend)
+        if cap <= 0:
+            return None
+        sub_meter = _Meter(cap)
+        sub_part = _Part(part.index, sub, label)
+        gen = _search(model, sub, sub_meter, sub_part, explain)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                r: CheckResult = stop.value
+                break
+        part.steps += sub_part.steps
+        meter.left -= sub_part.steps
+        spend -= sub_part.steps
+        if r.verdict == "violation":
+            r.failure.explanation = f"{r.failure.explanation} (the ops on {label} alone have no linearization)"
+            return r
+    return None
 
 
 def _greedy_prefix(ops: list[Operation], before: float, model: Model
@@ -396,6 +465,78 @@ def _witness(model: Model, ops: list[Operation], cap: int
     return True, steps, None, None
 
 
+def _witness_optional(model: Model, ops: list[Operation], cap: int
+                      ) -> tuple[list[Operation] | None, int]:
+    """The witness order, where each op of unknown outcome takes effect at
+    its place in it or never (last). Proves ok (returns the order it
+    found) or nothing (None). A depth-first search over the choices, the
+    op taking effect tried first, remembering every (place, state) already
+    explored; at most ``cap`` steps. Returns (order or None, steps)."""
+    order = [op for op in ops if op.dispatch is not None]
+    rest = [op for op in ops if op.dispatch is None]
+    if any(op.ret != INF for op in rest):
+        return None, 0
+    order.sort(key=lambda op: (op.dispatch, op.id))
+    suffix_min = INF
+    for op in reversed(order):
+        if suffix_min < op.call:
+            return None, 0
+        suffix_min = min(suffix_min, op.ret)
+    step = model.step
+    n = len(order)
+    state = model.init()
+    i = 0
+    steps = 0
+    seen: set[tuple[int, Any]] = set()
+    # Choices open: (place of an op of unknown outcome taken, state before it).
+    choices: list[tuple[int, Any]] = []
+    skipped: list[int] = []          # places of the unknown ops left out, in order
+    while True:
+        if steps >= cap:
+            return None, steps
+        if i == n:
+            # The ops left out, and those never dispatched, take effect last.
+            last = [order[j] for j in skipped] + rest
+            if steps + len(last) > cap:
+                return None, steps
+            end = state
+            for op in last:
+                steps += 1
+                ok, end = step(end, op.input, op.output)
+                if not ok:
+                    break
+            else:
+                left_out = set(skipped)
+                return [op for j, op in enumerate(order) if j not in left_out] + last, steps
+        else:
+            op = order[i]
+            key = (i, state)
+            if key not in seen:
+                seen.add(key)
+                steps += 1
+                ok, nxt = step(state, op.input, op.output)
+                if op.ret == INF:
+                    if ok:
+                        choices.append((i, state))
+                        state, i = nxt, i + 1
+                    else:
+                        skipped.append(i)
+                        i += 1
+                    continue
+                if ok:
+                    state, i = nxt, i + 1
+                    continue
+        # A dead end: leave out the latest unknown op that took effect.
+        if not choices or steps >= cap:
+            return None, steps
+        steps += 1
+        i, state = choices.pop()
+        while skipped and skipped[-1] > i:
+            skipped.pop()
+        skipped.append(i)
+        i += 1
+
+
 def _cut(ops: list[Operation], t: float) -> list[Operation]:
     """The history as it stood at time t: later calls gone, open ops unknown."""
     out = []
@@ -410,7 +551,7 @@ def _cut(ops: list[Operation], t: float) -> list[Operation]:
 
 
 class _Entry:
-    __slots__ = ("op", "is_call", "bit", "match", "prev", "next", "cls", "read")
+    __slots__ = ("op", "is_call", "bit", "match", "prev", "next", "cls", "read", "lazy", "mask")
 
     def __init__(self, op: Operation | None, is_call: bool, bit: int):
         self.op = op
@@ -418,6 +559,10 @@ class _Entry:
         self.bit = bit              # this op's bit in the linearized set
         self.cls = 0                # symmetry class (calls, in the full search)
         self.read = False           # the model's readonly(input) (calls, in the full search)
+        # Deferred (models with ``footprint`` only): an op that never
+        # returned, placed only just before an op it does not commute with.
+        self.lazy = False
+        self.mask = -1              # the footprint as a bit set of keys; -1: everything
         self.match: _Entry | None = None
         self.prev: _Entry | None = None
         self.next: _Entry | None = None
@@ -470,7 +615,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
     Depth first over the points of the search. At a point, the candidates
     are the pending calls before the first open return (Wing & Gong), tried
     in call order (trying them earliest return first was measured: more
-    steps on most histories, 100x more on some). Four cuts keep the tree small, each exact (none loses a linearization):
+    steps on most histories, 100x more on some). Five cuts keep the tree small, each exact (none loses a linearization):
 
     * memo (Lowe): a (set of linearized ops, state) reached before is not
       searched again;
@@ -485,24 +630,39 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
       and output and a return no earlier is not tried there (swap the two
       in any completion);
     * hopeless (the model's, optional): the op that must go first cannot
-      fit after any of the candidates, so the point fails at once.
+      fit after any of the candidates, so the point fails at once;
+    * deferral (models with ``footprint``): an op that never returned is
+      placed only right before an op it does not commute with: a write
+      whose footprint meets its own, another deferred op of a class no
+      greater (a fixed order among commuting ones), or a read that fits
+      only with it (a read that fits before it went first). Any
+      linearization can be brought to that form by moving such ops later
+      past ops they commute with, which real time allows (they never
+      returned) and which keeps every state an op sees. One that commutes
+      with everything or changes nothing goes last, never searched; the
+      search ends when only deferred ops are left (any state accepts
+      them). The memo key of a point right after a deferred op also holds
+      its class and the state before it; a point already searched without
+      that demand is not searched again with it.
 
     Steps (model steps and backtracks) are charged to ``meter`` (shared by
     all parts) and ``part`` whenever the search yields or ends.
     """
     ops = sorted(ops, key=lambda op: (op.call, op.id))
     head = _build(ops)
-    _classify(head, getattr(model, "readonly", None))
+    definite = _classify(head, getattr(model, "readonly", None), getattr(model, "footprint", None))
     state = model.init()
     linearized = 0
-    memo: set[tuple[int, Any]] = set()
-    # The path: (entry placed, state before it, placed as a read).
-    path: list[tuple[_Entry, Any, bool]] = []
+    memo: set[tuple] = set()
+    # The deferred op placed last, whose successor must not commute with it.
+    last: _Entry | None = None
+    # The path: (entry placed, state before it, placed as a read, ``last`` before it).
+    path: list[tuple[_Entry, Any, bool, _Entry | None]] = []
     # One frame per point on the path and one for the point it reached:
     # [candidates, next index, {class: earliest return failed here}, the
     # op the model found hopeless here (None when the candidates ran out)].
     hopeless = getattr(model, "hopeless", None)
-    frames: list[list[Any]] = [_frame(head, state, hopeless)]
+    frames: list[list[Any]] = [_frame(head, state, hopeless, None)]
     # The longest linearizable prefix (the witness of a violation). It is
     # copied only when the search backs out of a new deepest point, not on
     # every push: copying on the way down is quadratic in a long history.
@@ -514,7 +674,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
     left = meter.left           # steps this turn may take
     used = 0                    # steps taken this turn, not yet charged
     backtracks = 0
-    while head.next is not None:
+    while definite:
         if used >= left:
             meter.left -= used
             part.steps += used
@@ -535,18 +695,50 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
                 if c in tried and tried[c] <= op.ret:
                     used -= 1        # not tried: no step
                     continue
+            if last is not None and entry.read:
+                # A read right after a deferred op must be one that the
+                # deferred op made fit: one that fits without it goes first.
+                if used >= left:
+                    frame[1] = i         # no step left for both: tried again, out of budget
+                    continue
+                used += 1
+                if step(path[-1][1], op.input, op.output)[0]:
+                    continue
             ok, new_state = step(state, op.input, op.output)
             if ok:
                 bits = linearized | entry.bit
                 key = (bits, new_state)
-                if key not in memo:
-                    memo.add(key)
-                    path.append((entry, state, entry.read))
-                    state, linearized = new_state, bits
-                    _lift(entry)
-                    if len(path) > deepest:
-                        deepest = len(path)
-                    frames.append(_frame(head, state, hopeless))
+                if key in memo:
+                    continue
+                if entry.lazy:
+                    # Placed here, it must be followed by an op it does not
+                    # commute with; the same point without that demand, if
+                    # already searched (the key above), had every completion
+                    # this one has.
+                    key = (bits, new_state, entry.cls, state)
+                    if key in memo:
+                        continue
+                    path.append((entry, state, False, last))
+                    last = entry
+                else:
+                    path.append((entry, state, entry.read, last))
+                    last = None
+                    definite -= 1
+                memo.add(key)
+                state, linearized = new_state, bits
+                # _lift(entry), inlined (the hot path)
+                p, n = entry.prev, entry.next
+                p.next = n
+                if n is not None:
+                    n.prev = p
+                m = entry.match
+                p, n = m.prev, m.next
+                p.next = n
+                if n is not None:
+                    n.prev = p
+                if len(path) > deepest:
+                    deepest = len(path)
+                frames.append(_frame(head, state, hopeless, last))
             continue
         # Every candidate here failed: back out of this point.
         if not path:
@@ -557,7 +749,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
             return _violation(ops, best, best_state, best_bits, part.steps, explain, best_stuck,
                               step)
         if len(path) > len(best):
-            best = [e.op for e, _, _ in path]
+            best = [e.op for e, _, _, _ in path]
             best_state, best_bits, best_stuck = state, linearized, frame[3]
         backtracks += 1
         if backtracks >= SLICE_BACKTRACKS:
@@ -568,9 +760,18 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
             yield
             left = meter.left
         frames.pop()
-        entry, state, read = path.pop()
+        entry, state, read, last = path.pop()
         linearized &= ~entry.bit
-        _unlift(entry)
+        if not entry.lazy:
+            definite += 1
+        # _unlift(entry), inlined
+        m = entry.match
+        m.prev.next = m
+        if m.next is not None:
+            m.next.prev = m
+        entry.prev.next = entry
+        if entry.next is not None:
+            entry.next.prev = entry
         frame = frames[-1]
         if read:
             frame[1] = len(frame[0])     # the point before a read fails with it
@@ -582,11 +783,17 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
                 tried[c] = r
     meter.left -= used
     part.steps += used
-    # Every op is linearized: the path holds them in the order they took effect.
-    return CheckResult("ok", steps=part.steps, order=[e.op for e, _, _ in path])
+    # Every op that returned is linearized: the path holds them in the order
+    # they took effect. Deferred ops not placed yet take effect last (any
+    # state accepts them), in call order.
+    order = [e.op for e, _, _, _ in path]
+    if len(order) < len(ops):
+        placed = linearized
+        order += [op for n, op in enumerate(ops) if not placed >> n & 1]
+    return CheckResult("ok", steps=part.steps, order=order)
 
 
-def _frame(head: _Entry, state: Any, hopeless: Any) -> list[Any]:
+def _frame(head: _Entry, state: Any, hopeless: Any, last: _Entry | None) -> list[Any]:
     """A point's frame: the pending calls before the first open return, in
     call order, to be tried from the first.
 
@@ -600,39 +807,66 @@ def _frame(head: _Entry, state: Any, hopeless: Any) -> list[Any]:
     while e is not None and e.is_call:
         out.append(e)
         e = e.next
-    if hopeless is None or e is None or not out:
-        return [out, 0, {}, None]
-    pending = [c.op for c in out]
-    seen = 0
-    while True:
-        if hopeless(state, e.op, pending):
-            return [[], 0, {}, e.op]
-        seen += 1
-        if seen == LOOKAHEAD_RETURNS:
-            return [out, 0, {}, None]
-        e = e.next
-        while e is not None and e.is_call:
-            pending.append(e.op)
+    if hopeless is not None and e is not None and out:
+        pending = [c.op for c in out]
+        seen = 0
+        while True:
+            if hopeless(state, e.op, pending):
+                return [[], 0, {}, e.op]
+            seen += 1
+            if seen == LOOKAHEAD_RETURNS:
+                break
             e = e.next
-        if e is None:
-            return [out, 0, {}, None]
+            while e is not None and e.is_call:
+                pending.append(e.op)
+                e = e.next
+            if e is None:
+                break
+    if last is not None:
+        mask, cls = last.mask, last.cls
+        out = [c for c in out if c.read or c.mask & mask or (c.lazy and c.cls <= cls)]
+    return [out, 0, {}, None]
 
 
-def _classify(head: _Entry, readonly: Callable[[Any], bool] | None) -> None:
+def _classify(head: _Entry, readonly: Callable[[Any], bool] | None,
+              footprint: Callable[[Any], Any] | None = None) -> int:
     """Mark each call entry with its symmetry class (ops with equal f,
     input and output share one; an op whose input or output cannot be
-    hashed has a class of its own) and whether the model calls it read-only."""
+    hashed has a class of its own) and whether the model calls it read-only.
+
+    With the model's ``footprint``: mark the ops that never returned as
+    deferred, and give every op its footprint as a bit set (-1 for
+    everything). Returns how many ops are not deferred."""
     seen: dict[Any, int] = {}
+    keys: dict[Any, int] = {}
+    definite = 0
     e = head.next
     while e is not None:
         if e.is_call:
             op = e.op
+            lazy = footprint is not None and op.ret == INF
             try:
-                e.cls = seen.setdefault((op.f, _typed(op.input), _typed(op.output)), len(seen))
+                # A deferred op and one with a return are never symmetric.
+                e.cls = seen.setdefault((op.f, _typed(op.input), _typed(op.output), lazy), len(seen))
             except TypeError:
                 e.cls = -1 - op.id
             e.read = readonly is not None and bool(readonly(op.input))
+            if footprint is not None:
+                e.lazy = lazy
+                touched = footprint(op.input)
+                if touched is not None:
+                    mask = 0
+                    for k in touched:
+                        mask |= 1 << keys.setdefault(k, len(keys))
+                    e.mask = mask
+                if lazy and (e.read or not e.mask):
+                    # It changes nothing, or commutes with everything, and
+                    # any state accepts it: it goes last, never searched.
+                    _lift(e)
+            if not e.lazy:
+                definite += 1
         e = e.next
+    return definite
 
 
 def _typed(x: Any) -> Any:

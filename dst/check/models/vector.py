@@ -171,6 +171,55 @@ class VectorModel:
         """Reads, maintenance, and any op with invalid input (refused)."""
         return inp[-1] is not None or inp[0] in READONLY
 
+    def footprint(self, inp: tuple) -> tuple | None:
+        """The ids an op reads or writes; None for an op that may depend on
+        or change any of them (count, search, wipe). Ops whose footprints do
+        not meet commute in every state (the checker defers ops of unknown
+        outcome on that basis): a write of unknown outcome is accepted in
+        every state, and an op with invalid input, or maintenance, changes
+        nothing whatever the state (no ids)."""
+        f = inp[0]
+        if inp[-1] is not None or f == "maintenance":
+            return ()
+        if f == "batch":
+            return tuple(row[0] for row in inp[1])
+        if f in ("store", "delete", "get", "exists", "get_attrs"):
+            return (inp[1],)
+        return None
+
+    def projections(self, ops: Sequence[Operation]) -> list[tuple[str, list[Operation]]]:
+        """One sub-history per id that some op reads: the ops that touch it
+        (a batch's row for it as a store of that row, with the batch's
+        interval) and the wipes, in history order. Count and search are left
+        out. Every linearization of the whole, restricted to these ops, is
+        one of the sub-history (each of them sees only its id, and a write's
+        acceptance depends on no state), so a sub-history with none proves
+        the whole has none."""
+        by: dict[str, list[Operation]] = {}
+        read: set[str] = set()
+        wipes = [op for op in ops if op.f == "wipe"]
+        for op in ops:
+            inp = op.input
+            f = inp[0]
+            if inp[-1] is not None:
+                continue         # refused whatever the state: no id's business
+            if f == "batch":
+                for row in inp[1]:
+                    row_in = ("store", row[0], row[1], row[2] if len(row) == 3 else None, None)
+                    by.setdefault(row[0], []).append(Operation(op.id, op.process, "store", row_in,
+                                                               op.output, op.call, op.ret,
+                                                               op.dispatch, op.index))
+            elif f in ("store", "delete", "get", "exists", "get_attrs"):
+                by.setdefault(inp[1], []).append(op)
+                if f != "store" and op.output is not UNKNOWN:
+                    read.add(inp[1])
+        out = []
+        for id_, sub in by.items():
+            if id_ in read and len(sub) + len(wipes) < len(ops):
+                sub = sorted(sub + wipes, key=lambda op: op.id)
+                out.append((f"id {id_!r}", sub))
+        return out
+
     # -- explanations -----------------------------------------------------
     def explain(self, state: VectorState, op: Operation) -> str:
         inp, out = op.input, op.output
