@@ -91,9 +91,12 @@ def cycle(backend: str, cycles: int, dim: int, location: str | None, settle_s: f
 
 
 def durability(backend: str, kills: int, time_budget_s: float, location: str | None,
-               first_seed: int = 0, ops: int | None = None, keep: str | None = None) -> dict[str, Any]:
+               first_seed: int = 0, ops: int | None = None, keep: str | None = None,
+               progress: Any = None) -> dict[str, Any]:
     """``keep``: a folder where the history of every seed that did not pass
-    is written (seed-N.jsonl), for dst replay and dst shrink."""
+    is written (seed-N.jsonl), for dst replay and dst shrink. ``progress``:
+    a text stream that gets one JSON line per seed as it ends (the CLI
+    passes stderr)."""
     from dst.sim.runner import run_seed
     from dst.sim.scenario import load
     sc = load("kill").with_overrides(ops=ops)
@@ -131,6 +134,11 @@ def durability(backend: str, kills: int, time_budget_s: float, location: str | N
         if r.verdict != "ok":
             bad_seeds.append({"seed": seed, "verdict": r.verdict,
                               "first": (r.violations[0].get("message", "") if r.violations else r.reason)[:300]})
+        if progress is not None:    # one line per seed, flushed: a sweep that dies keeps what it measured
+            progress.write(json.dumps({"seed": seed, "verdict": r.verdict,
+                                       "fired": {k: r.fired.get(k, 0) for k in fired},
+                                       "violations": len(r.violations), "kills_so_far": fired["kill"]}) + "\n")
+            progress.flush()
         seed += 1
     return {"backend": backend, "scenario": sc.name, "seeds": seeds, "first_seed": first_seed,
             "wall_s": round(wallclock.monotonic_s() - t0, 1), "kills": fired,
@@ -159,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     elif a.what == "cycle":
         out = cycle(a.backend, a.cycles, a.dim, location, a.settle_s)
     else:
-        out = durability(a.backend, a.kills, a.time_budget, location, a.seed, a.seed_ops, a.keep)
+        out = durability(a.backend, a.kills, a.time_budget, location, a.seed, a.seed_ops, a.keep,
+                         progress=sys.stderr)
     json.dump(out, sys.stdout, indent=1)
     print()
     return 0
