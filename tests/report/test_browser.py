@@ -31,7 +31,7 @@ from dst.sim.scenario import load
 # the bound only keeps a wedged browser from hanging the suite.
 BROWSER_TIMEOUT_S = 90
 VIRTUAL_TIME_MS = 5000
-WINDOW = (1400, 1800)
+WINDOW = (1400, 2400)
 HOSTILE = "</script><b>x\"'&<!--\udc80"
 
 # Canvas colours the timeline script uses (see dst/report/html.py).
