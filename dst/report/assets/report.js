@@ -33,8 +33,9 @@ ops.forEach(function (o) { if (!byId.has(o.id)) byId.set(o.id, o); });
 var prefixPos = new Map();
 D.prefix.forEach(function (id, n) { if (!prefixPos.has(id)) prefixPos.set(id, n); });
 var unplaced = new Set(D.unplaced);
-var PREFIX_NAME = D.refuted ? "linearizable prefix (the model refuted this part without a search)"
-                            : "longest linearizable prefix";
+// A part the model refuted without a search has a linearizable prefix, not the longest.
+var PREFIX_NAME = D.refuted ? "a linearizable prefix (refuted by the model, no search)"
+                            : "the longest linearizable prefix";
 var lead = D.lead === null || D.lead === undefined ? null : (byId.get(D.lead) || null);
 var searchOp = D.searchOp === null || D.searchOp === undefined ? null : (byId.get(D.searchOp) || null);
 var faultKinds = [];
@@ -135,8 +136,7 @@ swatch(FILL[2], "info (outcome unknown; open if never completed)",
        "background:repeating-linear-gradient(135deg,#e6a817 0 3px,#fff3d6 3px 6px)");
 if (lead) {
   swatch("#fff", "violation", "border:2px solid " + LEAD);
-  swatch(PREFIX, D.refuted ? "in a linearizable prefix (refuted by the model, no search)"
-                         : "in the longest linearizable prefix", "height:3px");
+  swatch(PREFIX, "in " + PREFIX_NAME, "height:3px");
   if (D.unplaced.length) swatch("#fff", "could not be placed", "border:2px dashed " + UNPLACED);
 }
 faultKinds.forEach(function (f) {
@@ -392,9 +392,9 @@ function describe(o) {
   else if (searchOp && o === searchOp && D.searchMsg) lines.push("full search could not place it: " + D.searchMsg);
   if (lead) {
     if (prefixPos.has(o.id)) lines.push("linearized " + (prefixPos.get(o.id) + 1) + " of " + D.prefix.length +
-                                        (D.refuted ? " in a linearizable prefix" : " in the longest linearizable prefix"));
-    else if (unplaced.has(o.id)) lines.push("could not be placed after the " + PREFIX_NAME);
-    else if (o.type !== 1) lines.push("not in the " + PREFIX_NAME);
+                                        " in " + PREFIX_NAME);
+    else if (unplaced.has(o.id)) lines.push("could not be placed after " + PREFIX_NAME);
+    else if (o.type !== 1) lines.push("not in " + PREFIX_NAME);
   }
   return lines.join("\n");
 }
@@ -504,8 +504,7 @@ function opButton(o, cls, note) {
 var plist = document.getElementById("prefix-list");
 if (plist && lead) {
   var n = D.prefix.length, tail = D.prefix.slice(Math.max(0, n - PREFIX_TAIL));
-  var name = D.refuted ? "A linearizable prefix (the model refuted this part without a search)"
-                       : "The longest linearizable prefix";
+  var name = PREFIX_NAME.charAt(0).toUpperCase() + PREFIX_NAME.slice(1);
   plist.appendChild(el("div", "note", n ? name + " (" + n + " ops) ends with" +
     (n > PREFIX_TAIL ? " (last " + PREFIX_TAIL + ")" : "") + ":" : name + " is empty."));
   tail.forEach(function (id, k) {
