@@ -86,7 +86,7 @@ def run_chunk(fn: Callable[[Any], Any], items: list, stop_at: float | None,
     """
     home = os.getcwd()
     if workdir is not None:
-        Path(workdir).mkdir(parents=True, exist_ok=True)
+        _make_folder(Path(workdir))
         home_for_items = workdir
     else:
         home_for_items = home
@@ -109,6 +109,20 @@ def run_chunk(fn: Callable[[Any], Any], items: list, stop_at: float | None,
         if workdir is not None:
             _remove_if_empty(Path(workdir))
     return out
+
+
+def _make_folder(folder: Path, attempts: int = 100) -> None:
+    """``folder`` made with its parents. Workers share the parent, and one
+    whose own folder ends empty removes the parent too when nothing else is
+    in it (``_remove_if_empty``): that can fall between our making the parent
+    and our making ``folder`` in it, so make both again."""
+    for attempt in range(attempts):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
 
 
 def _remove_if_empty(folder: Path) -> None:

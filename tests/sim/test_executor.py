@@ -34,6 +34,24 @@ def test_an_empty_worker_folder_leaves_no_trace(tmp_path):
     assert not (tmp_path / "tok").exists()
 
 
+def test_a_worker_folder_is_made_even_when_another_worker_empties_the_shared_parent(tmp_path, monkeypatch):
+    """Another worker ending with an empty folder removes the shared parent
+    if nothing else is in it; here it does so between our making the parent
+    and our making our own folder in it (the race seen once under Ray)."""
+    work = tmp_path / "tok" / "w1"
+    real_mkdir, raced = os.mkdir, []
+
+    def mkdir_with_a_neighbour(path, mode=0o777):
+        if Path(path) == work and work.parent.exists() and not raced:
+            raced.append(True)
+            os.rmdir(work.parent)       # the neighbour's _remove_if_empty
+        return real_mkdir(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", mkdir_with_a_neighbour)
+    assert [v for _, v, _ in run_chunk(abs, [-1], None, str(work))] == [1]
+    assert raced
+
+
 def test_a_chunk_past_its_deadline_runs_nothing_more():
     assert run_chunk(abs, [-1, -2], wallclock.epoch_s() - 1) == []
     assert [v for _, v, _ in run_chunk(abs, [-1, -2], wallclock.epoch_s() + 60)] == [1, 2]
@@ -71,3 +89,4 @@ def test_a_dead_pool_worker_makes_its_seeds_unknown_never_a_pass(tmp_path):
     assert 5 in [r["seed"] for r in lost]
     assert all(r["verdict"] == "unknown" and "local pool died" in r["reason"] for r in lost)
     assert res["stopped_early"] is True
+
