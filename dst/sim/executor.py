@@ -176,13 +176,21 @@ class LocalExecutor:
         with cf.ProcessPoolExecutor(max_workers=self.slots) as pool:
             pending: deque = deque()
             it = iter(items)
+            broken = False
             try:
                 while True:
-                    while len(pending) < 2 * self.slots and not (deadline is not None and deadline.expired()):
+                    while (not broken and len(pending) < 2 * self.slots
+                           and not (deadline is not None and deadline.expired())):
                         item = next(it, _END)
                         if item is _END:
                             break
-                        pending.append((item, pool.submit(fn, item)))
+                        try:
+                            pending.append((item, pool.submit(fn, item)))
+                        except BrokenProcessPool:
+                            # The pool broke while we were filling it: this item
+                            # was never sent, like the ones after it (not run, the
+                            # run stops early); those in flight answer below.
+                            broken = True
                     if not pending:
                         return
                     item, fut = pending.popleft()

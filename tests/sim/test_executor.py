@@ -90,3 +90,30 @@ def test_a_dead_pool_worker_makes_its_seeds_unknown_never_a_pass(tmp_path):
     assert all(r["verdict"] == "unknown" and "local pool died" in r["reason"] for r in lost)
     assert res["stopped_early"] is True
 
+
+def _dies_on_3(item):
+    if item == 3:
+        os._exit(1)
+    return item
+
+
+def test_a_pool_that_breaks_while_being_filled_gives_lost_items_not_an_exception(monkeypatch):
+    """The pool can be marked broken between two submits (seen once in the
+    suite): the next submit raises. That item is not run; every item in
+    flight comes back, answered or Lost; nothing escapes."""
+    import concurrent.futures as cf
+
+    from dst.sim.executor import Lost
+    real_submit = cf.ProcessPoolExecutor.submit
+
+    def submit_then_wait_for_a_death(pool, fn, item):
+        fut = real_submit(pool, fn, item)
+        if item == 3:
+            cf.wait([fut])          # the worker is gone and the pool marked broken
+        return fut
+
+    monkeypatch.setattr(cf.ProcessPoolExecutor, "submit", submit_then_wait_for_a_death)
+    out = list(LocalExecutor(2).map(_dies_on_3, [1, 2, 3, 4, 5, 6]))
+    assert [i for i, _ in out] == [1, 2, 3]
+    assert isinstance(out[2][1], Lost)
+    assert all(v == i or isinstance(v, Lost) for i, v in out[:2])
