@@ -590,6 +590,18 @@ class _PgRaw:
     def prepare(self, items: list[tuple[str, np.ndarray]]):
         return items
 
+    def renew_loader(self) -> None:
+        """Drop the loaded table and close its session: the next ``fresh``
+        loads in a new session, as each adapter load of dst.bench.inserts
+        runs in the new session of a new adapter."""
+        if self.loader is None:
+            return
+        if self.created:
+            self.loader.execute(self.sql.SQL("DROP TABLE {}").format(self.raw))
+            self.created = False
+        self.loader.close()
+        self.loader = None
+
     def fresh(self) -> None:
         sql = self.sql
         if self.loader is None:

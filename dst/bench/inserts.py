@@ -6,8 +6,10 @@ One batch of N ``(id, vector)`` pairs (``make_data``), loaded by a fresh
 adapter into a fresh namespace and by the bench's raw driver
 (``RAW_DRIVERS``: checks the pairs and writes them the driver's way, see
 dst.bench.backends) into its own table, taking turns (who goes first
-alternates) after one untimed load each; a pgvector adapter session first
-stores and deletes one row (it loads pgvector's library), untimed. Prints
+alternates) after one untimed load each. On pgvector each load, on either
+side, runs in a session of its own, as a fresh adapter opens one (the raw
+driver's session loads pgvector's library and makes its staging table; the
+adapter's first stores and deletes one row, which does the same), untimed. Prints
 the fastest and the median load per side and the ratio adapter rows/s over
 raw rows/s for each: on a loaded machine the fastest of many is the figure
 least moved by other work. Also the median of the rounds' own ratios (each
@@ -65,6 +67,8 @@ def compare(backend: str, rounds: int = 16, n: int = 10_000, dim: int = 128,
             a.drop()
 
     def raw_load() -> float:
+        if backend == "pgvector":
+            raw.renew_loader()      # a new session per load on both sides
         raw.fresh()
         t0 = wallclock.monotonic_s()
         raw.load([raw.prepare(batch)])
