@@ -75,7 +75,8 @@ the others with it, and a row past ``row_timeout`` is killed and reported):
    ``raw.adapter_insert_s``, the median. The insert overhead and
    ``raw.insert_ratio`` compare these interleaved loads, made in the same
    process state and machine load as the raw driver's (loads minutes apart
-   in a worker differed by 2-5x on a busy machine).
+   in a worker differed by 2-5x on a busy machine). On pgvector each of
+   these loads, on either side, runs in a new session (``_PgRaw.renew_loader``).
 8. single upsert: ``store`` of an existing id with a new vector (the row's
    own, rotated by one component), p50 and p95, alternating with the raw
    driver's single upsert; each side on rows of its own (see the code).
@@ -1139,6 +1140,8 @@ def run_row(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None] = lambd
                         if compare:
                             cmp_load.append(_compare_load(factory, config, backend, batches, emit))
                         continue
+                    if backend == "pgvector":
+                        raw.renew_loader()   # each side loads in a new session, as _compare_load's adapter does
                     raw.fresh()
                     emit({"event": "pids", "pids": raw.pids()})
                     dt, _ = _timed(lambda: raw.load(prepared))
