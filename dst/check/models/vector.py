@@ -103,10 +103,11 @@ class VectorModel:
         self._valid_ids: set[str] = set()   # ids id_problem passed (ids repeat)
         # Attribute sets and filters, numbered as operations() meets them.
         self.attr_sets: list[dict] = []
+        self._attr_keys: list[tuple] = []       # filters.attrs_key of each set, by number
         self._attr_index: dict[tuple, int] = {}
         self.wheres: list[Any] = []
         self._where_index: dict[str, int] = {}
-        self._match: dict[tuple[int, int | None], bool] = {}
+        self._match: dict[int, dict[int | None, bool]] = {}   # per filter number
         self._matchers: dict[int, Any] = {}     # filter number -> filters.matcher
 
     # -- the model --------------------------------------------------------
@@ -166,6 +167,48 @@ class VectorModel:
             # crash_empties, e.g. an unlogged table): nothing survives it.
             return out is None or out is UNKNOWN, VectorState({}, 0)
         raise AssertionError(f"unknown op {f!r}")
+
+    def replay(self, ops: Sequence[Operation]) -> int:
+        """How many of ``ops``, stepped in this order from ``init()``, fit
+        before the first that does not: ``step``'s answers, on one state
+        changed in place. The witness walks one order and needs no state per
+        op, so a write here copies nothing and hashes nothing; every other op
+        (reads, refused input, a wipe) goes through ``step`` itself, on a
+        view of that state."""
+        view = VectorState({}, 0, {}, {})
+        items, refs, attrs = view.items, view.refs, view.attrs
+        step = self.step
+        n = 0
+        for op in ops:
+            inp, out = op.input, op.output
+            f = inp[0]
+            if f in WRITES and inp[-1] is None and out != INVALID:
+                if f == "delete":
+                    id_ = inp[1]
+                    existed = id_ in items
+                    if out is not UNKNOWN and out is not existed:
+                        return n
+                    if existed:
+                        ref = items.pop(id_)
+                        left = refs[ref] - 1
+                        if left:
+                            refs[ref] = left
+                        else:
+                            del refs[ref]
+                        attrs.pop(id_, None)
+                else:
+                    if out is not UNKNOWN and out is not None:
+                        return n
+                    _put_into(items, refs, attrs, ((inp[1], inp[2], inp[3]),) if f == "store" else inp[1])
+            else:
+                ok, nxt = step(view, inp, out)
+                if not ok:
+                    return n
+                if nxt is not view:        # a wipe: a new state
+                    view = VectorState(dict(nxt.items), 0, dict(nxt.refs), dict(nxt.attrs))
+                    items, refs, attrs = view.items, view.refs, view.attrs
+            n += 1
+        return n
 
     def readonly(self, inp: tuple) -> bool:
         """Reads, maintenance, and any op with invalid input (refused)."""
@@ -265,14 +308,20 @@ class VectorModel:
         if s is None or len(s) < len(self.vectors):  # new, or the table grew
             if self._unit is None or self._unit.shape[0] < len(self.vectors):
                 self._build_unit()
-            q = np.asarray(self.vectors[qref], dtype=np.float64)
-            if self.metric == "cosine":
-                s = (self._unit @ (q / math.sqrt(float(q @ q)))).tolist()
-            elif self.metric == "dot":
-                s = (self._unit @ q).tolist()
+            if self._vec_problem(qref) is None:
+                # The table's own row: as computed below (the same float64
+                # cast and norm), so the same numbers. A copy: a fresh
+                # array, as the query always was.
+                q = self._unit[qref].copy()
+                s = (self._unit - q if self.metric == "l2" else self._unit @ q)
             else:
-                d = self._unit - q
-                s = (-np.sqrt(np.einsum("ij,ij->i", d, d))).tolist()
+                q = np.asarray(self.vectors[qref], dtype=np.float64)
+                s = (q / math.sqrt(float(q @ q))) if self.metric == "cosine" else q
+                s = self._unit - s if self.metric == "l2" else self._unit @ s
+            if self.metric == "l2":
+                s = (-np.sqrt(np.einsum("ij,ij->i", s, s))).tolist()
+            else:
+                s = s.tolist()
             self._scores[qref] = s
         return s
 
@@ -300,7 +349,9 @@ class VectorModel:
         n = self._attr_index.get(key)
         if n is None:
             n = self._attr_index[key] = len(self.attr_sets)
-            self.attr_sets.append(filters.norm_attrs(attrs))
+            # norm_attrs(attrs), from the key (in name order already): no second sort.
+            self.attr_sets.append({name: value for name, _, value in key})
+            self._attr_keys.append(key)
         return n
 
     def where_ref(self, where: Any) -> int | None:
@@ -322,10 +373,12 @@ class VectorModel:
         return dict(self.attr_sets[aref]) if aref is not None else {}
 
     def _attrs_agree(self, state: VectorState, id_: str, out: Any) -> bool:
-        want = self.stored_attrs(state, id_)
-        if want is None or out is None:
-            return out is None and want is None
-        return isinstance(out, dict) and filters.attrs_key(out) == filters.attrs_key(want)
+        # stored_attrs compared by attrs_key, the stored set's key known already.
+        if id_ not in state.items or out is None:
+            return out is None and id_ not in state.items
+        aref = state.attrs.get(id_)
+        return isinstance(out, dict) and filters.attrs_key(out) == (
+            self._attr_keys[aref] if aref is not None else ())
 
     def matching(self, items: dict[str, int], attrs: dict[str, int], where: int | None) -> dict[str, int]:
         """The live ids (and their refs) that pass filter number ``where``."""
@@ -334,14 +387,15 @@ class VectorModel:
         test = self._matchers.get(where)
         if test is None:
             test = self._matchers[where] = filters.matcher(self.wheres[where])
-        memo = self._match
+        memo = self._match.get(where)       # attribute-set number -> passes
+        if memo is None:
+            memo = self._match[where] = {}
         out: dict[str, int] = {}
         for id_, ref in items.items():
             aref = attrs.get(id_)
-            key = (where, aref)
-            ok = memo.get(key)
+            ok = memo.get(aref)
             if ok is None:
-                ok = memo[key] = test(self.attr_sets[aref] if aref is not None else None)
+                ok = memo[aref] = test(self.attr_sets[aref] if aref is not None else None)
             if ok:
                 out[id_] = ref
         return out
@@ -636,6 +690,33 @@ def _put(state: VectorState, rows: Iterable[tuple]) -> VectorState:
         refs[ref] = refs.get(ref, 0) + 1
         h ^= _eh(id_, ref)
     return VectorState(new, h, refs, attrs)
+
+
+def _put_into(items: dict[str, int], refs: dict[int, int], attrs: dict[str, int],
+              rows: Iterable[tuple]) -> None:
+    """``_put`` on mutable dicts, in place (no hash: for ``replay``). The
+    same changes in the same order, so every dict keeps the order
+    ``_put``'s copies would have."""
+    for row in rows:
+        id_, ref = row[0], row[1]
+        aref = row[2] if len(row) == 3 else None
+        olda = attrs.get(id_)
+        if olda != aref:
+            if olda is not None:
+                del attrs[id_]
+            if aref is not None:
+                attrs[id_] = aref
+        old = items.get(id_)
+        if old == ref:
+            continue
+        if old is not None:
+            n = refs[old] - 1
+            if n:
+                refs[old] = n
+            else:
+                del refs[old]
+        items[id_] = ref
+        refs[ref] = refs.get(ref, 0) + 1
 
 
 def _eps_text(metric: str, eps: float) -> str:
