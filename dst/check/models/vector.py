@@ -172,9 +172,11 @@ class VectorModel:
         """How many of ``ops``, stepped in this order from ``init()``, fit
         before the first that does not: ``step``'s answers, on one state
         changed in place. The witness walks one order and needs no state per
-        op, so a write here copies nothing and hashes nothing; every other op
-        (reads, refused input, a wipe) goes through ``step`` itself, on a
-        view of that state."""
+        op, so a write here copies nothing and hashes nothing, and a read is
+        judged by step's own rule for it; any other op (refused input, an
+        unknown or InvalidInput answer, count, maintenance, a wipe) goes
+        through ``step`` itself, on a view of that state.
+        tests/check/test_vector_replay.py holds the two to the same answers."""
         view = VectorState({}, 0, {}, {})
         items, refs, attrs = view.items, view.refs, view.attrs
         step = self.step
@@ -200,6 +202,23 @@ class VectorModel:
                     if out is not UNKNOWN and out is not None:
                         return n
                     _put_into(items, refs, attrs, ((inp[1], inp[2], inp[3]),) if f == "store" else inp[1])
+            elif inp[-1] is not None or out is UNKNOWN or out == INVALID:
+                if not step(view, inp, out)[0]:
+                    return n
+            # The reads as step has them, its dispatch left out.
+            elif f == "get":
+                if out != items.get(inp[1]):
+                    return n
+            elif f == "exists":
+                if out is not (inp[1] in items):
+                    return n
+            elif f == "get_attrs":
+                if not self._attrs_agree(view, inp[1], out):
+                    return n
+            elif f in SEARCHES:
+                if self.search_problem(items, inp[1], inp[2], out, refs, exact=f == "search_exact",
+                                       where=inp[3], attrs=attrs) is not None:
+                    return n
             else:
                 ok, nxt = step(view, inp, out)
                 if not ok:
@@ -488,6 +507,8 @@ class VectorModel:
         """
         ops: list[Operation] = []
         load: list["PairedOp"] = []
+        wiped = False
+        valid_ids, problems = self._valid_ids, self._problems
         for p in pairs:
             if p.process == "load" and self._loaded(p):
                 load.append(p)
@@ -526,12 +547,15 @@ class VectorModel:
                                          None, p.index))
                     continue
             elif f == "store":
-                bad = (self._id_problem(v.get("id")) or self._vec_problem(v.get("vector"))
-                       or filters.attrs_problem(v.get("attrs")))
-                inp = ("store", v.get("id"), v.get("vector"),
-                       None if bad else self.attr_ref(v.get("attrs")), bad)
+                id_, ref, attrs = v.get("id"), v.get("vector"), v.get("attrs")
+                # _id_problem and _vec_problem, their memo asked here first.
+                bad = (None if id_.__class__ is str and id_ in valid_ids else self._id_problem(id_)) \
+                    or (problems[ref] if ref.__class__ is int and ref in problems else self._vec_problem(ref)) \
+                    or filters.attrs_problem(attrs)
+                inp = ("store", id_, ref, None if bad else self.attr_ref(attrs), bad)
             elif f in ("delete", "get", "exists", "get_attrs"):
-                inp = (f, v.get("id"), self._id_problem(v.get("id")))
+                id_ = v.get("id")
+                inp = (f, id_, None if id_.__class__ is str and id_ in valid_ids else self._id_problem(id_))
             elif f == "count":
                 inp = ("count", None)
             elif f == "search":
@@ -550,6 +574,7 @@ class VectorModel:
                 inp = ("maintenance", None)
             elif f == "wipe":
                 inp = ("wipe", v.get("carrier"), None)   # the last slot: no input problem
+                wiped = True
             else:
                 raise ValueError(f"history op {f!r} is not part of the vector model")
             if unknown and inp[0] not in WRITES:
@@ -557,7 +582,7 @@ class VectorModel:
             ops.append(Operation(len(ops), p.process, inp[0], inp, out, p.call, ret, p.dispatch, p.index))
         if load:
             ops.append(self._load_step(len(ops), load))
-        return _end_before_wipes(ops)
+        return _end_before_wipes(ops) if wiped else ops
 
     def _loaded(self, p: "PairedOp") -> bool:
         """A load-phase batch that was acknowledged and whose input is valid."""
