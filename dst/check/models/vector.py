@@ -347,12 +347,20 @@ class VectorModel:
     def _build_unit(self) -> None:
         """The table as float64 rows: unit vectors under cosine, else as stored."""
         rows = np.zeros((len(self.vectors), self.dim))
+        cosine = self.metric == "cosine"
+        norms = [1.0] * len(self.vectors)
         for n, v in enumerate(self.vectors):
             # A valid vector of the model's dim (finite; non-zero under
             # cosine): vector_problem's rule, already known for most refs.
             if v.ndim == 1 and self._vec_problem(n) is None:
                 r = v.astype(np.float64)
-                rows[n] = r / math.sqrt(float(r @ r)) if self.metric == "cosine" else r
+                rows[n] = r
+                if cosine:
+                    norms[n] = math.sqrt(float(r @ r))
+        if cosine:
+            # Each row divided by its norm, all in one call: division is
+            # exact per element, so the numbers are those of a row at a time.
+            rows /= np.array(norms)[:, None]
         self._unit = rows
 
     def tol(self, true_score: float) -> float:
@@ -408,16 +416,13 @@ class VectorModel:
             test = self._matchers[where] = filters.matcher(self.wheres[where])
         memo = self._match.get(where)       # attribute-set number -> passes
         if memo is None:
-            memo = self._match[where] = {}
-        out: dict[str, int] = {}
-        for id_, ref in items.items():
-            aref = attrs.get(id_)
-            ok = memo.get(aref)
-            if ok is None:
-                ok = memo[aref] = test(self.attr_sets[aref] if aref is not None else None)
-            if ok:
-                out[id_] = ref
-        return out
+            memo = self._match[where] = {None: test(None)}
+        # Every attribute set in the state asked first (``attrs`` holds live
+        # ids only; None: no attributes), then the live ids kept in order.
+        for aref in attrs.values():
+            if aref not in memo:
+                memo[aref] = test(self.attr_sets[aref])
+        return {id_: ref for id_, ref in items.items() if memo[attrs.get(id_)]}
 
     def search_problem(self, items: dict[str, int], qref: int, limit: int, out: Any,
                        refs: dict[int, int] | None = None, exact: bool = False,
