@@ -38,8 +38,8 @@ remember every (set of linearized ops, model state) already explored.
 from __future__ import annotations
 
 from collections import deque
-from operator import attrgetter, itemgetter
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import Any, Callable, Generator, Protocol, Sequence
 
 
