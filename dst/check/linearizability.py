@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import Any, Callable, Generator, Protocol, Sequence
 
 
@@ -51,6 +52,11 @@ class _Unknown:
 
 UNKNOWN: Any = _Unknown()  # the output of an op whose outcome is unknown
 INF = float("inf")
+
+# Sort keys as C functions (a lambda is a Python call per op): the same
+# tuples, so the same order.
+_BY_CALL = attrgetter("call", "id")
+_BY_DISPATCH = attrgetter("dispatch", "id")
 
 DEFAULT_BUDGET_STEPS = 5_000_000
 
@@ -131,6 +137,10 @@ class Model(Protocol):
       (e.g. the kv model's stale read after a longer read). Incomplete, but
       it must never name an op of a linearizable history: a part it refutes
       is not searched.
+    * ``replay(ops) -> int``: how many of ``ops``, stepped in this order
+      from ``init()``, fit before the first that does not (``len(ops)``
+      when all do). Exactly what ``step`` says, found more cheaply (e.g. on
+      one state changed in place); the witness order is tried with it.
     * ``describe(state) -> str``: a short human-readable state.
     * ``explain(state, op) -> str``: why ``op`` cannot go next in ``state``.
     """
@@ -303,7 +313,7 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
         hit = refute(ops)
         if hit is not None:
             culprit, why = hit
-            local = sorted(ops, key=lambda op: (op.call, op.id))
+            local = sorted(ops, key=_BY_CALL)
             best, state, bits = _greedy_prefix(local, culprit.call, model)
             if model.step(state, culprit.input, culprit.output)[0]:
                 best, state, bits = [], model.init(), 0     # it stopped short: as at the root
@@ -317,11 +327,11 @@ def _part_search(model: Model, part: _Part, meter: _Meter, use_witness: bool,
             r = yield from _search(model, ops, meter, part, explain)
         r.steps = part.steps
         return r
-    ok, steps, fail_at, fail_state = _witness(model, ops, max(meter.left, 0))
+    order, steps, fail_at, fail_state = _witness(model, ops, max(meter.left, 0))
     part.steps += steps
     meter.left -= steps
-    if ok:
-        return CheckResult("ok", steps=part.steps, witness=True, order=_witness_order(ops))
+    if order is not None:
+        return CheckResult("ok", steps=part.steps, witness=True, order=order)
     if fail_at is not None and any(op.ret == INF for op in ops):
         # Ops of unknown outcome (killed mid-op, lost acks) may not have
         # taken effect: the witness order again, each of them at its place
@@ -420,16 +430,11 @@ def _greedy_prefix(ops: list[Operation], before: float, model: Model
     return prefix, state, bits
 
 
-def _witness_order(ops: list[Operation]) -> list[Operation]:
-    """The order ``_witness`` steps the ops in: dispatched ones by their
-    dispatch number, then the never-dispatched unknowns."""
-    order = sorted((op for op in ops if op.dispatch is not None), key=lambda op: (op.dispatch, op.id))
-    return order + [op for op in ops if op.dispatch is None]
-
-
 def _witness(model: Model, ops: list[Operation], cap: int
-             ) -> tuple[bool, int, Operation | None, Any]:
-    """Step the ops in dispatch order. Proves ok, or says where it broke.
+             ) -> tuple[list[Operation] | None, int, Operation | None, Any]:
+    """Step the ops in dispatch order: dispatched ones by their dispatch
+    number, then the never-dispatched unknowns. Proves ok (returns that
+    order, a linearization), or says where it broke.
 
     At most ``cap`` steps (the budget left): a witness cut short proves
     nothing, and the search after it finds the budget spent.
@@ -437,32 +442,37 @@ def _witness(model: Model, ops: list[Operation], cap: int
     order = [op for op in ops if op.dispatch is not None]
     rest = [op for op in ops if op.dispatch is None]
     if any(op.ret != INF for op in rest):
-        return False, 0, None, None  # an op that completed has no witness position
-    order.sort(key=lambda op: (op.dispatch, op.id))
+        return None, 0, None, None  # an op that completed has no witness position
+    order.sort(key=_BY_DISPATCH)
     # The witness must respect real time: no later op may have returned
     # before an earlier one was called.
     suffix_min = INF
     for op in reversed(order):
         if suffix_min < op.call:
-            return False, 0, None, None
-        suffix_min = min(suffix_min, op.ret)
+            return None, 0, None, None
+        if op.ret < suffix_min:
+            suffix_min = op.ret
     if len(ops) > cap:
-        return False, 0, None, None
+        return None, 0, None, None
+    order += rest                    # unknown outcome, never dispatched: taking effect last
+    replay = getattr(model, "replay", None)
+    if replay is not None:
+        fit = replay(order)
+        if fit == len(order):
+            return order, fit, None, None
+        order = order[:fit + 1]      # stepped again below, for the state where it broke
     state = model.init()
     steps = 0
+    step = model.step
     for op in order:
         steps += 1
-        ok, nxt = model.step(state, op.input, op.output)
+        ok, nxt = step(state, op.input, op.output)
         if not ok:
-            return False, steps, op, state
+            return None, steps, op, state
         state = nxt
-    for op in rest:  # unknown outcome, never dispatched: taking effect last
-        steps += 1
-        ok, nxt = model.step(state, op.input, op.output)
-        if not ok:
-            return False, steps, op, state
-        state = nxt
-    return True, steps, None, None
+    if replay is not None:
+        raise AssertionError(f"model {model.name!r}: replay() and step() disagree")
+    return order, steps, None, None
 
 
 def _witness_optional(model: Model, ops: list[Operation], cap: int
@@ -476,7 +486,7 @@ def _witness_optional(model: Model, ops: list[Operation], cap: int
     rest = [op for op in ops if op.dispatch is None]
     if any(op.ret != INF for op in rest):
         return None, 0
-    order.sort(key=lambda op: (op.dispatch, op.id))
+    order.sort(key=_BY_DISPATCH)
     suffix_min = INF
     for op in reversed(order):
         if suffix_min < op.call:
@@ -577,7 +587,7 @@ def _build(ops: list[Operation]) -> _Entry:
         # so ops touching at one instant are concurrent.
         keyed.append(((op.call, 0, n), call))
         keyed.append(((op.ret, 1, n), ret))
-    keyed.sort(key=lambda x: x[0])
+    keyed.sort(key=itemgetter(0))
     head = _Entry(None, False, 0)
     prev = head
     for _, e in keyed:
@@ -648,7 +658,7 @@ def _search(model: Model, ops: list[Operation], meter: _Meter, part: _Part,
     Steps (model steps and backtracks) are charged to ``meter`` (shared by
     all parts) and ``part`` whenever the search yields or ends.
     """
-    ops = sorted(ops, key=lambda op: (op.call, op.id))
+    ops = sorted(ops, key=_BY_CALL)
     head = _build(ops)
     definite = _classify(head, getattr(model, "readonly", None), getattr(model, "footprint", None))
     state = model.init()
@@ -890,7 +900,7 @@ def _violation(ops: list[Operation], best: list[Operation], state: Any, bits: in
         # account a reader expects ("holds 'xy'", not a state half-way).
         best = list(best)
         where = {id(op): n for n, op in enumerate(ops)}    # ops.index compares fields: slow
-        for op in sorted(pending, key=lambda o: (o.call, o.id)):
+        for op in sorted(pending, key=_BY_CALL):
             if op.ret < stuck.call:
                 ok, nxt = step(state, op.input, op.output)
                 if not ok:

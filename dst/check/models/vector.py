@@ -103,10 +103,11 @@ class VectorModel:
         self._valid_ids: set[str] = set()   # ids id_problem passed (ids repeat)
         # Attribute sets and filters, numbered as operations() meets them.
         self.attr_sets: list[dict] = []
+        self._attr_keys: list[tuple] = []       # filters.attrs_key of each set, by number
         self._attr_index: dict[tuple, int] = {}
         self.wheres: list[Any] = []
         self._where_index: dict[str, int] = {}
-        self._match: dict[tuple[int, int | None], bool] = {}
+        self._match: dict[int, dict[int | None, bool]] = {}   # per filter number
         self._matchers: dict[int, Any] = {}     # filter number -> filters.matcher
 
     # -- the model --------------------------------------------------------
@@ -166,6 +167,67 @@ class VectorModel:
             # crash_empties, e.g. an unlogged table): nothing survives it.
             return out is None or out is UNKNOWN, VectorState({}, 0)
         raise AssertionError(f"unknown op {f!r}")
+
+    def replay(self, ops: Sequence[Operation]) -> int:
+        """How many of ``ops``, stepped in this order from ``init()``, fit
+        before the first that does not: ``step``'s answers, on one state
+        changed in place. The witness walks one order and needs no state per
+        op, so a write here copies nothing and hashes nothing, and a read is
+        judged by step's own rule for it; any other op (refused input, an
+        unknown or InvalidInput answer, count, maintenance, a wipe) goes
+        through ``step`` itself, on a view of that state.
+        tests/check/test_vector_replay.py holds the two to the same answers."""
+        view = VectorState({}, 0, {}, {})
+        items, refs, attrs = view.items, view.refs, view.attrs
+        step = self.step
+        n = 0
+        for op in ops:
+            inp, out = op.input, op.output
+            f = inp[0]
+            if f in WRITES and inp[-1] is None and out != INVALID:
+                if f == "delete":
+                    id_ = inp[1]
+                    existed = id_ in items
+                    if out is not UNKNOWN and out is not existed:
+                        return n
+                    if existed:
+                        ref = items.pop(id_)
+                        left = refs[ref] - 1
+                        if left:
+                            refs[ref] = left
+                        else:
+                            del refs[ref]
+                        attrs.pop(id_, None)
+                else:
+                    if out is not UNKNOWN and out is not None:
+                        return n
+                    _put_into(items, refs, attrs, ((inp[1], inp[2], inp[3]),) if f == "store" else inp[1])
+            elif inp[-1] is not None or out is UNKNOWN or out == INVALID:
+                if not step(view, inp, out)[0]:
+                    return n
+            # The reads as step has them, its dispatch left out.
+            elif f == "get":
+                if out != items.get(inp[1]):
+                    return n
+            elif f == "exists":
+                if out is not (inp[1] in items):
+                    return n
+            elif f == "get_attrs":
+                if not self._attrs_agree(view, inp[1], out):
+                    return n
+            elif f in SEARCHES:
+                if self.search_problem(items, inp[1], inp[2], out, refs, exact=f == "search_exact",
+                                       where=inp[3], attrs=attrs) is not None:
+                    return n
+            else:
+                ok, nxt = step(view, inp, out)
+                if not ok:
+                    return n
+                if nxt is not view:        # a wipe: a new state
+                    view = VectorState(dict(nxt.items), 0, dict(nxt.refs), dict(nxt.attrs))
+                    items, refs, attrs = view.items, view.refs, view.attrs
+            n += 1
+        return n
 
     def readonly(self, inp: tuple) -> bool:
         """Reads, maintenance, and any op with invalid input (refused)."""
@@ -265,26 +327,40 @@ class VectorModel:
         if s is None or len(s) < len(self.vectors):  # new, or the table grew
             if self._unit is None or self._unit.shape[0] < len(self.vectors):
                 self._build_unit()
-            q = np.asarray(self.vectors[qref], dtype=np.float64)
-            if self.metric == "cosine":
-                s = (self._unit @ (q / math.sqrt(float(q @ q)))).tolist()
-            elif self.metric == "dot":
-                s = (self._unit @ q).tolist()
+            if self._vec_problem(qref) is None:
+                # The table's own row: as computed below (the same float64
+                # cast and norm), so the same numbers. A copy: a fresh
+                # array, as the query always was.
+                q = self._unit[qref].copy()
+                s = (self._unit - q if self.metric == "l2" else self._unit @ q)
             else:
-                d = self._unit - q
-                s = (-np.sqrt(np.einsum("ij,ij->i", d, d))).tolist()
+                q = np.asarray(self.vectors[qref], dtype=np.float64)
+                s = (q / math.sqrt(float(q @ q))) if self.metric == "cosine" else q
+                s = self._unit - s if self.metric == "l2" else self._unit @ s
+            if self.metric == "l2":
+                s = (-np.sqrt(np.einsum("ij,ij->i", s, s))).tolist()
+            else:
+                s = s.tolist()
             self._scores[qref] = s
         return s
 
     def _build_unit(self) -> None:
         """The table as float64 rows: unit vectors under cosine, else as stored."""
         rows = np.zeros((len(self.vectors), self.dim))
+        cosine = self.metric == "cosine"
+        norms = [1.0] * len(self.vectors)
         for n, v in enumerate(self.vectors):
             # A valid vector of the model's dim (finite; non-zero under
             # cosine): vector_problem's rule, already known for most refs.
             if v.ndim == 1 and self._vec_problem(n) is None:
                 r = v.astype(np.float64)
-                rows[n] = r / math.sqrt(float(r @ r)) if self.metric == "cosine" else r
+                rows[n] = r
+                if cosine:
+                    norms[n] = math.sqrt(float(r @ r))
+        if cosine:
+            # Each row divided by its norm, all in one call: division is
+            # exact per element, so the numbers are those of a row at a time.
+            rows /= np.array(norms)[:, None]
         self._unit = rows
 
     def tol(self, true_score: float) -> float:
@@ -300,7 +376,9 @@ class VectorModel:
         n = self._attr_index.get(key)
         if n is None:
             n = self._attr_index[key] = len(self.attr_sets)
-            self.attr_sets.append(filters.norm_attrs(attrs))
+            # norm_attrs(attrs), from the key (in name order already): no second sort.
+            self.attr_sets.append({name: value for name, _, value in key})
+            self._attr_keys.append(key)
         return n
 
     def where_ref(self, where: Any) -> int | None:
@@ -322,10 +400,12 @@ class VectorModel:
         return dict(self.attr_sets[aref]) if aref is not None else {}
 
     def _attrs_agree(self, state: VectorState, id_: str, out: Any) -> bool:
-        want = self.stored_attrs(state, id_)
-        if want is None or out is None:
-            return out is None and want is None
-        return isinstance(out, dict) and filters.attrs_key(out) == filters.attrs_key(want)
+        # stored_attrs compared by attrs_key, the stored set's key known already.
+        if id_ not in state.items or out is None:
+            return out is None and id_ not in state.items
+        aref = state.attrs.get(id_)
+        return isinstance(out, dict) and filters.attrs_key(out) == (
+            self._attr_keys[aref] if aref is not None else ())
 
     def matching(self, items: dict[str, int], attrs: dict[str, int], where: int | None) -> dict[str, int]:
         """The live ids (and their refs) that pass filter number ``where``."""
@@ -334,17 +414,15 @@ class VectorModel:
         test = self._matchers.get(where)
         if test is None:
             test = self._matchers[where] = filters.matcher(self.wheres[where])
-        memo = self._match
-        out: dict[str, int] = {}
-        for id_, ref in items.items():
-            aref = attrs.get(id_)
-            key = (where, aref)
-            ok = memo.get(key)
-            if ok is None:
-                ok = memo[key] = test(self.attr_sets[aref] if aref is not None else None)
-            if ok:
-                out[id_] = ref
-        return out
+        memo = self._match.get(where)       # attribute-set number -> passes
+        if memo is None:
+            memo = self._match[where] = {None: test(None)}
+        # Every attribute set in the state asked first (``attrs`` holds live
+        # ids only; None: no attributes), then the live ids kept in order.
+        for aref in attrs.values():
+            if aref not in memo:
+                memo[aref] = test(self.attr_sets[aref])
+        return {id_: ref for id_, ref in items.items() if memo[attrs.get(id_)]}
 
     def search_problem(self, items: dict[str, int], qref: int, limit: int, out: Any,
                        refs: dict[int, int] | None = None, exact: bool = False,
@@ -434,6 +512,8 @@ class VectorModel:
         """
         ops: list[Operation] = []
         load: list["PairedOp"] = []
+        wiped = False
+        valid_ids, problems = self._valid_ids, self._problems
         for p in pairs:
             if p.process == "load" and self._loaded(p):
                 load.append(p)
@@ -472,12 +552,15 @@ class VectorModel:
                                          None, p.index))
                     continue
             elif f == "store":
-                bad = (self._id_problem(v.get("id")) or self._vec_problem(v.get("vector"))
-                       or filters.attrs_problem(v.get("attrs")))
-                inp = ("store", v.get("id"), v.get("vector"),
-                       None if bad else self.attr_ref(v.get("attrs")), bad)
+                id_, ref, attrs = v.get("id"), v.get("vector"), v.get("attrs")
+                # _id_problem and _vec_problem, their memo asked here first.
+                bad = (None if id_.__class__ is str and id_ in valid_ids else self._id_problem(id_)) \
+                    or (problems[ref] if ref.__class__ is int and ref in problems else self._vec_problem(ref)) \
+                    or filters.attrs_problem(attrs)
+                inp = ("store", id_, ref, None if bad else self.attr_ref(attrs), bad)
             elif f in ("delete", "get", "exists", "get_attrs"):
-                inp = (f, v.get("id"), self._id_problem(v.get("id")))
+                id_ = v.get("id")
+                inp = (f, id_, None if id_.__class__ is str and id_ in valid_ids else self._id_problem(id_))
             elif f == "count":
                 inp = ("count", None)
             elif f == "search":
@@ -496,6 +579,7 @@ class VectorModel:
                 inp = ("maintenance", None)
             elif f == "wipe":
                 inp = ("wipe", v.get("carrier"), None)   # the last slot: no input problem
+                wiped = True
             else:
                 raise ValueError(f"history op {f!r} is not part of the vector model")
             if unknown and inp[0] not in WRITES:
@@ -503,7 +587,7 @@ class VectorModel:
             ops.append(Operation(len(ops), p.process, inp[0], inp, out, p.call, ret, p.dispatch, p.index))
         if load:
             ops.append(self._load_step(len(ops), load))
-        return _end_before_wipes(ops)
+        return _end_before_wipes(ops) if wiped else ops
 
     def _loaded(self, p: "PairedOp") -> bool:
         """A load-phase batch that was acknowledged and whose input is valid."""
@@ -636,6 +720,33 @@ def _put(state: VectorState, rows: Iterable[tuple]) -> VectorState:
         refs[ref] = refs.get(ref, 0) + 1
         h ^= _eh(id_, ref)
     return VectorState(new, h, refs, attrs)
+
+
+def _put_into(items: dict[str, int], refs: dict[int, int], attrs: dict[str, int],
+              rows: Iterable[tuple]) -> None:
+    """``_put`` on mutable dicts, in place (no hash: for ``replay``). The
+    same changes in the same order, so every dict keeps the order
+    ``_put``'s copies would have."""
+    for row in rows:
+        id_, ref = row[0], row[1]
+        aref = row[2] if len(row) == 3 else None
+        olda = attrs.get(id_)
+        if olda != aref:
+            if olda is not None:
+                del attrs[id_]
+            if aref is not None:
+                attrs[id_] = aref
+        old = items.get(id_)
+        if old == ref:
+            continue
+        if old is not None:
+            n = refs[old] - 1
+            if n:
+                refs[old] = n
+            else:
+                del refs[old]
+        items[id_] = ref
+        refs[ref] = refs.get(ref, 0) + 1
 
 
 def _eps_text(metric: str, eps: float) -> str:
