@@ -88,6 +88,8 @@ class FaultPlan:
                 edge += self.ppm[k]
                 self._bands.append((k, edge))
         self._total = edge
+        self._span = max(edge, PPM)       # what one op's draw ranges over
+        self._crash_ppm = self.ppm["crash"]
 
     def enabled(self) -> list[str]:
         return [k for k in FAULT_CLASSES if self.ppm[k] > 0]
@@ -100,9 +102,12 @@ class FaultPlan:
         ``partial-write`` only applies to store_batch and ``lost-ack`` only
         to writes (``ACK_OPS``); other ops drawing their band get no fault.
         """
-        if self._total == 0:
+        total = self._total
+        if total == 0:
             return None
-        x = self.rng.below(max(self._total, PPM))
+        x = self.rng.below(self._span)
+        if x >= total:      # past every band: no fault (most ops)
+            return None
         for k, hi in self._bands:
             if x < hi:
                 if (k == "partial-write" and f != "store_batch") or (k == "lost-ack" and f not in ACK_OPS):
@@ -111,7 +116,7 @@ class FaultPlan:
         return None
 
     def crash(self) -> bool:
-        return self.rng.chance(self.ppm["crash"])
+        return self.rng.chance(self._crash_ppm)
 
 
 def split_mask(rng: Rng, n: int) -> list[bool]:
