@@ -164,6 +164,11 @@ class Outcome:
     own: bool = False
 
 
+# The outcome of every call that returned nothing (writes, a get of a
+# missing id): one shared record, as no Outcome is ever changed.
+_OK_NONE = Outcome("ok", None)
+
+
 def error_value(exc: BaseException) -> dict[str, str]:
     return {"error": type(exc).__name__, "message": str(exc)[:500]}
 
@@ -215,7 +220,7 @@ class Boundary:
         if fault == "lost-ack":
             return Outcome("info", {"error": "LostAck", "message": "applied, but the acknowledgement was lost"},
                            fired="lost-ack")
-        return Outcome("ok", out)
+        return Outcome("ok", out) if out is not None else _OK_NONE
 
     def _attempt(self, backend: Any, f: str, value: dict[str, Any]) -> tuple[Outcome, bool]:
         """The call, classified, and whether it returned (did not raise)."""
