@@ -136,7 +136,7 @@ def norm_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Valid ``attrs`` as a plain dict in name order ({} for None)."""
     if not attrs:
         return {}
-    return {k: attrs[k] for k in sorted(attrs)}
+    return dict(sorted(attrs.items()))     # names are distinct: sorted by name alone
 
 
 def attrs_key(attrs: Mapping[str, Any] | None) -> tuple:

@@ -42,6 +42,11 @@ VERSION = 1
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
 
 
+# float32 as a dtype: ``is`` against it is cheaper than ``== np.float32``
+# (any other float32 dtype takes the general path, to the same bytes).
+_F32 = np.dtype(np.float32)
+
+
 class HistoryFormatError(ValueError):
     """A history file that cannot be read; names the file and line."""
 
@@ -57,7 +62,7 @@ class VectorTable:
         self._lock = threading.Lock()  # threads mode interns from many threads
 
     def ref(self, vector: Any) -> int:
-        if type(vector) is np.ndarray and vector.dtype == np.float32 and vector.ndim == 1:
+        if type(vector) is np.ndarray and vector.dtype is _F32 and vector.ndim == 1:
             arr = vector     # the common case: tobytes and copy give C order anyway
         else:
             arr = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))

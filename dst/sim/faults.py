@@ -164,6 +164,10 @@ class Outcome:
     own: bool = False
 
 
+# float32, as a dtype: ``is`` against it is the cheap test (any other
+# float32 dtype takes the general path, with the same result).
+_F32 = np.dtype(np.float32)
+
 # The outcome of every call that returned nothing (writes, a get of a
 # missing id): one shared record, as no Outcome is ever changed.
 _OK_NONE = Outcome("ok", None)
@@ -257,7 +261,7 @@ class Boundary:
             if v is None:
                 return None
             dim = getattr(backend, "dim", None)
-            if type(v) is np.ndarray and v.dtype == np.float32 and v.ndim == 1 and v.shape[0] == dim:
+            if type(v) is np.ndarray and v.dtype is _F32 and v.ndim == 1 and v.shape[0] == dim:
                 # A vector the table holds (the common case): its number,
                 # its finiteness checked once per vector, not per get.
                 n = t.find(v)
