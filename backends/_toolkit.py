@@ -291,7 +291,7 @@ class ValidatingBackend:
     def store(self, id: str, vector: np.ndarray, attrs: Mapping[str, Any] | None = None) -> None:
         check_id(id)
         v = check_vector(vector, self.dim, self.metric)
-        a = check_attrs(attrs)
+        a = check_attrs(attrs) if attrs is not None else {}    # what check_attrs(None) gives
         if self.filters:
             self.raw_store(id, v, a)
         else:
@@ -339,7 +339,7 @@ class ValidatingBackend:
     def _search(self, query: Any, limit: Any, where: Any, exact: bool) -> list[SearchHit]:
         q = check_vector(query, self.dim, self.metric)
         n = check_limit(limit)
-        w = check_where(where)
+        w = check_where(where) if where is not None else None    # what check_where(None) gives
         if self.filters:
             return self.raw_search(q, n, exact, w)
         self._no_filters(w is not None)

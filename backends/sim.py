@@ -122,9 +122,17 @@ class SimBackend(ValidatingBackend):
     def raw_store(self, id: str, vector: np.ndarray, attrs: dict | None = None) -> None:
         st = self._live()
         with st.lock:
-            _log(st, [(id, vector, attrs)])
-            _put(st, id, vector, attrs)
-            st.touch((id,))
+            if st.journal is not None:
+                _log(st, [(id, vector, attrs)])
+            # _put and touch, written out (every store's path)
+            st.data[id] = vector
+            if attrs:
+                st.attrs[id] = dict(attrs)
+            else:
+                st.attrs.pop(id, None)
+            st.dirty.add(id)
+            st.version += 1
+            st.noted += 1
 
     def raw_store_batch(self, ids: list[str], matrix: np.ndarray, attrs: list[dict] | None = None) -> None:
         st = self._live()
@@ -155,7 +163,9 @@ class SimBackend(ValidatingBackend):
 
     # -- reads ----------------------------------------------------------
     def raw_get(self, id: str) -> np.ndarray | None:
-        v = self._live().data.get(id)
+        if self._closed:
+            self._live()        # raises
+        v = self._store.data.get(id)
         return None if v is None else v.copy()
 
     def raw_get_attrs(self, id: str) -> dict | None:
@@ -166,7 +176,9 @@ class SimBackend(ValidatingBackend):
             return dict(st.attrs.get(id) or {})
 
     def raw_exists(self, id: str) -> bool:
-        return id in self._live().data
+        if self._closed:
+            self._live()        # raises
+        return id in self._store.data
 
     def raw_count(self) -> int:
         return len(self._live().data)
@@ -197,7 +209,7 @@ class SimBackend(ValidatingBackend):
             vals = scores.tolist()
             order = sorted(range(len(vals)), key=vals.__getitem__, reverse=True)
             del order[limit:]
-            pairs: Iterable = ((i, vals[i]) for i in order)
+            pairs: Iterable = zip(order, map(vals.__getitem__, order))
         else:
             # Stable sort on descending score: rows are in id order, so equal
             # scores come out ordered by id.

@@ -136,7 +136,7 @@ def norm_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Valid ``attrs`` as a plain dict in name order ({} for None)."""
     if not attrs:
         return {}
-    return {k: attrs[k] for k in sorted(attrs)}
+    return dict(sorted(attrs.items()))     # names are distinct: sorted by name alone
 
 
 def attrs_key(attrs: Mapping[str, Any] | None) -> tuple:
@@ -282,37 +282,33 @@ def matches(where: Any, attrs: Mapping[str, Any] | None) -> bool:
 
 def matcher(where: Any) -> Callable[[Mapping[str, Any] | None], bool]:
     """``matches(where, ·)`` as one function: the (valid) filter's tree is
-    walked once, here, not once per row. Same answers as ``matches``."""
+    walked once, here, not once per row. Same answers as ``matches``.
+
+    The compiled nodes take the row's attributes as they come (None or an
+    empty mapping: no attributes), so a row costs one call per node, no
+    wrapper; each leaf's type test is written into it, not called."""
     if where is None:
         return _always
-    test = _compile(where)
-
-    def run(attrs: Mapping[str, Any] | None) -> bool:
-        return test(attrs or _NO_ATTRS)
-    return run
-
-
-_NO_ATTRS: dict[str, Any] = {}
-_COMPARE = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
+    return _compile(where)
 
 
 def _always(attrs: Any) -> bool:
     return True
 
 
-def _compile(node: Any) -> Callable[[Mapping[str, Any]], bool]:
+def _compile(node: Any) -> Callable[[Mapping[str, Any] | None], bool]:
     (op, arg), = node.items()
     if op in ("and", "or"):
         kids = [_compile(c) for c in arg]
         if op == "and":
-            def all_(a: Mapping[str, Any]) -> bool:
+            def all_(a: Mapping[str, Any] | None) -> bool:
                 for k in kids:
                     if not k(a):
                         return False
                 return True
             return all_
 
-        def any_(a: Mapping[str, Any]) -> bool:
+        def any_(a: Mapping[str, Any] | None) -> bool:
             for k in kids:
                 if k(a):
                     return True
@@ -322,49 +318,100 @@ def _compile(node: Any) -> Callable[[Mapping[str, Any]], bool]:
         kid = _compile(arg)
         return lambda a: not kid(a)
     if op == "exists":
-        return lambda a: arg in a
+        return lambda a: arg in a if a else False
     name, value = arg
     if op in ORDER:
-        cmp = _COMPARE[op]
+        return _order_leaf(name, _COMPARE[op], value)
+    # A comparison holds only on a value of the filter value's kind
+    # (_kind): bool, int (never a bool) or str (anything not an int).
+    return _LEAVES[op][_kind(value[0] if op == "in" else value)](name, value)
 
-        def order(a: Mapping[str, Any]) -> bool:
-            if name not in a:
-                return False
-            have = a[name]
-            if isinstance(have, bool) or not isinstance(have, int):
-                return False
-            return cmp(have, value)
-        return order
-    kind = _kind(value[0] if op == "in" else value)
-    # _kind(have) == kind, without the call: bool, int (not bool), or
-    # anything else ("str").
-    if kind == "bool":
-        same: Callable[[Any], bool] = lambda have: isinstance(have, bool)
-    elif kind == "int":
-        same = lambda have: isinstance(have, int) and not isinstance(have, bool)
-    else:
-        same = lambda have: not isinstance(have, int)
-    if op == "in":
-        def in_(a: Mapping[str, Any]) -> bool:
-            if name not in a:
-                return False
-            have = a[name]
-            return same(have) and have in value
-        return in_
-    if op == "eq":
-        def eq(a: Mapping[str, Any]) -> bool:
-            if name not in a:
-                return False
-            have = a[name]
-            return same(have) and have == value
-        return eq
 
-    def ne(a: Mapping[str, Any]) -> bool:
-        if name not in a:
+_COMPARE = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
+
+
+def _order_leaf(name: str, cmp: Callable[[Any, Any], bool], value: int) -> Callable[..., bool]:
+    def order(a: Mapping[str, Any] | None) -> bool:
+        if not a or name not in a:
             return False
         have = a[name]
-        return same(have) and have != value
+        if isinstance(have, bool) or not isinstance(have, int):
+            return False
+        return cmp(have, value)
+    return order
+
+
+def _eq_bool(name: str, value: Any) -> Callable[..., bool]:
+    return lambda a: bool(a) and name in a and isinstance(a[name], bool) and a[name] == value
+
+
+def _eq_int(name: str, value: Any) -> Callable[..., bool]:
+    def eq(a: Mapping[str, Any] | None) -> bool:
+        if not a or name not in a:
+            return False
+        have = a[name]
+        return isinstance(have, int) and not isinstance(have, bool) and have == value
+    return eq
+
+
+def _eq_str(name: str, value: Any) -> Callable[..., bool]:
+    def eq(a: Mapping[str, Any] | None) -> bool:
+        if not a or name not in a:
+            return False
+        have = a[name]
+        return not isinstance(have, int) and have == value
+    return eq
+
+
+def _ne_bool(name: str, value: Any) -> Callable[..., bool]:
+    return lambda a: bool(a) and name in a and isinstance(a[name], bool) and a[name] != value
+
+
+def _ne_int(name: str, value: Any) -> Callable[..., bool]:
+    def ne(a: Mapping[str, Any] | None) -> bool:
+        if not a or name not in a:
+            return False
+        have = a[name]
+        return isinstance(have, int) and not isinstance(have, bool) and have != value
     return ne
+
+
+def _ne_str(name: str, value: Any) -> Callable[..., bool]:
+    def ne(a: Mapping[str, Any] | None) -> bool:
+        if not a or name not in a:
+            return False
+        have = a[name]
+        return not isinstance(have, int) and have != value
+    return ne
+
+
+def _in_bool(name: str, value: Any) -> Callable[..., bool]:
+    return lambda a: bool(a) and name in a and isinstance(a[name], bool) and a[name] in value
+
+
+def _in_int(name: str, value: Any) -> Callable[..., bool]:
+    def in_(a: Mapping[str, Any] | None) -> bool:
+        if not a or name not in a:
+            return False
+        have = a[name]
+        return isinstance(have, int) and not isinstance(have, bool) and have in value
+    return in_
+
+
+def _in_str(name: str, value: Any) -> Callable[..., bool]:
+    def in_(a: Mapping[str, Any] | None) -> bool:
+        if not a or name not in a:
+            return False
+        have = a[name]
+        return not isinstance(have, int) and have in value
+    return in_
+
+
+_LEAVES = {
+    "eq": {"bool": _eq_bool, "int": _eq_int, "str": _eq_str},
+    "ne": {"bool": _ne_bool, "int": _ne_int, "str": _ne_str},
+    "in": {"bool": _in_bool, "int": _in_int, "str": _in_str},
+}
 
 
 def show(where: Any) -> str:

@@ -42,6 +42,11 @@ VERSION = 1
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
 
 
+# float32 as a dtype: ``is`` against it is cheaper than ``== np.float32``
+# (any other float32 dtype takes the general path, to the same bytes).
+_F32 = np.dtype(np.float32)
+
+
 class HistoryFormatError(ValueError):
     """A history file that cannot be read; names the file and line."""
 
@@ -57,7 +62,7 @@ class VectorTable:
         self._lock = threading.Lock()  # threads mode interns from many threads
 
     def ref(self, vector: Any) -> int:
-        if type(vector) is np.ndarray and vector.dtype == np.float32 and vector.ndim == 1:
+        if type(vector) is np.ndarray and vector.dtype is _F32 and vector.ndim == 1:
             arr = vector     # the common case: tobytes and copy give C order anyway
         else:
             arr = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
@@ -235,37 +240,40 @@ def pair(events: list[dict[str, Any]]) -> list[PairedOp]:
     Raises HistoryFormatError when a process has two open ops or completes
     one it never invoked.
     """
-    open_: dict[Any, int] = {}      # process -> the slot in out of its open op
+    open_: dict[Any, PairedOp] = {}      # process -> its open op
     out: list[PairedOp] = []
+    append = out.append
     partial: dict[int, list] = {}
     inf = float("inf")
     for e in events:
         proc = e["process"]
         if proc == "nemesis":
-            v = e.get("value")
             # A cut (or errored) batch's applied ids: a hint for the witness.
-            if e["f"] in ("partial-write", "batch-error") and isinstance(v, dict) \
-                    and v.get("dispatch") is not None and v.get("applied") is not None:
-                partial[v["dispatch"]] = v["applied"]
+            f = e["f"]
+            if f == "partial-write" or f == "batch-error":
+                v = e.get("value")
+                if isinstance(v, dict) and v.get("dispatch") is not None and v.get("applied") is not None:
+                    partial[v["dispatch"]] = v["applied"]
             continue
         key = tuple(proc) if type(proc) is list else proc   # a JSON list as a key
-        if e["type"] == "invoke":
+        type_ = e["type"]
+        if type_ == "invoke":
             if key in open_:
                 raise HistoryFormatError(f"event {e['index']}: process {proc!r} invoked twice without completing")
-            open_[key] = len(out)
-            out.append(PairedOp(proc, e["f"], e.get("value"), "info", None, e["time"],
-                                inf, e.get("dispatch"), e["index"]))
+            p = open_[key] = PairedOp(proc, e["f"], e.get("value"), "info", None, e["time"],
+                                      inf, e.get("dispatch"), e["index"])
+            append(p)
         else:
-            n = open_.pop(key, None)
-            if n is None:
+            p = open_.pop(key, None)
+            if p is None:
                 raise HistoryFormatError(f"event {e['index']}: process {proc!r} completes an op it never invoked")
-            p = out[n]
-            p.type = e["type"]
+            p.type = type_
             p.output = e.get("value")
-            if p.type != "info":
+            if type_ != "info":
                 p.ret = e["time"]
-            if e.get("dispatch") is not None:
-                p.dispatch = e["dispatch"]
+            d = e.get("dispatch")
+            if d is not None:
+                p.dispatch = d
     if partial:
         for p in out:
             if p.dispatch is not None and p.dispatch in partial:

@@ -101,6 +101,30 @@ class Rng:
             while r >= PPM:
                 r = self._bits(_PPM_BITS)
             return r < ppm
+
+        def choice(self, items: Sequence[T]) -> T:
+            """``items[below(len(items))]``, below's loop written out."""
+            n = len(items)
+            assert n > 0, n
+            k = n.bit_length()
+            r = self._bits(k)
+            while r >= n:
+                r = self._bits(k)
+            return items[r]
+
+        def weighted(self, items: Sequence[T], weights: Sequence[int]) -> T:
+            """Pick by integer weights (at least one positive)."""
+            total = sum(weights)
+            assert total > 0, weights
+            k = total.bit_length()     # below(total), written out
+            x = self._bits(k)
+            while x >= total:
+                x = self._bits(k)
+            for item, w in zip(items, weights):
+                if x < w:
+                    return item
+                x -= w
+            raise AssertionError("unreachable")
     else:
         def below(self, n: int) -> int:
             """Uniform integer in [0, n)."""
@@ -120,19 +144,19 @@ class Rng:
                 return True
             return self._gen()._randbelow(PPM) < ppm
 
-    def choice(self, items: Sequence[T]) -> T:
-        return items[self.below(len(items))]
+        def choice(self, items: Sequence[T]) -> T:
+            return items[self.below(len(items))]
 
-    def weighted(self, items: Sequence[T], weights: Sequence[int]) -> T:
-        """Pick by integer weights (at least one positive)."""
-        total = sum(weights)
-        assert total > 0, weights
-        x = self.below(total)
-        for item, w in zip(items, weights):
-            if x < w:
-                return item
-            x -= w
-        raise AssertionError("unreachable")
+        def weighted(self, items: Sequence[T], weights: Sequence[int]) -> T:
+            """Pick by integer weights (at least one positive)."""
+            total = sum(weights)
+            assert total > 0, weights
+            x = self.below(total)
+            for item, w in zip(items, weights):
+                if x < w:
+                    return item
+                x -= w
+            raise AssertionError("unreachable")
 
     def sample(self, items: Sequence[T], k: int) -> list[T]:
         return self._gen().sample(list(items), k)

@@ -88,7 +88,15 @@ def test_canonical_is_idempotent_and_dumps_stable(w):
 @settings(max_examples=500, deadline=None)
 @given(trees, attrs_st)
 def test_matches_agrees_with_an_independent_evaluator(w, attrs):
-    assert filters.matches(filters.canonical(w), attrs) == reference(w, attrs)
+    c = filters.canonical(w)
+    want = reference(w, attrs)
+    assert filters.matches(c, attrs) == want
+    # The compiled form (the sim store's and the oracle's), on the row as
+    # given and as no attributes at all (None, {}).
+    test = filters.matcher(c)
+    got = test(attrs)
+    assert type(got) is bool and got == want
+    assert test(None) is test({}) is reference(w, {})
 
 
 @settings(max_examples=200, deadline=None)
@@ -132,6 +140,23 @@ def test_two_valued_edges():
     assert not filters.matches({"eq": ["n", 1]}, {"n": True})    # bool is not int
     assert not filters.matches({"eq": ["flag", True]}, {"flag": 1})
     assert not filters.matches({"lt": ["n", 5]}, {"n": "1"})
+
+
+def test_compiled_filters_agree_on_every_kind_pair():
+    """Every leaf operator, each filter value kind against each row value
+    kind (1 and True compare equal in Python: the kinds must keep them
+    apart), on a row, no row, and under not: matcher as matches."""
+    vals = (True, False, 1, 0, "1", "t0")
+    rows = [None, {}] + [{"n": v} for v in vals]
+    leaves = [{op: ["n", v]} for op in ("eq", "ne") for v in vals]
+    leaves += [{"in": ["n", [v]]} for v in vals] + [{op: ["n", 1]} for op in filters.ORDER]
+    leaves += [{"exists": "n"}, {"exists": "m"}]
+    for leaf in leaves:
+        for w in (leaf, {"not": leaf}, {"and": [leaf, leaf]}, {"or": [{"or": []}, leaf]}):
+            c = filters.canonical(w)
+            test = filters.matcher(c)
+            for row in rows:
+                assert test(row) is filters.matches(c, row) is reference(c, row or {}), (c, row)
 
 
 # -- bad input: validation, the oracle and the sim backend refuse alike ---------

@@ -88,6 +88,8 @@ class FaultPlan:
                 edge += self.ppm[k]
                 self._bands.append((k, edge))
         self._total = edge
+        self._span = max(edge, PPM)       # what one op's draw ranges over
+        self._crash_ppm = self.ppm["crash"]
 
     def enabled(self) -> list[str]:
         return [k for k in FAULT_CLASSES if self.ppm[k] > 0]
@@ -100,9 +102,12 @@ class FaultPlan:
         ``partial-write`` only applies to store_batch and ``lost-ack`` only
         to writes (``ACK_OPS``); other ops drawing their band get no fault.
         """
-        if self._total == 0:
+        total = self._total
+        if total == 0:
             return None
-        x = self.rng.below(max(self._total, PPM))
+        x = self.rng.below(self._span)
+        if x >= total:      # past every band: no fault (most ops)
+            return None
         for k, hi in self._bands:
             if x < hi:
                 if (k == "partial-write" and f != "store_batch") or (k == "lost-ack" and f not in ACK_OPS):
@@ -111,7 +116,7 @@ class FaultPlan:
         return None
 
     def crash(self) -> bool:
-        return self.rng.chance(self.ppm["crash"])
+        return self.rng.chance(self._crash_ppm)
 
 
 def split_mask(rng: Rng, n: int) -> list[bool]:
@@ -157,6 +162,15 @@ class Outcome:
     # harness did not tamper with: its own error (dst.sim.availability). The
     # scheduler may still attribute it to a nemesis in flight.
     own: bool = False
+
+
+# float32, as a dtype: ``is`` against it is the cheap test (any other
+# float32 dtype takes the general path, with the same result).
+_F32 = np.dtype(np.float32)
+
+# The outcome of every call that returned nothing (writes, a get of a
+# missing id): one shared record, as no Outcome is ever changed.
+_OK_NONE = Outcome("ok", None)
 
 
 def error_value(exc: BaseException) -> dict[str, str]:
@@ -210,7 +224,7 @@ class Boundary:
         if fault == "lost-ack":
             return Outcome("info", {"error": "LostAck", "message": "applied, but the acknowledgement was lost"},
                            fired="lost-ack")
-        return Outcome("ok", out)
+        return Outcome("ok", out) if out is not None else _OK_NONE
 
     def _attempt(self, backend: Any, f: str, value: dict[str, Any]) -> tuple[Outcome, bool]:
         """The call, classified, and whether it returned (did not raise)."""
@@ -247,7 +261,7 @@ class Boundary:
             if v is None:
                 return None
             dim = getattr(backend, "dim", None)
-            if type(v) is np.ndarray and v.dtype == np.float32 and v.ndim == 1 and v.shape[0] == dim:
+            if type(v) is np.ndarray and v.dtype is _F32 and v.ndim == 1 and v.shape[0] == dim:
                 # A vector the table holds (the common case): its number,
                 # its finiteness checked once per vector, not per get.
                 n = t.find(v)
@@ -433,6 +447,15 @@ def contract_violations(history: Any) -> list[dict[str, Any]]:
     """The ``contract`` violations a history records, one per op kind that
     broke the protocol (its first breach, with the op and why, and how many
     ops of that kind did), in the order they first happened."""
+    # Nearly every history has none: one pass for a completion carrying
+    # the error first, and the pairing below only when there is one.
+    for e in history.events:
+        if e["type"] != "invoke" and e["process"] != "nemesis":
+            v = e.get("value")
+            if isinstance(v, dict) and v.get("error") == CONTRACT_ERROR:
+                break
+    else:
+        return []
     found: dict[str, dict[str, Any]] = {}
     invokes: dict[Any, dict[str, Any]] = {}
     for e in history.events:

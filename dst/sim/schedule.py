@@ -199,29 +199,34 @@ class RandomDecider:
         self._left -= 1
         s = self.s
         timing = self.timing
+        faults = self.faults
         f, value = self.workload.next_op(self.client_rngs[client], has_maintenance)
-        fault = self.faults.op_fault(f)
+        fault = faults.op_fault(f)
         crash_us = None
-        if self.faults.crash():
+        if faults.crash():
             crash_us = self._delay(s.crash_delay_us_max)
         # The timing draws, in their order: d1, the fault's, d2, think.
-        d1 = timing.between(0, s.dispatch_us_max) if s.dispatch_us_max > 0 else 0
+        between = timing.between
+        d1 = between(0, s.dispatch_us_max) if s.dispatch_us_max > 0 else 0
         never = False
-        if fault == "latency":
-            d1 += timing.between(1, s.latency_us_max)
-        elif fault == "timeout":
-            if timing.below(3) == 0:
-                never = True
-            else:
-                d1 = timing.between(s.timeout_us // 2, 3 * s.timeout_us)
-        d2 = 1 + (timing.between(0, s.complete_us_max) if s.complete_us_max > 0 else 0)
-        if fault == "latency":
-            d2 += timing.between(0, s.latency_us_max)
         keep = None
-        if fault == "partial-write":
-            keep = split_mask(self.partial, len(value.get("items", [])))
+        if fault is None:
+            d2 = 1 + (between(0, s.complete_us_max) if s.complete_us_max > 0 else 0)
+        else:
+            if fault == "latency":
+                d1 += between(1, s.latency_us_max)
+            elif fault == "timeout":
+                if timing.below(3) == 0:
+                    never = True
+                else:
+                    d1 = between(s.timeout_us // 2, 3 * s.timeout_us)
+            d2 = 1 + (between(0, s.complete_us_max) if s.complete_us_max > 0 else 0)
+            if fault == "latency":
+                d2 += between(0, s.latency_us_max)
+            if fault == "partial-write":
+                keep = split_mask(self.partial, len(value.get("items", [])))
         # After this op, before the client's next.
-        think_us = timing.between(0, s.think_us_max) if s.think_us_max > 0 else 0
+        think_us = between(0, s.think_us_max) if s.think_us_max > 0 else 0
         p = OpPlan(f, value, think_us, fault, d1, d2, never, crash_us, keep)
         for name in nemeses:   # only names the backend offers and the scenario rates
             if self.nemesis_rng.chance(s.nemesis_ppm.get(name, 0)) and p.nemesis is None:

@@ -171,12 +171,16 @@ class Scheduler:
             self._at(self.clock.now_us + self.decider.first_think(c), self._on_invoke, c)
         budget = EVENTS_PER_OP_MAX * (self.s.ops + sum(self._plans_hint()) + self.clients + 8)
         steps = 0
-        queue, pop, advance_to = self._queue, heapq.heappop, self.clock.advance_to
+        clock = self.clock
+        queue, pop, advance_to = self._queue, heapq.heappop, clock.advance_to
         while queue:
             steps += 1
             assert steps <= budget, "scheduler event budget exceeded"
             t, _, handler, payload = pop(queue)
-            advance_to(t)
+            if type(t) is int and t >= clock.now_us:
+                clock.now_us = t      # advance_to's checks passed: its move, without the call
+            else:
+                advance_to(t)         # refuses it, as it must
             handler(payload)
         if self.reopen_failure is None:    # no store to probe or close after a failed reopen
             self._probe("final")
@@ -209,23 +213,28 @@ class Scheduler:
         h.add(self.clock.now_us, process, "invoke", f, value)
         d = self._dispatch_seq
         self._dispatch_seq += 1
-        shadowed = self._shadowed()
+        shadowed = self._shadowed() if self._server_down or self._nemesis_grace > 0 else False
         out = self.boundary.call(self.backend, f, value, None)
-        died = self._child_died()
+        died = self._child_died() if self._died_fn is not None or self.backend is not self._died_of else None
         if died is not None:
             # The store's process died under a quiescent op: reopened at once
             # (the probe goes on against the new process).
             self._revive(died)
         # The probes' exact search is its own path (search_exact): its ok must
         # not stand for the ANN search the scenario draws.
-        kind = "search_exact" if f == "search" and value.get("exact") is True else f
-        if f == "search" and "reach" in value:
-            kind = "search_reach"     # the harness's own probe: not the scenario's search
-        self._count_own(kind, out, shadowed)
+        kind = f
+        if f == "search":
+            if "reach" in value:
+                kind = "search_reach"     # the harness's own probe: not the scenario's search
+            elif value.get("exact") is True:
+                kind = "search_exact"
+        if out.own and not shadowed:
+            self.availability.own(kind, out.output)
         self.availability.done(kind, out.type)
-        self.clock.advance_by(1)
-        h.add(self.clock.now_us, process, out.type, f, out.output, dispatch=d)
-        self.clock.advance_by(1)
+        clock = self.clock
+        clock.advance_by(1)
+        h.add(clock.now_us, process, out.type, f, out.output, d)
+        clock.advance_by(1)
         return out
 
     # -- events -------------------------------------------------------------
@@ -235,20 +244,24 @@ class Scheduler:
             return
         now = self.clock.now_us
         process = self._process[client]
-        op = _Op(client, process, plan.f, plan.value, plan.fault, now, plan)
+        f, value, fault = plan.f, plan.value, plan.fault
+        op = _Op(client, process, f, value, fault, now, plan)
         self._open[client] = op
-        self.history.add(now, process, "invoke", plan.f, plan.value)
+        self.history.add(now, process, "invoke", f, value)
         if plan.crash_us is not None and not self._crash_pending:
             self._crash_pending = True
             self._at(now + plan.crash_us, self._on_crash, None)
-        if plan.fault == "latency":
-            self._nemesis("latency", {"process": process, "delay_us": plan.d1})
-        if plan.fault == "timeout":
-            self._at(now + self.s.timeout_us, self._on_giveup, op)
-            if plan.never:
-                return  # never dispatched
+        if fault is not None:
+            if fault == "latency":
+                self._nemesis("latency", {"process": process, "delay_us": plan.d1})
+            elif fault == "timeout":
+                self._at(now + self.s.timeout_us, self._on_giveup, op)
+                if plan.never:
+                    return  # never dispatched
         self._inflight.append(op)
-        self._at(now + plan.d1, self._on_dispatch, op)
+        # _at, written out (every op's path)
+        heapq.heappush(self._queue, (now + plan.d1, self._seq, self._on_dispatch, op))
+        self._seq += 1
 
     def _on_dispatch(self, op: _Op) -> None:
         if op.state not in ("invoked", "abandoned"):
@@ -260,15 +273,19 @@ class Scheduler:
             op.state = "dispatched"
             self._at(self.clock.now_us + op.plan.d2, self._on_complete, op)
             return
-        kill = op.plan.kill if op.plan.nemesis == KILL and self.killable else None
+        plan = op.plan
+        name = plan.nemesis
+        kill = plan.kill if name == KILL and self.killable else None
         if kill == "before":
             self._kill_before(op)
             return
         op.dispatch = self._dispatch_seq
         self._dispatch_seq += 1
-        shadowed = self._shadowed()
-        name = op.plan.nemesis
-        if kill is not None:
+        # _shadowed, called only when there is a shadow to use up
+        shadowed = self._shadowed() if self._server_down or self._nemesis_grace > 0 else False
+        if name is None:
+            out = self.boundary.call(self.backend, op.f, op.value, op.fault, plan.keep)
+        elif kill is not None:
             self.backend.arm_kill(kill, op.plan.kill_at_ppm)
             out = self.boundary.call(self.backend, op.f, op.value, op.fault, keep=op.plan.keep)
             report = self.backend.take_kill()
@@ -303,17 +320,19 @@ class Scheduler:
                         self._crash_carrier = op.dispatch
                         self._at(self.clock.now_us, self._on_server_crash, name)
         else:
-            out = self.boundary.call(self.backend, op.f, op.value, op.fault, keep=op.plan.keep)
+            out = self.boundary.call(self.backend, op.f, op.value, op.fault, keep=plan.keep)
         if out.fired is not None:   # counted as what it did, only if it did it
             self._nemesis(out.fired, {"process": op.process, "dispatch": op.dispatch, **(out.detail or {})})
-        died = self._child_died()
+        # _child_died, called only for a handle that may report a death
+        died = self._child_died() if self._died_fn is not None or self.backend is not self._died_of else None
         if died is not None:
             self._count_own(op.f, out, shadowed)
             self._after_kill(op, out, label=died)
             return
         # Counted at the call, so the error of a call whose client gave up
         # already (a timeout dispatched late) is counted too.
-        self._count_own(op.f, out, shadowed)
+        if out.own and not shadowed:
+            self.availability.own(op.f, out.output)
         if op.state == "abandoned":
             # The client gave up already; record when the call really ran.
             op.completion["dispatch"] = op.dispatch
@@ -321,20 +340,31 @@ class Scheduler:
             return
         op.outcome = out
         op.state = "dispatched"
-        self._at(self.clock.now_us + op.plan.d2, self._on_complete, op)
+        heapq.heappush(self._queue, (self.clock.now_us + plan.d2, self._seq, self._on_complete, op))
+        self._seq += 1
 
     def _on_complete(self, op: _Op) -> None:
+        """_complete and _finish, written out (every op's path)."""
         if op.state != "dispatched":
             return
-        self._complete(op, op.outcome)
+        out = op.outcome
+        now = self.clock.now_us
+        type_ = out.type
+        client = op.client
+        op.completion = self.history.add(now, op.process, type_, op.f, out.output, op.dispatch)
+        op.state = "done"
+        self.availability.done(op.f, type_)
+        if self._open.get(client) is op:
+            del self._open[client]
+        if type_ == "info":
+            self._fresh_process(client)
+        heapq.heappush(self._queue, (now + op.plan.think_us, self._seq, self._on_invoke, client))
+        self._seq += 1
 
     def _complete(self, op: _Op, out: Any) -> None:
         """Record the op's completion with ``out`` and let its client go on."""
-        if op.dispatch is None:
-            op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.f, out.output)
-        else:
-            op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.f, out.output,
-                                             dispatch=op.dispatch)
+        op.completion = self.history.add(self.clock.now_us, op.process, out.type, op.f, out.output,
+                                         op.dispatch)
         op.state = "done"
         self.availability.done(op.f, out.type)
         self._finish(op, out.type)

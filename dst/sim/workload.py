@@ -9,6 +9,7 @@ bad input, which every backend and the oracle must refuse as InvalidInput.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -90,6 +91,11 @@ class OpSpec(NamedTuple):
 
     f: str
     value: dict[str, Any]
+
+
+# An OpSpec made from a (f, value) tuple without the Python-level __new__
+# a named tuple's constructor runs.
+_spec = partial(tuple.__new__, OpSpec)
 
 
 class Workload:
@@ -254,24 +260,31 @@ class Workload:
             if len(self.kinds) == 1:
                 f = "store"
                 break
+        # pick_id and pick_vector written out for the single-id ops (the
+        # same draws in the same order): most ops are one of these.
+        choice = rng.choice
         if f == "store":
-            value: dict[str, Any] = {"id": self.pick_id(rng), "vector": self.pick_vector(rng)}
+            i = choice(self.hot) if not self.cold or rng.chance(s.hot_share_ppm) else choice(self.cold)
+            value: dict[str, Any] = {"id": i, "vector": choice(self.pool)}
         elif f == "store_batch":
             n = rng.between(s.batch_min, s.batch_max)
-            value = {"items": [[i, self.pick_vector(rng)] for i in self.pick_ids(rng, n)]}
-        elif f in ("delete", "get", "exists"):
-            value = {"id": self.pick_id(rng)}
+            value = {"items": [[i, choice(self.pool)] for i in self.pick_ids(rng, n)]}
+        elif f == "delete" or f == "get" or f == "exists":
+            value = {"id": choice(self.hot) if not self.cold or rng.chance(s.hot_share_ppm) else choice(self.cold)}
         elif f == "count":
             value = {}
         elif f == "search":
-            value = {"vector": self.pick_vector(rng), "limit": self.pick_limit(rng)}
+            value = {"vector": choice(self.pool), "limit": self.pick_limit(rng)}
         else:
-            value = {"kind": rng.choice(s.maintenance_kinds)}
+            value = {"kind": choice(s.maintenance_kinds)}
         if rng.chance(s.invalid_ppm):
             value = self._corrupt(f, value, self._bad_rng(rng))
         if self.use_filters:
-            f, value = self._filtered(f, value, self._flt_rng(rng))
-        return OpSpec(f, value)
+            r = self._flt.get(rng.seed)
+            if r is None:
+                r = self._flt_rng(rng)
+            f, value = self._filtered(f, value, r)
+        return _spec((f, value))
 
     # -- attributes and filters ------------------------------------------------
     def _flt_rng(self, rng: Rng) -> Rng:
