@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
-import sys
-import tempfile
+
+from harness_instructions import (
+    callgrind_count,  # scripts/ is on sys.path when run as a script
+)
 
 
 def body(scenario: str, seeds: int, again: bool) -> None:
@@ -30,16 +30,8 @@ def body(scenario: str, seeds: int, again: bool) -> None:
 
 
 def collected(scenario: str, seeds: int, again: bool) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={os.path.join(tmp, 'cg.out')}",
-             sys.executable, os.path.abspath(__file__), "--scenario", scenario, "--seeds", str(seeds),
-             "--body", "again" if again else "once"],
-            capture_output=True, text=True, check=True)
-    m = re.search(r"Collected : (\d+)", out.stderr)
-    if m is None:
-        raise SystemExit(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
-    return int(m.group(1))
+    return callgrind_count([os.path.abspath(__file__), "--scenario", scenario, "--seeds", str(seeds),
+                            "--body", "again" if again else "once"])
 
 
 def main() -> None:

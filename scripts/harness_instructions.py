@@ -28,10 +28,16 @@ def body(scenario: str, seeds: int) -> None:
 
 
 def collected(scenario: str, seeds: int) -> int:
+    return callgrind_count([os.path.abspath(__file__), "--scenario", scenario, "--body", str(seeds)])
+
+
+def callgrind_count(argv: list[str]) -> int:
+    """Instructions callgrind counts in ``python argv...`` (also used by
+    scripts/check_instructions.py)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={os.path.join(tmp, 'cg.out')}",
-             sys.executable, os.path.abspath(__file__), "--scenario", scenario, "--body", str(seeds)],
+             sys.executable, *argv],
             capture_output=True, text=True, check=True)
     m = re.search(r"Collected : (\d+)", out.stderr)
     if m is None:
