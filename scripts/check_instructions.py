@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from harness_instructions import (
-    callgrind_count,  # scripts/ is on sys.path when run as a script
-)
+# scripts/ is on sys.path when this runs as a script
+from harness_instructions import callgrind_count
 
 
 def body(scenario: str, seeds: int, again: bool) -> None:
