@@ -284,3 +284,23 @@ def test_exit_codes_as_a_program(how, tmp_path):
             assert "Traceback" not in p.stderr and p.stdout == ""
         else:
             assert p.stderr == ""
+
+
+@pytest.mark.parametrize("hits", [[["x", "not a score"]], [["x"]] * 8])
+def test_a_search_answer_that_is_not_hits_is_named_as_such(capsys, tmp_path, hits):
+    """An ok search whose output is not (id, score) hits (a hand-edited or
+    foreign history): a violation that says so, never a count of its parts."""
+    from dst.sim.runner import run_seed
+    from dst.sim.scenario import load
+    _, h = run_seed(load("search-heavy"), 1, "sim")
+    h.write(tmp_path / "h.jsonl")
+    lines = (tmp_path / "h.jsonl").read_text().splitlines()
+    at = next(i for i, ln in enumerate(lines)
+              if '"type":"ok"' in ln and '"f":"search"' in ln and '"value":[[' in ln)
+    event = json.loads(lines[at])
+    event["value"] = hits
+    lines[at] = json.dumps(event)
+    (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    code, out, err = run(capsys, str(tmp_path / "bad.jsonl"), "--model", "vector")
+    assert code == 1 and err == ""
+    assert "search output is not a list of (id, score) hits" in out

@@ -436,6 +436,8 @@ class VectorModel:
         state's attribute sets)."""
         if not isinstance(out, (list, tuple)):
             return f"search output is {_show(out)}, not a list of hits"
+        if len(out) == 2 and out[0] == "malformed":     # _output's mark: hits are (id, score) tuples
+            return f"search output is not a list of (id, score) hits: {out[1]}"
         everything = items
         if where is not None:
             items = self.matching(items, attrs or NO_ATTRS, where)
