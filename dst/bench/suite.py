@@ -368,12 +368,14 @@ def print_tables(out: dict[str, Any], console) -> None:
             if e:
                 t.add_row(f"etcd-like cas-register ({e['histories']} histories)", "whole", f"{e['ops']:,}",
                           "ok" if not e["wrong_verdicts"] else f"{e['wrong_verdicts']} wrong", "ok",
-                          f"{e['steps']:,}", f"{e['check_s']:.4f}", "-", "-")
+                          f"{e['steps']:,}", f"{e['check_s']:.4f}",
+                          "{}-{}".format(*e["porcupine_ms"]) if "porcupine_ms" in e else "-",
+                          f"{e['ratio_vs_porcupine_fastest']:.2f}" if "porcupine_ms" in e else "-")
             console.print(t)
-            console.print("Porcupine ms: Porcupine (Go, state hashing) on this machine type, check time, "
-                          "best of 3, as measured by issue 17 (not run here: no Go); x fastest = this "
-                          "check time / Porcupine's fastest run. Porcupine took 450-540 ms on its 102 real "
-                          "Jepsen etcd histories, which are not here: the etcd-like row is a stand-in.",
+            console.print("Porcupine ms: Porcupine (Go 1.27.3, state hashing, one core) run on this machine "
+                          "type on the same histories, check time, best of 5, range over three rounds "
+                          "(docs/checker-vs-porcupine.md); x fastest = this check time / Porcupine's "
+                          "fastest run; the etcd-like row compares only at --seed 0.",
                           markup=False)
             if ch["wrong_verdicts"]:
                 console.print(f"checker: WRONG VERDICTS: {', '.join(ch['wrong_verdicts'])}", markup=False,

@@ -98,6 +98,8 @@ def test_bench_tiny_all_backends(in_tmp, dsn, capsys, monkeypatch):
     ch = out["checker"]
     assert len(ch["porcupine"]) == 10 and len(ch["synthetic"]) >= 1
     assert ch["etcd_like"]["histories"] > 0 and ch["etcd_like"]["wrong_verdicts"] == 0
+    assert ch["etcd_like"]["porcupine_ms"] == [18.5, 19.0]         # the suite Porcupine ran on: seed 0
+    assert _positive(ch["etcd_like"]["ratio_vs_porcupine_fastest"])
     assert ch["wrong_verdicts"] == []
     assert out["load_avg_start"] is None or len(out["load_avg_start"]) == 3
     # process isolation's cost (pgvector is never measured)
