@@ -105,10 +105,22 @@ _ANY = np.logical_or.reduce
 
 
 def check_id(id_: Any) -> str:
+    if type(id_) is str and id_ in _GOOD_IDS:    # checked before: a run reads and writes few ids
+        return id_
     problem = id_problem(id_)
     if problem:
         raise InvalidInput(problem)
+    if type(id_) is str:
+        if len(_GOOD_IDS) >= _GOOD_IDS_MAX:
+            _GOOD_IDS.clear()
+        _GOOD_IDS.add(id_)
     return id_
+
+
+# Valid ids seen by check_id (plain str only: a subclass may compare or hash
+# otherwise), up to this many (then it starts over).
+_GOOD_IDS: set[str] = set()
+_GOOD_IDS_MAX = 16384
 
 
 def check_vector(vector: Any, dim: int, metric: str = "cosine") -> np.ndarray:

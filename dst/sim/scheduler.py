@@ -595,9 +595,7 @@ class Scheduler:
         # The cross-checks compare against exists(); one that did not answer
         # leaves the live set unknown, so they would accuse a correct store.
         exists_known = True
-        for i in d.ids:
-            e = self._sync_op(p, "exists", {"id": i})
-            g = self._sync_op(p, "get", {"id": i})
+        for i, (e, g) in zip(d.ids, self._probe_reads(("exists", "get"), d.ids)):
             exists_known = exists_known and e.type == "ok"
             if e.output is True:
                 live_exists.add(i)
@@ -644,6 +642,40 @@ class Scheduler:
         if self.history.meta.get("filters") is True:
             self._probe_filters(when, live_exists if exists_known else None, bulk, query)
 
+    def _probe_reads(self, fs: tuple[str, ...], ids: list[str]) -> list[list[Outcome]]:
+        """The probe's reads of every id, each of ``fs`` in turn for one id
+        (exists and get; get_attrs): for each read, the events and counts of
+        ``_sync_op``, in one loop (a probe reads every id of the universe)."""
+        h, boundary, tally, clock = self.history, self.boundary, self.availability, self.clock
+        add = h.add
+        step = type(clock) is VirtualClock     # threads mode stamps wall-clock times: no steps
+        outs = []
+        for i in ids:
+            row = []
+            for f in fs:
+                value = {"id": i}
+                add(clock.now_us, "probe", "invoke", f, value)
+                d = self._dispatch_seq
+                self._dispatch_seq = d + 1
+                shadowed = self._shadowed() if self._server_down or self._nemesis_grace > 0 else False
+                out = boundary.read(self.backend, f, value)
+                if self._died_fn is not None or self.backend is not self._died_of:
+                    died = self._child_died()
+                    if died is not None:
+                        self._revive(died)     # reopened at once, as in _sync_op
+                if out.own and not shadowed:
+                    tally.own(f, out.output)
+                tally.done(f, out.type)
+                if step:
+                    clock.now_us += 1
+                    add(clock.now_us, "probe", out.type, f, out.output, d)
+                    clock.now_us += 1
+                else:
+                    add(clock.now_us, "probe", out.type, f, out.output, d)
+                row.append(out)
+            outs.append(row)
+        return outs
+
     def _probe_reach(self, when: str, live_refs: dict[str, int]) -> None:
         """ANN reachability: search a sample of live ids by their own stored
         vectors (``live_refs``: id -> vector ref, from the probe's gets).
@@ -668,8 +700,7 @@ class Scheduler:
         p = "probe"
         attrs: dict[str, dict] = {}
         attrs_known = True
-        for i in d.ids:
-            a = self._sync_op(p, "get_attrs", {"id": i})
+        for i, (a,) in zip(d.ids, self._probe_reads(("get_attrs",), d.ids)):
             attrs_known = attrs_known and a.type == "ok"
             if a.type == "ok" and isinstance(a.output, dict):
                 attrs[i] = a.output.get("attrs") or {}
