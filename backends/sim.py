@@ -161,10 +161,19 @@ class SimBackend(ValidatingBackend):
                     st.touch((id_,))
             return
         with st.lock:
-            _log(st, list(zip(ids, matrix, rows)))
+            if st.journal is not None:
+                _log(st, list(zip(ids, matrix, rows)))
+            # _put and touch, written out (every batch's path)
+            data, st_attrs = st.data, st.attrs
             for id_, v, a in zip(ids, matrix, rows):
-                _put(st, id_, v, a)
-            st.touch(ids)
+                data[id_] = v
+                if a:
+                    st_attrs[id_] = dict(a)
+                else:
+                    st_attrs.pop(id_, None)
+            st.dirty.update(ids)
+            st.version += 1
+            st.noted += 1
 
     def raw_delete(self, id: str) -> bool:
         st = self._live()

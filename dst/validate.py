@@ -125,7 +125,14 @@ _GOOD_IDS_MAX = 16384
 
 def check_vector(vector: Any, dim: int, metric: str = "cosine") -> np.ndarray:
     """Validate and return the vector as a fresh float32 array."""
-    problem = vector_problem(vector, dim, metric)
+    known = _FROZEN.get(id(vector))
+    if known is not None and known[0]() is vector:
+        # vector_problem's memo, read here (every store's and search's path)
+        memo = known[1]
+        key = (dim, metric)
+        problem = memo[key] if key in memo else vector_problem(vector, dim, metric)
+    else:
+        problem = _vector_problem(vector, dim, metric)
     if problem:
         raise InvalidInput(problem)
     return np.array(vector, dtype=np.float32)

@@ -261,11 +261,12 @@ class Boundary:
         type can be right, and guessing what it meant would hide the bug.
         """
         t = self.table
+        vectors = t.vectors      # the table's list: no __getitem__ call per vector
         if f == "store":
             if "attrs" in value:
-                backend.store(value["id"], t[value["vector"]], value["attrs"])
+                backend.store(value["id"], vectors[value["vector"]], value["attrs"])
             else:
-                backend.store(value["id"], t[value["vector"]])
+                backend.store(value["id"], vectors[value["vector"]])
             return None
         if f == "store_batch":
             backend.store_batch(resolve_items(t, value["items"]))
@@ -295,8 +296,8 @@ class Boundary:
             backend = exact_view(backend)   # the probes' exhaustive search (search_exact)
         if f == "search":
             if "where" in value:
-                return _as_hits(backend.search(t[value["vector"]], value["limit"], where=value["where"]))
-            return _as_hits(backend.search(t[value["vector"]], value["limit"]))
+                return _as_hits(backend.search(vectors[value["vector"]], value["limit"], where=value["where"]))
+            return _as_hits(backend.search(vectors[value["vector"]], value["limit"]))
         if f == "maintenance":
             run = getattr(backend, "maintenance", None)
             if run is not None:     # a store without maintenance has nothing to do
@@ -407,7 +408,8 @@ def _as_vector(v: Any, dim: Any) -> np.ndarray:
 def resolve_items(table: VectorTable, items: list) -> list[tuple]:
     """A recorded batch's items with their vectors: ``(id, vector)``, or
     ``(id, vector, attrs)`` for an item recorded with attributes."""
-    return [(it[0], table[it[1]]) if len(it) == 2 else (it[0], table[it[1]], it[2]) for it in items]
+    vs = table.vectors
+    return [(it[0], vs[it[1]]) if len(it) == 2 else (it[0], vs[it[1]], it[2]) for it in items]
 
 
 def _as_attrs(a: Any) -> dict[str, Any]:
