@@ -147,6 +147,8 @@ def limit_problem(limit: Any) -> str | None:
 
 
 def check_limit(limit: Any) -> int:
+    if type(limit) is int and limit >= 1:      # the common case (a bool is not an int here)
+        return limit
     problem = limit_problem(limit)
     if problem:
         raise InvalidInput(problem)

@@ -58,7 +58,6 @@ class _Op:
     f: str                     # the op and its input (its plan's)
     value: Any
     fault: str | None
-    invoke_us: int
     plan: Any                  # its OpPlan
     state: str = "invoked"     # invoked | dispatched | done | abandoned | cancelled
     dispatch: int | None = None
@@ -109,7 +108,6 @@ class Scheduler:
         self._next_process = self.clients
         self._process = list(range(self.clients))   # client -> current process id
         self._open: dict[int, _Op] = {}      # client -> its open op
-        self._inflight: list[_Op] = []        # ops whose dispatch may still come
         self._crash_pending = False
         self._crashes = 0
         self._restart_think: dict[int, int] = {}
@@ -245,7 +243,7 @@ class Scheduler:
         now = self.clock.now_us
         process = self._process[client]
         f, value, fault = plan.f, plan.value, plan.fault
-        op = _Op(client, process, f, value, fault, now, plan)
+        op = _Op(client, process, f, value, fault, plan)
         self._open[client] = op
         self.history.add(now, process, "invoke", f, value)
         if plan.crash_us is not None and not self._crash_pending:
@@ -258,7 +256,6 @@ class Scheduler:
                 self._at(now + self.s.timeout_us, self._on_giveup, op)
                 if plan.never:
                     return  # never dispatched
-        self._inflight.append(op)
         # _at, written out (every op's path)
         heapq.heappush(self._queue, (now + plan.d1, self._seq, self._on_dispatch, op))
         self._seq += 1
@@ -266,7 +263,6 @@ class Scheduler:
     def _on_dispatch(self, op: _Op) -> None:
         if op.state not in ("invoked", "abandoned"):
             return  # cancelled by a crash
-        self._inflight.remove(op)
         if op.fault == "error":
             self._nemesis("error", {"process": op.process})
             op.outcome = Outcome("fail", {"error": "InjectedError", "message": "injected before dispatch"})
@@ -377,7 +373,9 @@ class Scheduler:
         op.completion = self.history.add(self.clock.now_us, op.process, "info", op.f,
                                          {"error": "Timeout", "message": "client gave up"}, **extra)
         self.availability.done(op.f, "info")
-        op.state = "abandoned" if op.state == "invoked" and op in self._inflight else "done"
+        # Given up before its dispatch, which is still to come (a timeout
+        # that is never dispatched is done).
+        op.state = "abandoned" if op.state == "invoked" and not op.plan.never else "done"
         self._finish(op, "info")
 
     def _finish(self, op: _Op, type_: str) -> None:
@@ -564,13 +562,9 @@ class Scheduler:
             self.availability.done(op.f, type_)
             if type_ == "info":
                 self._fresh_process(op.client)
+        # An op whose dispatch is still queued (an abandoned timeout) never
+        # runs: the queue is cleared before anything else happens.
         self._open.clear()
-        for op in self._inflight:
-            if op.state == "invoked":
-                op.state = "cancelled"
-            elif op.state == "abandoned":
-                op.state = "done"
-        self._inflight.clear()
 
     def _restart_clients(self) -> None:
         # Every pending event belonged to the old handle or to a moment
