@@ -172,6 +172,7 @@ _F32 = np.dtype(np.float32)
 # missing id): one shared record, as no Outcome is ever changed.
 _OK_NONE = Outcome("ok", None)
 _OK_TRUE = Outcome("ok", True)
+_SUM = np.add.reduce
 _OK_FALSE = Outcome("ok", False)
 
 
@@ -207,7 +208,9 @@ class Boundary:
         """Whether table vector ``n`` has only finite components (once per vector)."""
         ok = self._finite_refs.get(n)
         if ok is None:
-            ok = self._finite_refs[n] = bool(np.all(np.isfinite(self.table[n])))
+            # A float64 sum of float32 components cannot overflow: it is
+            # finite exactly when every component is (one reduction).
+            ok = self._finite_refs[n] = math.isfinite(_SUM(self.table.vectors[n], dtype=np.float64))
         return ok
 
     def call(self, backend: Any, f: str, value: dict[str, Any], fault: str | None,
@@ -421,6 +424,10 @@ def _as_attrs(a: Any) -> dict[str, Any]:
         v = a[k]
         if not isinstance(k, str):
             raise ContractBreach(f"get_attrs returned the attribute name {_show(k)}, not a str")
+        t = type(v)
+        if t is str or t is int or t is bool:     # the common case, as the general path takes it
+            out[k] = v
+            continue
         if isinstance(v, np.bool_):
             v = bool(v)
         elif isinstance(v, np.integer):
