@@ -64,11 +64,11 @@ class _Store:
         self.attrs: dict[str, dict] = {}      # only ids with attributes
         self.version = 0
         self.lock = threading.RLock()
-        self.matrix: tuple[int, list[str], np.ndarray, list | None] | None = None
-        # Ids written since the matrix was built, and how many version bumps
-        # they account for: when every bump is accounted for, the matrix is
-        # patched row by row instead of rebuilt (a 16k-row store stays cheap
-        # to search between single writes).
+        self.matrix: _Matrix | None = None    # the search rows (None: build them anew)
+        # Ids written since the matrix was brought up to date, and how many
+        # version bumps they account for: when every bump is accounted for,
+        # the matrix is patched row by row instead of rebuilt (a 16k-row
+        # store stays cheap to search between single writes).
         self.dirty: set[str] = set()
         self.noted = 0
         self.journal: Journal | None = None
@@ -78,6 +78,22 @@ class _Store:
         self.dirty.update(ids)
         self.version += 1
         self.noted += 1
+
+
+class _Matrix:
+    """The search rows of a store at ``version``: ``buf[:n]`` holds the
+    rows of ``ids`` (sorted) in that order, float64 (unit rows under
+    cosine); rows past ``n`` are spare room for inserts. Patched in place
+    under the store's lock, so what ``_matrix`` returns is valid only while
+    the lock is held."""
+
+    __slots__ = ("version", "ids", "buf", "n")
+
+    def __init__(self, version: int, ids: list[str], buf: np.ndarray):
+        self.version = version
+        self.ids = ids
+        self.buf = buf
+        self.n = len(ids)
 
 
 # (location, namespace) -> its store. Only this module writes it.
@@ -145,10 +161,19 @@ class SimBackend(ValidatingBackend):
                     st.touch((id_,))
             return
         with st.lock:
-            _log(st, list(zip(ids, matrix, rows)))
+            if st.journal is not None:
+                _log(st, list(zip(ids, matrix, rows)))
+            # _put and touch, written out (every batch's path)
+            data, st_attrs = st.data, st.attrs
             for id_, v, a in zip(ids, matrix, rows):
-                _put(st, id_, v, a)
-            st.touch(ids)
+                data[id_] = v
+                if a:
+                    st_attrs[id_] = dict(a)
+                else:
+                    st_attrs.pop(id_, None)
+            st.dirty.update(ids)
+            st.version += 1
+            st.noted += 1
 
     def raw_delete(self, id: str) -> bool:
         st = self._live()
@@ -185,52 +210,52 @@ class SimBackend(ValidatingBackend):
 
     def raw_search(self, query: np.ndarray, limit: int, exact: bool, where=None) -> list[SearchHit]:
         """Brute force either way: the store has no index to bypass."""
-        ids, rows = self._matrix()
-        if where is not None and ids:
-            st = self._store
-            test = matcher(where)      # the filter's tree walked once, not once per row
-            with st.lock:
+        st = self._live()
+        with st.lock:      # the matrix is patched in place: used under the lock
+            ids, rows = self._matrix()
+            if where is not None and ids:
+                test = matcher(where)      # the filter's tree walked once, not once per row
                 attrs = st.attrs
                 keep = [n for n, i in enumerate(ids) if test(attrs.get(i))]
-            ids = [ids[n] for n in keep]
-            rows = rows[keep]
-        if not ids:
-            return []
-        q = self._query(query)
-        if self.metric == "l2":
-            d = rows - q
-            scores = -np.sqrt(np.einsum("ij,ij->i", d, d))
-        else:
-            scores = rows @ q
-        if len(ids) <= SMALL_ROWS:
-            # Python's sort is stable under reverse=True: descending scores,
-            # equal ones in row (so id) order, as numpy's stable argsort of
-            # the negated scores gives, without its calls on a small store.
-            vals = scores.tolist()
-            order = sorted(range(len(vals)), key=vals.__getitem__, reverse=True)
-            del order[limit:]
-            pairs: Iterable = zip(order, map(vals.__getitem__, order))
-        else:
-            # Stable sort on descending score: rows are in id order, so equal
-            # scores come out ordered by id.
-            order = (-scores).argsort(kind="stable")[:limit]
-            pairs = zip(order.tolist(), scores[order].tolist())
-        # A hit is immutable and the same (id, score) comes back search
-        # after search: made once. Zero scores are made anew (0.0 and -0.0
-        # are equal keys but different answers).
-        memo = self._hit_memo
-        if len(memo) > HIT_MEMO_MAX:
-            memo.clear()
-        out = []
-        for i, v in pairs:
-            hid = ids[i]
-            h = memo.get((hid, v)) if v != 0.0 else None
-            if h is None:
-                h = SearchHit(hid, v)
-                if v != 0.0:
-                    memo[(hid, v)] = h
-            out.append(h)
-        return out
+                ids = [ids[n] for n in keep]
+                rows = rows[keep]
+            if not ids:
+                return []
+            q = self._query(query)
+            if self.metric == "l2":
+                d = rows - q
+                scores = -np.sqrt(np.einsum("ij,ij->i", d, d))
+            else:
+                scores = rows @ q
+            if len(ids) <= SMALL_ROWS:
+                # Python's sort is stable under reverse=True: descending scores,
+                # equal ones in row (so id) order, as numpy's stable argsort of
+                # the negated scores gives, without its calls on a small store.
+                vals = scores.tolist()
+                order = sorted(range(len(vals)), key=vals.__getitem__, reverse=True)
+                del order[limit:]
+                pairs: Iterable = zip(order, map(vals.__getitem__, order))
+            else:
+                # Stable sort on descending score: rows are in id order, so equal
+                # scores come out ordered by id.
+                order = (-scores).argsort(kind="stable")[:limit]
+                pairs = zip(order.tolist(), scores[order].tolist())
+            # A hit is immutable and the same (id, score) comes back search
+            # after search: made once. Zero scores are made anew (0.0 and -0.0
+            # are equal keys but different answers).
+            memo = self._hit_memo
+            if len(memo) > HIT_MEMO_MAX:
+                memo.clear()
+            out = []
+            for i, v in pairs:
+                hid = ids[i]
+                h = memo.get((hid, v)) if v != 0.0 else None
+                if h is None:
+                    h = SearchHit(hid, v)
+                    if v != 0.0:
+                        memo[(hid, v)] = h
+                out.append(h)
+            return out
 
     def _query(self, query: np.ndarray) -> np.ndarray:
         """The query as the scores take it (float64; a unit vector under
@@ -271,25 +296,27 @@ class SimBackend(ValidatingBackend):
         return self._store
 
     def _matrix(self) -> tuple[list[str], np.ndarray]:
+        """The live ids (sorted) and their search rows, brought up to date:
+        patched in place after a few writes, rebuilt otherwise. Valid only
+        while the store's lock is held (the next patch changes them)."""
         st = self._live()
         with st.lock:
-            cached = st.matrix
-            if cached is None or cached[0] != st.version:
-                if (cached is not None and st.version - cached[0] == st.noted
-                        and len(st.dirty) <= PATCH_ROWS_MAX):
-                    ids, m = _patched(cached[1], cached[2], st.data, st.dirty, self._row, cached[3])
+            mx = st.matrix
+            if mx is None or mx.version != st.version:
+                if (mx is not None and st.version - mx.version == st.noted
+                        and len(st.dirty) <= PATCH_ROWS_MAX and mx.buf.shape[1] == self.dim):
+                    _patch(mx, st.data, st.dirty, self._row)
                 else:
                     ids = sorted(st.data)
                     if ids:
                         m = self._rows(np.stack([st.data[i] for i in ids]))
                     else:
                         m = np.zeros((0, self.dim))
-                # The rows one by one, kept for the next patch of a small
-                # matrix (taken apart once, not at every patch).
-                cached = st.matrix = (st.version, ids, m, list(m) if len(ids) <= SMALL_ROWS else None)
+                    mx = st.matrix = _Matrix(st.version, ids, m)
+                mx.version = st.version
                 st.dirty = set()
                 st.noted = 0
-        return cached[1], cached[2]
+            return mx.ids, mx.buf[:mx.n]
 
     def _rows(self, m: np.ndarray) -> np.ndarray:
         """Search rows: unit vectors under cosine, the vectors otherwise (float64)."""
@@ -375,7 +402,8 @@ def _put(st: _Store, id_: str, vector: np.ndarray, attrs: dict | None) -> None:
 PATCH_ROWS_MAX = 64
 # (id, score) -> its SearchHit, up to this many (then it starts over).
 HIT_MEMO_MAX = 65536
-# Up to this many rows, a patch assembles the matrix anew from its rows.
+# Up to this many rows, a search sorts in Python and a patch shifts the rows
+# in place for each insert and delete.
 SMALL_ROWS = 256
 # Distinct vectors whose search row a handle remembers (then it starts over).
 ROW_MEMO_MAX = 4096
@@ -388,30 +416,53 @@ def _unit_rows(m: np.ndarray) -> np.ndarray:
     return m
 
 
-def _patched(ids: list[str], m: np.ndarray, data: dict[str, np.ndarray],
-             dirty: set[str], row=None, rows: list | None = None) -> tuple[list[str], np.ndarray]:
-    """The search matrix after writes of ``dirty``: a new list and array
-    (a search still holding the old ones is unaffected), rows in id order,
-    exactly as a rebuild would make them. ``row(v)`` is one vector's row
-    (default: a one-row ``_unit_rows``); ``rows``: ``m``'s rows as a list,
-    when the caller has it. One delete and one insert for all
-    the rows that went and came, not one copy of the matrix per row."""
-    row = row or (lambda v: _unit_rows(v[None, :])[0])
+def _patch(mx: _Matrix, data: dict[str, np.ndarray], dirty: set[str], row) -> None:
+    """Bring ``mx`` up to date with the writes of ``dirty`` (``row(v)``: one
+    vector's search row), in place: a rewritten row replaced where it is, a
+    new or deleted one shifting the rows after it by one. The rows end as a
+    rebuild would make them, in id order, bit for bit. On a large matrix
+    more than a few inserts and deletes take ``_patched`` (one copy for
+    all of them) instead of a shift each."""
+    ids, buf, n = mx.ids, mx.buf, mx.n
     changed = sorted(dirty)
-    if len(ids) <= SMALL_ROWS:
-        # A small matrix is cheaper to assemble again from its rows (the
-        # old ones as they are, the written ones anew) than to patch.
-        by_id = dict(zip(ids, m if rows is None else rows))
+    if n > SMALL_ROWS:
+        moves = 0
         for id_ in changed:
-            v = data.get(id_)
+            pos = bisect.bisect_left(ids, id_)
+            moves += (pos < n and ids[pos] == id_) != (id_ in data)
+        if moves > 2:
+            mx.ids, m = _patched(ids, buf[:n], data, dirty, row)
+            mx.buf, mx.n = m, len(mx.ids)
+            return
+    for id_ in changed:
+        v = data.get(id_)
+        pos = bisect.bisect_left(ids, id_)
+        if pos < n and ids[pos] == id_:
             if v is None:
-                by_id.pop(id_, None)
+                del ids[pos]
+                buf[pos:n - 1] = buf[pos + 1:n]
+                n -= 1
             else:
-                by_id[id_] = row(v)
-        out = sorted(by_id)
-        if not out:
-            return out, np.zeros((0, m.shape[1]))
-        return out, np.array([by_id[i] for i in out])
+                buf[pos] = row(v)
+        elif v is not None:
+            if n == buf.shape[0]:
+                grown = np.empty((max(16, 2 * n), buf.shape[1]))
+                grown[:n] = buf[:n]
+                buf = mx.buf = grown
+            buf[pos + 1:n + 1] = buf[pos:n]
+            buf[pos] = row(v)
+            ids.insert(pos, id_)
+            n += 1
+    mx.n = n
+
+
+def _patched(ids: list[str], m: np.ndarray, data: dict[str, np.ndarray],
+             dirty: set[str], row) -> tuple[list[str], np.ndarray]:
+    """The search matrix after writes of ``dirty``: a new list and array,
+    rows in id order, exactly as a rebuild would make them (``row(v)``: one
+    vector's row). One delete and one insert for all the rows that went
+    and came, not one copy of the matrix per row."""
+    changed = sorted(dirty)
     ids = list(ids)
     gone = []
     for id_ in changed:

@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import random as _random_module
-from typing import Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
 
 PPM = 1_000_000  # probabilities are parts per million
-_PPM_BITS = PPM.bit_length()
-
-# Whether Rng may draw below(n) with Random._randbelow_with_getrandbits's own
-# loop, written out (true for random.Random: it has getrandbits, and its
-# _randbelow is that function; checked, not assumed).
-_BELOW_INLINE = _random_module.Random._randbelow is _random_module.Random._randbelow_with_getrandbits
+PPM_BITS = PPM.bit_length()   # chance draws this many bits (a hot path writing it out uses it too)
 
 
 def derive_seed(seed: int, name: str) -> int:
@@ -64,99 +59,76 @@ class Rng:
         """A named child, independent of how much this one has drawn."""
         return Rng(derive_seed(self.seed, name))
 
-    # Random._randbelow is what randrange uses after its argument checks:
-    # integer rejection sampling on getrandbits, no floats. These draws are
-    # on the hot path of every simulated op, so the same loop is written
-    # out here on the generator's getrandbits (_BELOW_INLINE: the same
-    # numbers, one Python call fewer per draw).
+    # Every draw is integer rejection sampling on the generator's
+    # getrandbits: below(n) takes n.bit_length() bits until they are under
+    # n. That is what random.Random's randrange does (its _randbelow), so
+    # the numbers are randrange's; writing the loop here makes them this
+    # module's own definition, and lets a hot path write the same loop out
+    # on ``bits_source()`` (the same numbers, no call per draw).
 
-    # (Which form is chosen once, when the class is made, not per draw.)
-    if _BELOW_INLINE:
-        def below(self, n: int) -> int:
-            """Uniform integer in [0, n)."""
-            assert n > 0, n
-            k = n.bit_length()
+    def bits_source(self) -> Callable[[int], int]:
+        """The generator's ``getrandbits(k)`` (seeding it now if it has not
+        drawn yet). A hot path that draws many small numbers writes below's
+        loop out on it: ``x = bits(k)`` then ``while x >= n: x = bits(k)``,
+        ``k = n.bit_length()``, is ``below(n)``, the same numbers in the
+        same order; mixing it with the methods is the same stream."""
+        return self._gen().getrandbits
+
+    def below(self, n: int) -> int:
+        """Uniform integer in [0, n)."""
+        assert n > 0, n
+        k = n.bit_length()
+        r = self._bits(k)
+        while r >= n:
             r = self._bits(k)
-            while r >= n:
-                r = self._bits(k)
-            return r
+        return r
 
-        def between(self, lo: int, hi: int) -> int:
-            """Uniform integer in [lo, hi], both ends included."""
-            assert lo <= hi, (lo, hi)
-            n = hi - lo + 1
-            k = n.bit_length()
+    def between(self, lo: int, hi: int) -> int:
+        """Uniform integer in [lo, hi], both ends included: ``lo + below(hi - lo + 1)``."""
+        assert lo <= hi, (lo, hi)
+        n = hi - lo + 1
+        k = n.bit_length()
+        r = self._bits(k)
+        while r >= n:
             r = self._bits(k)
-            while r >= n:
-                r = self._bits(k)
-            return lo + r
+        return lo + r
 
-        def chance(self, ppm: int) -> bool:
-            """True with probability ppm / 1e6."""
-            if ppm <= 0:
-                return False
-            if ppm >= PPM:
-                return True
-            r = self._bits(_PPM_BITS)
-            while r >= PPM:
-                r = self._bits(_PPM_BITS)
-            return r < ppm
+    def chance(self, ppm: int) -> bool:
+        """True with probability ppm / 1e6: ``below(PPM) < ppm``, no draw
+        at all for ppm <= 0 (never) or ppm >= PPM (always)."""
+        if ppm <= 0:
+            return False
+        if ppm >= PPM:
+            return True
+        r = self._bits(PPM_BITS)
+        while r >= PPM:
+            r = self._bits(PPM_BITS)
+        return r < ppm
 
-        def choice(self, items: Sequence[T]) -> T:
-            """``items[below(len(items))]``, below's loop written out."""
-            n = len(items)
-            assert n > 0, n
-            k = n.bit_length()
+    def choice(self, items: Sequence[T]) -> T:
+        """``items[below(len(items))]``, below's loop written out."""
+        n = len(items)
+        assert n > 0, n
+        k = n.bit_length()
+        r = self._bits(k)
+        while r >= n:
             r = self._bits(k)
-            while r >= n:
-                r = self._bits(k)
-            return items[r]
+        return items[r]
 
-        def weighted(self, items: Sequence[T], weights: Sequence[int]) -> T:
-            """Pick by integer weights (at least one positive)."""
-            total = sum(weights)
-            assert total > 0, weights
-            k = total.bit_length()     # below(total), written out
+    def weighted(self, items: Sequence[T], weights: Sequence[int]) -> T:
+        """Pick by integer weights (at least one positive): ``x = below(sum)``,
+        the first item whose running total passes x."""
+        total = sum(weights)
+        assert total > 0, weights
+        k = total.bit_length()     # below(total), written out
+        x = self._bits(k)
+        while x >= total:
             x = self._bits(k)
-            while x >= total:
-                x = self._bits(k)
-            for item, w in zip(items, weights):
-                if x < w:
-                    return item
-                x -= w
-            raise AssertionError("unreachable")
-    else:
-        def below(self, n: int) -> int:
-            """Uniform integer in [0, n)."""
-            assert n > 0, n
-            return self._gen()._randbelow(n)
-
-        def between(self, lo: int, hi: int) -> int:
-            """Uniform integer in [lo, hi], both ends included."""
-            assert lo <= hi, (lo, hi)
-            return lo + self._gen()._randbelow(hi - lo + 1)
-
-        def chance(self, ppm: int) -> bool:
-            """True with probability ppm / 1e6."""
-            if ppm <= 0:
-                return False
-            if ppm >= PPM:
-                return True
-            return self._gen()._randbelow(PPM) < ppm
-
-        def choice(self, items: Sequence[T]) -> T:
-            return items[self.below(len(items))]
-
-        def weighted(self, items: Sequence[T], weights: Sequence[int]) -> T:
-            """Pick by integer weights (at least one positive)."""
-            total = sum(weights)
-            assert total > 0, weights
-            x = self.below(total)
-            for item, w in zip(items, weights):
-                if x < w:
-                    return item
-                x -= w
-            raise AssertionError("unreachable")
+        for item, w in zip(items, weights):
+            if x < w:
+                return item
+            x -= w
+        raise AssertionError("unreachable")
 
     def sample(self, items: Sequence[T], k: int) -> list[T]:
         return self._gen().sample(list(items), k)

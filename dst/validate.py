@@ -105,15 +105,34 @@ _ANY = np.logical_or.reduce
 
 
 def check_id(id_: Any) -> str:
+    if type(id_) is str and id_ in _GOOD_IDS:    # checked before: a run reads and writes few ids
+        return id_
     problem = id_problem(id_)
     if problem:
         raise InvalidInput(problem)
+    if type(id_) is str:
+        if len(_GOOD_IDS) >= _GOOD_IDS_MAX:
+            _GOOD_IDS.clear()
+        _GOOD_IDS.add(id_)
     return id_
+
+
+# Valid ids seen by check_id (plain str only: a subclass may compare or hash
+# otherwise), up to this many (then it starts over).
+_GOOD_IDS: set[str] = set()
+_GOOD_IDS_MAX = 16384
 
 
 def check_vector(vector: Any, dim: int, metric: str = "cosine") -> np.ndarray:
     """Validate and return the vector as a fresh float32 array."""
-    problem = vector_problem(vector, dim, metric)
+    known = _FROZEN.get(id(vector))
+    if known is not None and known[0]() is vector:
+        # vector_problem's memo, read here (every store's and search's path)
+        memo = known[1]
+        key = (dim, metric)
+        problem = memo[key] if key in memo else vector_problem(vector, dim, metric)
+    else:
+        problem = _vector_problem(vector, dim, metric)
     if problem:
         raise InvalidInput(problem)
     return np.array(vector, dtype=np.float32)
@@ -128,6 +147,8 @@ def limit_problem(limit: Any) -> str | None:
 
 
 def check_limit(limit: Any) -> int:
+    if type(limit) is int and limit >= 1:      # the common case (a bool is not an int here)
+        return limit
     problem = limit_problem(limit)
     if problem:
         raise InvalidInput(problem)

@@ -68,6 +68,7 @@ class OpPlan:
 
 
 _PLAN_DEFAULTS = {f.name: f.default for f in fields(OpPlan) if f.name not in ("f", "value")}
+_new = object.__new__
 
 
 @dataclass
@@ -153,6 +154,13 @@ class RandomDecider:
         self.bulk: list[str] = []     # loaded ids the probes do not visit one by one
         self.probe_query = self.workload.pool[0]
         self._left = self.s.ops
+        # The timing draws of every op, between(0, hi) for hi > 0 (none for
+        # hi == 0) written out on the timing child's getrandbits: (n, bits)
+        # of below(hi + 1), n == 0 for no draw.
+        self._tbits = self.timing.bits_source()
+        self._dispatch = _below_of(self.s.dispatch_us_max)
+        self._complete = _below_of(self.s.complete_us_max)
+        self._think = _below_of(self.s.think_us_max)
         self.recorded: list[list[OpPlan]] | None = [[] for _ in range(self.clients)] if record else None
         self.recorded_load: list[dict[str, Any]] = []
         self.recorded_start: list[int] = [0] * self.clients
@@ -198,36 +206,67 @@ class RandomDecider:
             return None
         self._left -= 1
         s = self.s
-        timing = self.timing
         faults = self.faults
         f, value = self.workload.next_op(self.client_rngs[client], has_maintenance)
         fault = faults.op_fault(f)
         crash_us = None
         if faults.crash():
             crash_us = self._delay(s.crash_delay_us_max)
-        # The timing draws, in their order: d1, the fault's, d2, think.
-        between = timing.between
-        d1 = between(0, s.dispatch_us_max) if s.dispatch_us_max > 0 else 0
+        # The timing draws, in their order: d1, the fault's, d2, think (each
+        # between(0, hi) written out on the timing child's bits: _below_of).
+        bits = self._tbits
+        n, k = self._dispatch
+        d1 = 0
+        if n:
+            d1 = bits(k)
+            while d1 >= n:
+                d1 = bits(k)
         never = False
         keep = None
-        if fault is None:
-            d2 = 1 + (between(0, s.complete_us_max) if s.complete_us_max > 0 else 0)
-        else:
+        if fault is not None:
+            timing = self.timing
             if fault == "latency":
-                d1 += between(1, s.latency_us_max)
+                d1 += timing.between(1, s.latency_us_max)
             elif fault == "timeout":
                 if timing.below(3) == 0:
                     never = True
                 else:
-                    d1 = between(s.timeout_us // 2, 3 * s.timeout_us)
-            d2 = 1 + (between(0, s.complete_us_max) if s.complete_us_max > 0 else 0)
+                    d1 = timing.between(s.timeout_us // 2, 3 * s.timeout_us)
+        n, k = self._complete
+        d2 = 0
+        if n:
+            d2 = bits(k)
+            while d2 >= n:
+                d2 = bits(k)
+        d2 += 1
+        if fault is not None:
             if fault == "latency":
-                d2 += between(0, s.latency_us_max)
-            if fault == "partial-write":
+                d2 += self.timing.between(0, s.latency_us_max)
+            elif fault == "partial-write":
                 keep = split_mask(self.partial, len(value.get("items", [])))
         # After this op, before the client's next.
-        think_us = between(0, s.think_us_max) if s.think_us_max > 0 else 0
-        p = OpPlan(f, value, think_us, fault, d1, d2, never, crash_us, keep)
+        n, k = self._think
+        think_us = 0
+        if n:
+            think_us = bits(k)
+            while think_us >= n:
+                think_us = bits(k)
+        # OpPlan(f, value, think_us, fault, d1, d2, never, crash_us, keep)
+        # without its __init__ call: every field is set here.
+        p = _new(OpPlan)
+        p.f = f
+        p.value = value
+        p.think_us = think_us
+        p.fault = fault
+        p.d1 = d1
+        p.d2 = d2
+        p.never = never
+        p.crash_us = crash_us
+        p.keep = keep
+        p.nemesis = None
+        p.nemesis_us = 0
+        p.kill = None
+        p.kill_at_ppm = 0
         for name in nemeses:   # only names the backend offers and the scenario rates
             if self.nemesis_rng.chance(s.nemesis_ppm.get(name, 0)) and p.nemesis is None:
                 p.nemesis = name
@@ -250,6 +289,12 @@ class RandomDecider:
                         vectors=list(table.vectors),
                         load=self.recorded_load, clients=self.recorded,
                         start_us=list(self.recorded_start))
+
+
+def _below_of(hi: int) -> tuple[int, int]:
+    """(n, bits) of ``between(0, hi)``, which is below(n) for n = hi + 1
+    (n.bit_length() bits until under n); (0, 0) for hi <= 0, no draw."""
+    return (hi + 1, (hi + 1).bit_length()) if hi > 0 else (0, 0)
 
 
 class ScriptedDecider:

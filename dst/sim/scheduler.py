@@ -58,7 +58,6 @@ class _Op:
     f: str                     # the op and its input (its plan's)
     value: Any
     fault: str | None
-    invoke_us: int
     plan: Any                  # its OpPlan
     state: str = "invoked"     # invoked | dispatched | done | abandoned | cancelled
     dispatch: int | None = None
@@ -109,7 +108,6 @@ class Scheduler:
         self._next_process = self.clients
         self._process = list(range(self.clients))   # client -> current process id
         self._open: dict[int, _Op] = {}      # client -> its open op
-        self._inflight: list[_Op] = []        # ops whose dispatch may still come
         self._crash_pending = False
         self._crashes = 0
         self._restart_think: dict[int, int] = {}
@@ -245,7 +243,7 @@ class Scheduler:
         now = self.clock.now_us
         process = self._process[client]
         f, value, fault = plan.f, plan.value, plan.fault
-        op = _Op(client, process, f, value, fault, now, plan)
+        op = _Op(client, process, f, value, fault, plan)
         self._open[client] = op
         self.history.add(now, process, "invoke", f, value)
         if plan.crash_us is not None and not self._crash_pending:
@@ -258,7 +256,6 @@ class Scheduler:
                 self._at(now + self.s.timeout_us, self._on_giveup, op)
                 if plan.never:
                     return  # never dispatched
-        self._inflight.append(op)
         # _at, written out (every op's path)
         heapq.heappush(self._queue, (now + plan.d1, self._seq, self._on_dispatch, op))
         self._seq += 1
@@ -266,7 +263,6 @@ class Scheduler:
     def _on_dispatch(self, op: _Op) -> None:
         if op.state not in ("invoked", "abandoned"):
             return  # cancelled by a crash
-        self._inflight.remove(op)
         if op.fault == "error":
             self._nemesis("error", {"process": op.process})
             op.outcome = Outcome("fail", {"error": "InjectedError", "message": "injected before dispatch"})
@@ -377,7 +373,9 @@ class Scheduler:
         op.completion = self.history.add(self.clock.now_us, op.process, "info", op.f,
                                          {"error": "Timeout", "message": "client gave up"}, **extra)
         self.availability.done(op.f, "info")
-        op.state = "abandoned" if op.state == "invoked" and op in self._inflight else "done"
+        # Given up before its dispatch, which is still to come (a timeout
+        # that is never dispatched is done).
+        op.state = "abandoned" if op.state == "invoked" and not op.plan.never else "done"
         self._finish(op, "info")
 
     def _finish(self, op: _Op, type_: str) -> None:
@@ -564,13 +562,9 @@ class Scheduler:
             self.availability.done(op.f, type_)
             if type_ == "info":
                 self._fresh_process(op.client)
+        # An op whose dispatch is still queued (an abandoned timeout) never
+        # runs: the queue is cleared before anything else happens.
         self._open.clear()
-        for op in self._inflight:
-            if op.state == "invoked":
-                op.state = "cancelled"
-            elif op.state == "abandoned":
-                op.state = "done"
-        self._inflight.clear()
 
     def _restart_clients(self) -> None:
         # Every pending event belonged to the old handle or to a moment
@@ -595,9 +589,7 @@ class Scheduler:
         # The cross-checks compare against exists(); one that did not answer
         # leaves the live set unknown, so they would accuse a correct store.
         exists_known = True
-        for i in d.ids:
-            e = self._sync_op(p, "exists", {"id": i})
-            g = self._sync_op(p, "get", {"id": i})
+        for i, (e, g) in zip(d.ids, self._probe_reads(("exists", "get"), d.ids)):
             exists_known = exists_known and e.type == "ok"
             if e.output is True:
                 live_exists.add(i)
@@ -644,6 +636,40 @@ class Scheduler:
         if self.history.meta.get("filters") is True:
             self._probe_filters(when, live_exists if exists_known else None, bulk, query)
 
+    def _probe_reads(self, fs: tuple[str, ...], ids: list[str]) -> list[list[Outcome]]:
+        """The probe's reads of every id, each of ``fs`` in turn for one id
+        (exists and get; get_attrs): for each read, the events and counts of
+        ``_sync_op``, in one loop (a probe reads every id of the universe)."""
+        h, boundary, tally, clock = self.history, self.boundary, self.availability, self.clock
+        add = h.add
+        step = type(clock) is VirtualClock     # threads mode stamps wall-clock times: no steps
+        outs = []
+        for i in ids:
+            row = []
+            for f in fs:
+                value = {"id": i}
+                add(clock.now_us, "probe", "invoke", f, value)
+                d = self._dispatch_seq
+                self._dispatch_seq = d + 1
+                shadowed = self._shadowed() if self._server_down or self._nemesis_grace > 0 else False
+                out = boundary.read(self.backend, f, value)
+                if self._died_fn is not None or self.backend is not self._died_of:
+                    died = self._child_died()
+                    if died is not None:
+                        self._revive(died)     # reopened at once, as in _sync_op
+                if out.own and not shadowed:
+                    tally.own(f, out.output)
+                tally.done(f, out.type)
+                if step:
+                    clock.now_us += 1
+                    add(clock.now_us, "probe", out.type, f, out.output, d)
+                    clock.now_us += 1
+                else:
+                    add(clock.now_us, "probe", out.type, f, out.output, d)
+                row.append(out)
+            outs.append(row)
+        return outs
+
     def _probe_reach(self, when: str, live_refs: dict[str, int]) -> None:
         """ANN reachability: search a sample of live ids by their own stored
         vectors (``live_refs``: id -> vector ref, from the probe's gets).
@@ -668,8 +694,7 @@ class Scheduler:
         p = "probe"
         attrs: dict[str, dict] = {}
         attrs_known = True
-        for i in d.ids:
-            a = self._sync_op(p, "get_attrs", {"id": i})
+        for i, (a,) in zip(d.ids, self._probe_reads(("get_attrs",), d.ids)):
             attrs_known = attrs_known and a.type == "ok"
             if a.type == "ok" and isinstance(a.output, dict):
                 attrs[i] = a.output.get("attrs") or {}

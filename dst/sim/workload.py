@@ -9,14 +9,15 @@ bad input, which every backend and the oracle must refuse as InvalidInput.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from dst import filters
 from dst.history import VectorTable
-from dst.rng import PPM, Rng
+from dst.rng import PPM, PPM_BITS, Rng
 from dst.sim.scenario import SeedParams
 from dst.validate import ID_MAX_CHARS
 
@@ -81,6 +82,7 @@ HOSTILE_VALUES = (
 TENANTS = 10            # tenant t0..t9, one row in ten each
 N_RANGE = 1000          # n uniform in [0, 1000): n < 1 is 0.1%, n < 10 1%, ... n < 1000 all
 BIG_INTS = (filters.INT_MIN, filters.INT_MAX, -1, 0, 2 ** 53 + 1)
+TENANT_VALUES = tuple(f"t{i}" for i in range(TENANTS))
 # The selectivity ladder over n: 0%, 0.1%, 1%, 10%, 50%, 100% of the rows that have n.
 N_CUTS = (0, 1, 10, 100, 500, 1000)
 
@@ -112,6 +114,26 @@ class Workload:
         kinds = [k for k in self.params.op_weights if self.params.op_weights[k] > 0]
         self.kinds = kinds
         self.weights = [self.params.op_weights[k] for k in kinds]
+        # next_op's draws written out (the same numbers as the Rng methods
+        # they stand for): the kind is below(total) placed among the running
+        # totals (rng.weighted), a pick is (items, n, n.bit_length()) for
+        # below(n) (rng.choice), a share its chance.
+        self._op_edges: list[int] = []
+        for w in self.weights:
+            self._op_edges.append((self._op_edges[-1] if self._op_edges else 0) + w)
+        self._op_total = self._op_edges[-1] if kinds else 0
+        self._op_bits = self._op_total.bit_length()
+        s = self.s
+        self._hot_pick = _pick(self.hot)
+        self._cold_pick = _pick(self.cold) if self.cold else self._hot_pick
+        # pick_id: the hot range unless there is a cold one and chance(hot
+        # share) says no; a chance at 0 or 1e6 draws nothing.
+        self._hot_draws = bool(self.cold) and 0 < s.hot_share_ppm < PPM
+        self._id_pick = self._hot_pick if not self.cold or s.hot_share_ppm >= PPM else self._cold_pick
+        self._pool_pick = _pick(self.pool)
+        self._limit_pick = (s.limit_min, s.limit_max - s.limit_min + 1,
+                            (s.limit_max - s.limit_min + 1).bit_length())
+        self._streams: dict[int, _Stream] = {}
         # Bad inputs come from a child of the drawing client's own RNG, by its
         # seed: in threads mode each client's op stream is then its own,
         # whatever the interleaving (one shared child would not be).
@@ -199,14 +221,31 @@ class Workload:
         return rng.choice(self.cold)
 
     def pick_ids(self, rng: Rng, n: int) -> list[str]:
+        """``n`` distinct ids (at most the universe): pick_id's draws."""
+        return self._ids_drawn(rng.bits_source(), n)
+
+    def _ids_drawn(self, bits: Callable[[int], int], n: int) -> list[str]:
+        """pick_ids on a generator's getrandbits, each pick_id written out
+        (as in next_op)."""
         n = min(n, len(self.ids))
         chosen: list[str] = []
         seen: set[str] = set()
+        hot_draws, ppm = self._hot_draws, self.s.hot_share_ppm
         # Bounded: at most 4n draws from the hot/cold mix, then fill in order.
         for _ in range(4 * n):
             if len(chosen) == n:
                 break
-            i = self.pick_id(rng)
+            if hot_draws:
+                x = bits(PPM_BITS)
+                while x >= PPM:
+                    x = bits(PPM_BITS)
+                ids, m, k = self._hot_pick if x < ppm else self._cold_pick
+            else:
+                ids, m, k = self._id_pick
+            x = bits(k)
+            while x >= m:
+                x = bits(k)
+            i = ids[x]
             if i not in seen:
                 seen.add(i)
                 chosen.append(i)
@@ -251,40 +290,93 @@ class Workload:
         return items
 
     def next_op(self, rng: Rng, maintenance: bool) -> OpSpec:
-        """Draw one operation from the seed's mix, with a chance of bad input."""
+        """Draw one operation from the seed's mix, with a chance of bad input.
+
+        Every op is planned here, so the common draws are written out on
+        the client's getrandbits (``Rng.bits_source``): each is the Rng
+        method named beside it, the same numbers in the same order. The
+        rarer ops (batches, maintenance, cap limits, bad inputs) call the
+        methods themselves.
+        """
+        st = self._streams.get(rng.seed)
+        if st is None:
+            st = self._stream(rng)
+        bits = st.bits
         s = self.s
+        total, k = self._op_total, self._op_bits
+        assert total > 0, self.weights     # (rng.weighted's own check: no draw from nothing)
         while True:
-            f = rng.weighted(self.kinds, self.weights)
+            x = bits(k)                     # rng.weighted(self.kinds, self.weights)
+            while x >= total:
+                x = bits(k)
+            f = self.kinds[bisect_right(self._op_edges, x)]
             if f != "maintenance" or maintenance:
                 break
             if len(self.kinds) == 1:
                 f = "store"
                 break
-        # pick_id and pick_vector written out for the single-id ops (the
-        # same draws in the same order): most ops are one of these.
-        choice = rng.choice
-        if f == "store":
-            i = choice(self.hot) if not self.cold or rng.chance(s.hot_share_ppm) else choice(self.cold)
-            value: dict[str, Any] = {"id": i, "vector": choice(self.pool)}
-        elif f == "store_batch":
-            n = rng.between(s.batch_min, s.batch_max)
-            value = {"items": [[i, choice(self.pool)] for i in self.pick_ids(rng, n)]}
-        elif f == "delete" or f == "get" or f == "exists":
-            value = {"id": choice(self.hot) if not self.cold or rng.chance(s.hot_share_ppm) else choice(self.cold)}
+        if f == "store" or f == "delete" or f == "get" or f == "exists":
+            if self._hot_draws:             # pick_id
+                x = bits(PPM_BITS)
+                while x >= PPM:
+                    x = bits(PPM_BITS)
+                ids, n, k = self._hot_pick if x < s.hot_share_ppm else self._cold_pick
+            else:
+                ids, n, k = self._id_pick
+            x = bits(k)
+            while x >= n:
+                x = bits(k)
+            if f == "store":
+                pool, n, k = self._pool_pick    # pick_vector
+                y = bits(k)
+                while y >= n:
+                    y = bits(k)
+                value: dict[str, Any] = {"id": ids[x], "vector": pool[y]}
+            else:
+                value = {"id": ids[x]}
+        elif f == "search":
+            pool, n, k = self._pool_pick        # pick_vector
+            y = bits(k)
+            while y >= n:
+                y = bits(k)
+            if self.params.cap is None:         # pick_limit: between(limit_min, limit_max)
+                lo, n, k = self._limit_pick
+                x = bits(k)
+                while x >= n:
+                    x = bits(k)
+                limit = lo + x
+            else:
+                limit = self.pick_limit(rng)
+            value = {"vector": pool[y], "limit": limit}
         elif f == "count":
             value = {}
-        elif f == "search":
-            value = {"vector": choice(self.pool), "limit": self.pick_limit(rng)}
+        elif f == "store_batch":
+            items = []
+            pool, n, k = self._pool_pick
+            for i in self._ids_drawn(bits, rng.between(s.batch_min, s.batch_max)):
+                y = bits(k)                     # pick_vector
+                while y >= n:
+                    y = bits(k)
+                items.append([i, pool[y]])
+            value = {"items": items}
         else:
-            value = {"kind": choice(s.maintenance_kinds)}
-        if rng.chance(s.invalid_ppm):
+            value = {"kind": rng.choice(s.maintenance_kinds)}
+        ppm = s.invalid_ppm                     # rng.chance(invalid_ppm)
+        if 0 < ppm < PPM:
+            x = bits(PPM_BITS)
+            while x >= PPM:
+                x = bits(PPM_BITS)
+            if x < ppm:
+                value = self._corrupt(f, value, self._bad_rng(rng))
+        elif ppm >= PPM:
             value = self._corrupt(f, value, self._bad_rng(rng))
         if self.use_filters:
-            r = self._flt.get(rng.seed)
-            if r is None:
-                r = self._flt_rng(rng)
-            f, value = self._filtered(f, value, r)
+            f, value = self._filtered(f, value, st)
         return _spec((f, value))
+
+    def _stream(self, rng: Rng) -> "_Stream":
+        st = self._streams[rng.seed] = _Stream(rng.bits_source(), self._flt_rng(rng))
+        return st
 
     # -- attributes and filters ------------------------------------------------
     def _flt_rng(self, rng: Rng) -> Rng:
@@ -293,58 +385,71 @@ class Workload:
             r = self._flt[rng.seed] = rng.fork("filters")
         return r
 
-    def _filtered(self, f: str, value: dict[str, Any], r: Rng) -> tuple[str, dict[str, Any]]:
+    def _filtered(self, f: str, value: dict[str, Any], st: "_Stream") -> tuple[str, dict[str, Any]]:
         """The op with attributes or a filter drawn for it (and, at the
-        scenario's invalid rate, a bad one)."""
+        scenario's invalid rate, a bad one), from the client's filters
+        child; each chance written out as in next_op."""
         s = self.s
-        bad = r.chance(s.invalid_ppm)
+        bits = st.fbits
+        if bits is None:
+            bits = st.fbits = st.flt.bits_source()
+        ppm = s.invalid_ppm                         # bad = r.chance(invalid_ppm)
+        bad = ppm >= PPM
+        if 0 < ppm < PPM:
+            x = bits(PPM_BITS)
+            while x >= PPM:
+                x = bits(PPM_BITS)
+            bad = x < ppm
         if f == "store":
             if bad:
-                value["attrs"] = self.bad_attrs(r)
-            elif r.chance(s.attrs_share_ppm):
-                value["attrs"] = self.row_attrs(r)
+                value["attrs"] = self.bad_attrs(st.flt)
+            else:
+                ppm = s.attrs_share_ppm                 # r.chance(attrs_share_ppm)
+                yes = ppm >= PPM
+                if 0 < ppm < PPM:
+                    x = bits(PPM_BITS)
+                    while x >= PPM:
+                        x = bits(PPM_BITS)
+                    yes = x < ppm
+                if yes:
+                    value["attrs"] = drawn_attrs(bits)
         elif f == "store_batch":
+            r = st.flt
             items = value["items"]
+            ppm = s.attrs_share_ppm
             for it in items:
-                if r.chance(s.attrs_share_ppm):
-                    it.append(self.row_attrs(r))
+                yes = ppm >= PPM                        # r.chance(attrs_share_ppm)
+                if 0 < ppm < PPM:
+                    x = bits(PPM_BITS)
+                    while x >= PPM:
+                        x = bits(PPM_BITS)
+                    yes = x < ppm
+                if yes:
+                    it.append(drawn_attrs(bits))
             if bad and items:
                 it = items[r.below(len(items))]
                 del it[2:]
                 it.append(self.bad_attrs(r))
         elif f == "search":
             if bad:
-                value["where"] = self.bad_where(r)
-            elif r.chance(s.filter_share_ppm):
-                value["where"] = self.pick_where(r)
-        elif f == "get" and r.chance(s.get_attrs_share_ppm):
-            f = "get_attrs"
+                value["where"] = self.bad_where(st.flt)
+            elif st.flt.chance(s.filter_share_ppm):
+                value["where"] = self.pick_where(st.flt)
+        elif f == "get":
+            ppm = s.get_attrs_share_ppm                 # r.chance(get_attrs_share_ppm)
+            yes = ppm >= PPM
+            if 0 < ppm < PPM:
+                x = bits(PPM_BITS)
+                while x >= PPM:
+                    x = bits(PPM_BITS)
+                yes = x < ppm
+            if yes:
+                f = "get_attrs"
         return f, value
 
     def row_attrs(self, r: Rng) -> dict[str, Any]:
         """One row's attributes: low-cardinality values, some left out."""
-        # Drawn in this order (the seed's stream), put in name order (big,
-        # flag, label, n, tenant) as filters.norm_attrs would, without
-        # sorting a dict per row.
-        below = r.below
-        tenant = f"t{below(TENANTS)}" if below(10) < 9 else None
-        n = below(N_RANGE) if below(20) < 19 else None
-        flag = below(2) == 0 if below(5) < 4 else None
-        label = r.choice(HOSTILE_VALUES) if below(5) < 2 else None
-        big = r.choice(BIG_INTS) if below(10) == 0 else None
-        # None is no value an attribute takes here: it marks one left out.
-        got: dict[str, Any] = {}
-        if big is not None:
-            got["big"] = big
-        if flag is not None:
-            got["flag"] = flag
-        if label is not None:
-            got["label"] = label
-        if n is not None:
-            got["n"] = n
-        if tenant is not None:
-            got["tenant"] = tenant
-        return got
+        return drawn_attrs(r.bits_source())
 
     def leaf_where(self, r: Rng) -> dict[str, Any]:
         k = r.below(12)
@@ -452,6 +557,97 @@ class Workload:
         else:
             v = np.zeros(self.dim, dtype=np.float32)
         return self.table.ref(v)
+
+
+class _Stream:
+    """One client's draws: its RNG's getrandbits, and the child its filters
+    come from (whose getrandbits is taken at its first draw)."""
+
+    __slots__ = ("bits", "flt", "fbits")
+
+    def __init__(self, bits: Callable[[int], int], flt: Rng):
+        self.bits = bits
+        self.flt = flt
+        self.fbits: Callable[[int], int] | None = None
+
+
+def _pick(items: list) -> tuple[list, int, int]:
+    """What ``rng.choice(items)`` draws with: below(n) takes n.bit_length() bits."""
+    return items, len(items), len(items).bit_length()
+
+
+_TENANT_BITS = TENANTS.bit_length()
+_N_BITS = N_RANGE.bit_length()
+_LABEL_N, _LABEL_BITS = len(HOSTILE_VALUES), len(HOSTILE_VALUES).bit_length()
+_BIG_N, _BIG_BITS = len(BIG_INTS), len(BIG_INTS).bit_length()
+
+
+def drawn_attrs(bits: Callable[[int], int]) -> dict[str, Any]:
+    """One row's attributes (``Workload.row_attrs``) drawn on ``bits``, a
+    generator's getrandbits: low-cardinality values, some left out.
+
+    Drawn in this order (the seed's stream): tenant if below(10) < 9, then
+    below(TENANTS); n if below(20) < 19, then below(N_RANGE); flag if
+    below(5) < 4, then below(2) == 0; label if below(5) < 2, then
+    choice(HOSTILE_VALUES); big if below(10) == 0, then choice(BIG_INTS).
+    Each below(m) is written out (m.bit_length() bits until under m). Put
+    in name order (big, flag, label, n, tenant), as filters.norm_attrs
+    would, without sorting a dict per row.
+    """
+    x = bits(4)                          # below(10) < 9
+    while x >= 10:
+        x = bits(4)
+    tenant = None
+    if x < 9:
+        x = bits(_TENANT_BITS)
+        while x >= TENANTS:
+            x = bits(_TENANT_BITS)
+        tenant = TENANT_VALUES[x]
+    x = bits(5)                          # below(20) < 19
+    while x >= 20:
+        x = bits(5)
+    n = None
+    if x < 19:
+        n = bits(_N_BITS)
+        while n >= N_RANGE:
+            n = bits(_N_BITS)
+    x = bits(3)                          # below(5) < 4
+    while x >= 5:
+        x = bits(3)
+    flag = None
+    if x < 4:
+        x = bits(2)                      # below(2) == 0
+        while x >= 2:
+            x = bits(2)
+        flag = x == 0
+    x = bits(3)                          # below(5) < 2
+    while x >= 5:
+        x = bits(3)
+    label = None
+    if x < 2:
+        x = bits(_LABEL_BITS)
+        while x >= _LABEL_N:
+            x = bits(_LABEL_BITS)
+        label = HOSTILE_VALUES[x]
+    x = bits(4)                          # below(10) == 0
+    while x >= 10:
+        x = bits(4)
+    # None is no value an attribute takes here: it marks one left out.
+    got: dict[str, Any] = {}
+    if x == 0:
+        x = bits(_BIG_BITS)
+        while x >= _BIG_N:
+            x = bits(_BIG_BITS)
+        got["big"] = BIG_INTS[x]
+    if flag is not None:
+        got["flag"] = flag
+    if label is not None:
+        got["label"] = label
+    if n is not None:
+        got["n"] = n
+    if tenant is not None:
+        got["tenant"] = tenant
+    return got
 
 
 def cap_limits(cap: int) -> tuple[int, ...]:
