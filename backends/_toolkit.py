@@ -43,7 +43,7 @@ import numpy as np
 from dst.backend import SearchHit, check_options
 from dst.errors import BackendError, InvalidInput, NotApplied, UsageError
 from dst.validate import (ID_MAX_CHARS, check_attrs, check_batch_attrs, check_batch_matrix, check_id,
-                          check_limit, check_vector, check_where)
+                          check_limit, check_query, check_vector, check_where)
 
 __all__ = [
     "Option", "Options", "ValidatingBackend", "check_dim", "OWNER", "OWNER_KEY", "OWNER_FILE",
@@ -252,7 +252,9 @@ class ValidatingBackend:
       ``raw_exists(id) -> bool``, ``raw_count() -> int``
     * ``raw_search(query, limit, exact) -> list[SearchHit]``: ``exact`` True
       for ``search_exact`` (the probes'; past any ANN index). A store with
-      no such path sets ``search_exact = None`` in its class.
+      no such path sets ``search_exact = None`` in its class. ``query`` is a
+      float32 array of ``dim``, possibly the caller's own (a frozen one,
+      ``dst.validate.check_query``): read it, never write into it.
 
     A subclass with ``filters = True`` takes attributes and filters
     (``dst.filters``); its raw methods get them as one more argument:
@@ -337,7 +339,7 @@ class ValidatingBackend:
         return self._search(query, limit, where, True)
 
     def _search(self, query: Any, limit: Any, where: Any, exact: bool) -> list[SearchHit]:
-        q = check_vector(query, self.dim, self.metric)
+        q = check_query(query, self.dim, self.metric)
         n = check_limit(limit)
         w = check_where(where) if where is not None else None    # what check_where(None) gives
         if self.filters:

@@ -138,6 +138,33 @@ def check_vector(vector: Any, dim: int, metric: str = "cosine") -> np.ndarray:
     return np.array(vector, dtype=np.float32)
 
 
+def frozen(arr: Any) -> bool:
+    """Whether ``arr`` was declared unchanging (``freeze``): the same bytes
+    for as long as it lives, so a reader may remember what it computed
+    from it by identity."""
+    known = _FROZEN.get(id(arr))
+    return known is not None and known[0]() is arr
+
+
+def check_query(vector: Any, dim: int, metric: str = "cosine") -> np.ndarray:
+    """Validate a search query: ``check_vector``'s fresh float32 copy, or
+    the vector itself when it is a frozen float32 array (it never changes,
+    and a search only reads its query)."""
+    known = _FROZEN.get(id(vector))
+    if (known is not None and known[0]() is vector and type(vector) is np.ndarray
+            and vector.dtype is _F32 and vector.ndim == 1):
+        memo = known[1]
+        key = (dim, metric)
+        problem = memo[key] if key in memo else vector_problem(vector, dim, metric)
+        if problem:
+            raise InvalidInput(problem)
+        return vector
+    return check_vector(vector, dim, metric)
+
+
+_F32 = np.dtype(np.float32)
+
+
 def limit_problem(limit: Any) -> str | None:
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)):
         return f"limit must be an integer, got {type(limit).__name__}"
