@@ -17,7 +17,7 @@ import numpy as np
 
 from dst import filters
 from dst.history import VectorTable
-from dst.rng import PPM, PPM_BITS, Rng
+from dst.rng import PPM, PPM_BITS, Rng, fixed_chance
 from dst.sim.scenario import SeedParams
 from dst.validate import ID_MAX_CHARS
 
@@ -87,6 +87,10 @@ TENANT_VALUES = tuple(f"t{i}" for i in range(TENANTS))
 N_CUTS = (0, 1, 10, 100, 500, 1000)
 
 
+# The ops that name one id (next_op draws it as pick_id does).
+_ONE_ID = frozenset(("store", "delete", "get", "exists"))
+
+
 class OpSpec(NamedTuple):
     """One operation to invoke: kind and input (vectors as table refs).
     A named tuple: one is made per op, and a tuple is the cheapest record."""
@@ -131,6 +135,10 @@ class Workload:
         self._hot_draws = bool(self.cold) and 0 < s.hot_share_ppm < PPM
         self._id_pick = self._hot_pick if not self.cold or s.hot_share_ppm >= PPM else self._cold_pick
         self._pool_pick = _pick(self.pool)
+        # The shares drawn with every op, as fixed_chance says (None: drawn).
+        self._invalid_fixed = fixed_chance(s.invalid_ppm)
+        self._attrs_fixed = fixed_chance(s.attrs_share_ppm)
+        self._get_attrs_fixed = fixed_chance(s.get_attrs_share_ppm)
         self._limit_pick = (s.limit_min, s.limit_max - s.limit_min + 1,
                             (s.limit_max - s.limit_min + 1).bit_length())
         self._streams: dict[int, _Stream] = {}
@@ -315,7 +323,7 @@ class Workload:
             if len(self.kinds) == 1:
                 f = "store"
                 break
-        if f == "store" or f == "delete" or f == "get" or f == "exists":
+        if f in _ONE_ID:
             if self._hot_draws:             # pick_id
                 x = bits(PPM_BITS)
                 while x >= PPM:
@@ -361,14 +369,13 @@ class Workload:
             value = {"items": items}
         else:
             value = {"kind": rng.choice(s.maintenance_kinds)}
-        ppm = s.invalid_ppm                     # rng.chance(invalid_ppm)
-        if 0 < ppm < PPM:
+        bad = self._invalid_fixed               # rng.chance(invalid_ppm)
+        if bad is None:
             x = bits(PPM_BITS)
             while x >= PPM:
                 x = bits(PPM_BITS)
-            if x < ppm:
-                value = self._corrupt(f, value, self._bad_rng(rng))
-        elif ppm >= PPM:
+            bad = x < s.invalid_ppm
+        if bad:
             value = self._corrupt(f, value, self._bad_rng(rng))
         if self.use_filters:
             f, value = self._filtered(f, value, st)
@@ -393,37 +400,34 @@ class Workload:
         bits = st.fbits
         if bits is None:
             bits = st.fbits = st.flt.bits_source()
-        ppm = s.invalid_ppm                         # bad = r.chance(invalid_ppm)
-        bad = ppm >= PPM
-        if 0 < ppm < PPM:
+        bad = self._invalid_fixed                   # r.chance(invalid_ppm)
+        if bad is None:
             x = bits(PPM_BITS)
             while x >= PPM:
                 x = bits(PPM_BITS)
-            bad = x < ppm
+            bad = x < s.invalid_ppm
         if f == "store":
             if bad:
                 value["attrs"] = self.bad_attrs(st.flt)
             else:
-                ppm = s.attrs_share_ppm                 # r.chance(attrs_share_ppm)
-                yes = ppm >= PPM
-                if 0 < ppm < PPM:
+                yes = self._attrs_fixed             # r.chance(attrs_share_ppm)
+                if yes is None:
                     x = bits(PPM_BITS)
                     while x >= PPM:
                         x = bits(PPM_BITS)
-                    yes = x < ppm
+                    yes = x < s.attrs_share_ppm
                 if yes:
                     value["attrs"] = drawn_attrs(bits)
         elif f == "store_batch":
             r = st.flt
             items = value["items"]
-            ppm = s.attrs_share_ppm
             for it in items:
-                yes = ppm >= PPM                        # r.chance(attrs_share_ppm)
-                if 0 < ppm < PPM:
+                yes = self._attrs_fixed             # r.chance(attrs_share_ppm)
+                if yes is None:
                     x = bits(PPM_BITS)
                     while x >= PPM:
                         x = bits(PPM_BITS)
-                    yes = x < ppm
+                    yes = x < s.attrs_share_ppm
                 if yes:
                     it.append(drawn_attrs(bits))
             if bad and items:
@@ -436,13 +440,12 @@ class Workload:
             elif st.flt.chance(s.filter_share_ppm):
                 value["where"] = self.pick_where(st.flt)
         elif f == "get":
-            ppm = s.get_attrs_share_ppm                 # r.chance(get_attrs_share_ppm)
-            yes = ppm >= PPM
-            if 0 < ppm < PPM:
+            yes = self._get_attrs_fixed                 # r.chance(get_attrs_share_ppm)
+            if yes is None:
                 x = bits(PPM_BITS)
                 while x >= PPM:
                     x = bits(PPM_BITS)
-                yes = x < ppm
+                yes = x < s.get_attrs_share_ppm
             if yes:
                 f = "get_attrs"
         return f, value
