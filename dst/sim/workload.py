@@ -193,34 +193,69 @@ class Workload:
         return out
 
     def _make_pool(self, rng: Rng) -> list[int]:
-        """Vector refs of the pool, in a fixed order."""
+        """Vector refs of the pool, in a fixed order.
+
+        Vector i is gaussian (the first always), clustered (one of four
+        centers plus a tenth of noise), a duplicate (a scaled copy of an
+        earlier vector: the same direction, so exactly equal scores) or a
+        near-duplicate (an earlier vector plus noise of a NEAR_DUP_SCALES
+        size), each as float32, never zero. The kinds and choices come from
+        ``rng``, the noise from its numpy child, one standard_normal(dim)
+        per gaussian, clustered and near-duplicate vector in pool order
+        after the centers'. The two streams never depend on each other, so
+        the choices are drawn first, all the noise in one call (the same
+        numbers as one call per vector), and the gaussian and clustered
+        vectors made in a few whole-array steps; the copies, which depend
+        on earlier vectors, one by one, as before.
+        """
         g = rng.np
-        dim, kinds = self.dim, self.params.vector_kinds
+        dim, kinds, size = self.dim, self.params.vector_kinds, self.s.vector_pool
         centers = g.standard_normal((4, dim))
-        base: list[np.ndarray] = []
-        refs: list[int] = []
-        for i in range(self.s.vector_pool):
-            kind = rng.choice(kinds) if base else "gaussian"
+        # Per vector: kind, the noise row it takes (-1: none), the center or
+        # source vector, the scale.
+        made: list[tuple[str, int, int, float]] = []
+        rows = 0
+        for i in range(size):
+            kind = rng.choice(kinds) if i else "gaussian"
             if kind == "gaussian":
-                v = g.standard_normal(dim)
+                made.append((kind, rows, 0, 0.0))
+                rows += 1
             elif kind == "clustered":
-                v = centers[rng.below(4)] + 0.1 * g.standard_normal(dim)
+                made.append((kind, rows, rng.below(4), 0.0))
+                rows += 1
             elif kind == "duplicates":
-                # A scaled copy: the same direction, so exactly equal scores.
-                v = base[rng.below(len(base))] * rng.choice((1.0, 2.0, 0.5))
+                src = rng.below(i)
+                made.append((kind, -1, src, rng.choice((1.0, 2.0, 0.5))))
             else:  # near-duplicates
-                src = base[rng.below(len(base))]
-                noise = g.standard_normal(dim)
-                scale = rng.choice(NEAR_DUP_SCALES)
+                src = rng.below(i)
+                made.append((kind, rows, src, rng.choice(NEAR_DUP_SCALES)))
+                rows += 1
+        noise = g.standard_normal((rows, dim))
+        out = np.zeros((size, dim), dtype=np.float64)     # the copies' rows are set below
+        gauss = [i for i, m in enumerate(made) if m[0] == "gaussian"]
+        out[gauss] = noise[[made[i][1] for i in gauss]]
+        clust = [i for i, m in enumerate(made) if m[0] == "clustered"]
+        if clust:
+            out[clust] = centers[[made[i][2] for i in clust]] + 0.1 * noise[[made[i][1] for i in clust]]
+        v32 = out.astype(np.float32)
+        v32[~np.logical_or.reduce(v32, axis=1)] = 1.0    # never a zero vector in the valid pool
+        base = v32.astype(np.float64)      # each vector as float64, what the copies scale
+        for i, (kind, row, src, scale) in enumerate(made):
+            if kind == "duplicates":
+                v = base[src] * scale
+            elif kind == "near-duplicates":
+                s, nz = base[src], noise[row]
                 # np.linalg.norm of a 1-D float64 array is sqrt(x.dot(x)):
                 # the same number without its wrapper's checks.
-                v = src + scale * math.sqrt(src.dot(src)) * noise / max(math.sqrt(noise.dot(noise)), 1e-12)
-            v32 = np.asarray(v, dtype=np.float32)
-            if not np.logical_or.reduce(v32):  # never a zero vector in the valid pool (v32.any(), unwrapped)
-                v32 = np.ones(dim, dtype=np.float32)
-            base.append(v32.astype(np.float64))
-            refs.append(self.table.ref(v32))
-        return refs
+                v = s + scale * math.sqrt(s.dot(s)) * nz / max(math.sqrt(nz.dot(nz)), 1e-12)
+            else:
+                continue
+            v32[i] = v
+            if not np.logical_or.reduce(v32[i]):
+                v32[i] = 1.0
+            base[i] = v32[i]
+        ref = self.table.ref
+        return [ref(v) for v in v32]
 
     # -- drawing ------------------------------------------------------------
     def pick_id(self, rng: Rng) -> str:

@@ -1,6 +1,6 @@
 """The planning code as it was before its draws were written out (main at
 0fa8215: RandomDecider.plan and load_ops, Workload.next_op, _filtered,
-row_attrs, pick_ids, with_attrs), kept as the reference the fast planner
+row_attrs, pick_ids, with_attrs; and the pool made one vector at a time), kept as the reference the fast planner
 must equal draw for draw (tests/sim/test_plan_equivalence.py).
 
 It draws through ``RefRng``: the standard library's ``randrange`` on a
@@ -255,3 +255,35 @@ class RefPlanner:
             if v is not None:
                 got[k] = v
         return got
+
+
+def pool_vectors(rng, dim: int, kinds, size: int):
+    """The pool's vectors as Workload._make_pool made them one by one
+    (float32, in pool order), from an Rng (or RefRng with .np)."""
+    import math
+
+    import numpy as np
+
+    from dst.sim.workload import NEAR_DUP_SCALES
+    g = rng.np
+    centers = g.standard_normal((4, dim))
+    base, out = [], []
+    for _ in range(size):
+        kind = rng.choice(kinds) if base else "gaussian"
+        if kind == "gaussian":
+            v = g.standard_normal(dim)
+        elif kind == "clustered":
+            v = centers[rng.below(4)] + 0.1 * g.standard_normal(dim)
+        elif kind == "duplicates":
+            v = base[rng.below(len(base))] * rng.choice((1.0, 2.0, 0.5))
+        else:
+            src = base[rng.below(len(base))]
+            noise = g.standard_normal(dim)
+            scale = rng.choice(NEAR_DUP_SCALES)
+            v = src + scale * np.linalg.norm(src) * noise / max(np.linalg.norm(noise), 1e-12)
+        v32 = np.asarray(v, dtype=np.float32)
+        if not v32.any():
+            v32 = np.ones(dim, dtype=np.float32)
+        base.append(v32.astype(np.float64))
+        out.append(v32)
+    return out

@@ -14,8 +14,8 @@ from dst.history import VectorTable
 from dst.rng import PPM, Rng
 from dst.sim.scenario import load
 from dst.sim.schedule import RandomDecider
-from dst.sim.workload import drawn_attrs
-from tests.sim.plan_reference import RefPlanner, RefRng
+from dst.sim.workload import Workload, drawn_attrs
+from tests.sim.plan_reference import RefPlanner, RefRng, pool_vectors
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml"))
@@ -77,6 +77,27 @@ def test_plans_equal_the_reference_draw_for_draw(scenario):
         nemeses = ("kill", "pause") if seed % 2 == 0 else ()
         ops += _side_by_side(scenario, seed, filters, nemeses)
     assert ops > 0
+
+
+KIND_MIXES = [("gaussian",), ("clustered",), ("duplicates",), ("near-duplicates",),
+              ("gaussian", "clustered", "duplicates", "near-duplicates"), ("duplicates", "near-duplicates")]
+
+
+@pytest.mark.parametrize("kinds", KIND_MIXES, ids="+".join)
+def test_pool_equals_the_vectors_made_one_by_one(kinds):
+    """The pool made in whole-array steps: the same float32 vectors, in the
+    same order, the same table numbers, as made one by one."""
+    from dataclasses import replace
+    sc = load("default")
+    for seed, dim in enumerate((1, 2, 3, 8, 64, 300) * 3):
+        params = replace(sc.for_seed(Rng(seed).fork("swarm")), dim=dim, vector_kinds=kinds)
+        table = VectorTable()
+        w = Workload(params, Rng(seed).fork("workload"), table)
+        want = pool_vectors(Rng(seed).fork("workload").fork("vectors"), dim, kinds, sc.vector_pool)
+        got = [table[r] for r in w.pool]
+        assert [v.tobytes() for v in got] == [v.tobytes() for v in want], (kinds, seed, dim)
+        ref = VectorTable()
+        assert w.pool == [ref.ref(v) for v in want]
 
 
 def test_drawn_attrs_equal_row_attrs_of_the_reference():
