@@ -110,6 +110,24 @@ def test_drawn_attrs_equal_row_attrs_of_the_reference():
     assert len(seen) > 16          # every attribute is sometimes there, sometimes left out
 
 
+def test_filters_are_drawn_canonical_and_as_before():
+    """pick_where builds its filters in canonical form (no second walk):
+    each equals its canonical form, and the reference's (which called
+    canonical), with the same draws."""
+    from dst import filters
+    sc = load("filters")
+    w = Workload(sc.for_seed(Rng(0).fork("swarm")), Rng(0).fork("workload"), VectorTable())
+    kinds = set()
+    for seed in range(3000):
+        a, b = Rng(seed), RefRng(seed)
+        got = w.pick_where(a)
+        assert got == filters.canonical(got) == RefPlanner.pick_where(b), seed
+        assert filters.dumps_canonical(got) == filters.dumps(got)
+        assert a.below(2 ** 40) == b.below(2 ** 40)
+        kinds.add(next(iter(got)))
+    assert kinds == {"eq", "ne", "in", "lt", "le", "gt", "ge", "exists", "and", "or", "not"}
+
+
 def test_rng_draws_are_randranges():
     """below, between, chance, choice, weighted and a loop written out on
     bits_source: the numbers of the standard library's randrange."""
