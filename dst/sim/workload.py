@@ -87,6 +87,10 @@ TENANT_VALUES = tuple(f"t{i}" for i in range(TENANTS))
 N_CUTS = (0, 1, 10, 100, 500, 1000)
 
 
+# The op mix's weights in all up to which next_op looks a draw's kind up in
+# a list (one entry per unit of weight) rather than among running totals.
+OP_TABLE_MAX = 4096
+
 # The ops that name one id (next_op draws it as pick_id does).
 _ONE_ID = frozenset(("store", "delete", "get", "exists"))
 
@@ -126,6 +130,12 @@ class Workload:
         for w in self.weights:
             self._op_edges.append((self._op_edges[-1] if self._op_edges else 0) + w)
         self._op_total = self._op_edges[-1] if kinds else 0
+        # x -> its kind, for a mix of at most OP_TABLE_MAX weight in all.
+        self._op_of: list[str] | None = None
+        if self._op_total <= OP_TABLE_MAX:
+            self._op_of = []
+            for kind, w in zip(kinds, self.weights):
+                self._op_of += [kind] * w
         self._op_bits = self._op_total.bit_length()
         s = self.s
         self._hot_pick = _pick(self.hot)
@@ -352,7 +362,7 @@ class Workload:
             x = bits(k)                     # rng.weighted(self.kinds, self.weights)
             while x >= total:
                 x = bits(k)
-            f = self.kinds[bisect_right(self._op_edges, x)]
+            f = self._op_of[x] if self._op_of is not None else self.kinds[bisect_right(self._op_edges, x)]
             if f != "maintenance" or maintenance:
                 break
             if len(self.kinds) == 1:
@@ -413,7 +423,7 @@ class Workload:
         if bad:
             value = self._corrupt(f, value, self._bad_rng(rng))
         if self.use_filters:
-            f, value = self._filtered(f, value, st)
+            f = self._filtered(f, value, st)
         return _spec((f, value))
 
     def _stream(self, rng: Rng) -> "_Stream":
@@ -427,7 +437,7 @@ class Workload:
             r = self._flt[rng.seed] = rng.fork("filters")
         return r
 
-    def _filtered(self, f: str, value: dict[str, Any], st: "_Stream") -> tuple[str, dict[str, Any]]:
+    def _filtered(self, f: str, value: dict[str, Any], st: "_Stream") -> str:
         """The op with attributes or a filter drawn for it (and, at the
         scenario's invalid rate, a bad one), from the client's filters
         child; each chance written out as in next_op."""
@@ -483,7 +493,7 @@ class Workload:
                 yes = x < s.get_attrs_share_ppm
             if yes:
                 f = "get_attrs"
-        return f, value
+        return f
 
     def row_attrs(self, r: Rng) -> dict[str, Any]:
         """One row's attributes: low-cardinality values, some left out."""

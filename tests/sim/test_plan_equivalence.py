@@ -100,6 +100,23 @@ def test_pool_equals_the_vectors_made_one_by_one(kinds):
         assert w.pool == [ref.ref(v) for v in want]
 
 
+@pytest.mark.parametrize("weights", [{"store": 3, "get": 2, "count": 1},
+                                     {"store": 3000, "get": 2000, "search": 1000}])
+def test_op_kind_is_the_weighted_draw(weights):
+    """The kind looked up in a list (small mixes) or among running totals
+    (past OP_TABLE_MAX): rng.weighted's pick either way."""
+    from dataclasses import replace
+
+    from dst.sim.workload import OP_TABLE_MAX
+    sc = load("default")
+    params = replace(sc.for_seed(Rng(0).fork("swarm")), op_weights=weights)
+    w = Workload(params, Rng(0).fork("workload"), VectorTable())
+    assert (w._op_of is None) == (sum(weights.values()) > OP_TABLE_MAX)
+    got = [w.next_op(Rng(seed), True).f for seed in range(400)]
+    assert got == [RefRng(seed).weighted(list(weights), list(weights.values())) for seed in range(400)]
+    assert set(got) == set(weights)
+
+
 def test_drawn_attrs_equal_row_attrs_of_the_reference():
     seen = set()
     for seed in range(3000):
