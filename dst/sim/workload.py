@@ -423,7 +423,60 @@ class Workload:
         if bad:
             value = self._corrupt(f, value, self._bad_rng(rng))
         if self.use_filters:
-            f = self._filtered(f, value, st)
+            # Attributes or a filter for the op (and, at the invalid rate, a
+            # bad one), from the client's filters child: its own stream, so
+            # the draws above are the same with filters on or off.
+            bits = st.fbits
+            if bits is None:
+                bits = st.fbits = st.flt.bits_source()
+            bad = self._invalid_fixed                   # r.chance(invalid_ppm)
+            if bad is None:
+                x = bits(PPM_BITS)
+                while x >= PPM:
+                    x = bits(PPM_BITS)
+                bad = x < s.invalid_ppm
+            if f == "store":
+                if bad:
+                    value["attrs"] = self.bad_attrs(st.flt)
+                else:
+                    yes = self._attrs_fixed             # r.chance(attrs_share_ppm)
+                    if yes is None:
+                        x = bits(PPM_BITS)
+                        while x >= PPM:
+                            x = bits(PPM_BITS)
+                        yes = x < s.attrs_share_ppm
+                    if yes:
+                        value["attrs"] = drawn_attrs(bits)
+            elif f == "store_batch":
+                r = st.flt
+                items = value["items"]
+                for it in items:
+                    yes = self._attrs_fixed             # r.chance(attrs_share_ppm)
+                    if yes is None:
+                        x = bits(PPM_BITS)
+                        while x >= PPM:
+                            x = bits(PPM_BITS)
+                        yes = x < s.attrs_share_ppm
+                    if yes:
+                        it.append(drawn_attrs(bits))
+                if bad and items:
+                    it = items[r.below(len(items))]
+                    del it[2:]
+                    it.append(self.bad_attrs(r))
+            elif f == "search":
+                if bad:
+                    value["where"] = self.bad_where(st.flt)
+                elif st.flt.chance(s.filter_share_ppm):
+                    value["where"] = self.pick_where(st.flt)
+            elif f == "get":
+                yes = self._get_attrs_fixed                 # r.chance(get_attrs_share_ppm)
+                if yes is None:
+                    x = bits(PPM_BITS)
+                    while x >= PPM:
+                        x = bits(PPM_BITS)
+                    yes = x < s.get_attrs_share_ppm
+                if yes:
+                    f = "get_attrs"
         return _spec((f, value))
 
     def _stream(self, rng: Rng) -> "_Stream":
@@ -436,64 +489,6 @@ class Workload:
         if r is None:
             r = self._flt[rng.seed] = rng.fork("filters")
         return r
-
-    def _filtered(self, f: str, value: dict[str, Any], st: "_Stream") -> str:
-        """The op with attributes or a filter drawn for it (and, at the
-        scenario's invalid rate, a bad one), from the client's filters
-        child; each chance written out as in next_op."""
-        s = self.s
-        bits = st.fbits
-        if bits is None:
-            bits = st.fbits = st.flt.bits_source()
-        bad = self._invalid_fixed                   # r.chance(invalid_ppm)
-        if bad is None:
-            x = bits(PPM_BITS)
-            while x >= PPM:
-                x = bits(PPM_BITS)
-            bad = x < s.invalid_ppm
-        if f == "store":
-            if bad:
-                value["attrs"] = self.bad_attrs(st.flt)
-            else:
-                yes = self._attrs_fixed             # r.chance(attrs_share_ppm)
-                if yes is None:
-                    x = bits(PPM_BITS)
-                    while x >= PPM:
-                        x = bits(PPM_BITS)
-                    yes = x < s.attrs_share_ppm
-                if yes:
-                    value["attrs"] = drawn_attrs(bits)
-        elif f == "store_batch":
-            r = st.flt
-            items = value["items"]
-            for it in items:
-                yes = self._attrs_fixed             # r.chance(attrs_share_ppm)
-                if yes is None:
-                    x = bits(PPM_BITS)
-                    while x >= PPM:
-                        x = bits(PPM_BITS)
-                    yes = x < s.attrs_share_ppm
-                if yes:
-                    it.append(drawn_attrs(bits))
-            if bad and items:
-                it = items[r.below(len(items))]
-                del it[2:]
-                it.append(self.bad_attrs(r))
-        elif f == "search":
-            if bad:
-                value["where"] = self.bad_where(st.flt)
-            elif st.flt.chance(s.filter_share_ppm):
-                value["where"] = self.pick_where(st.flt)
-        elif f == "get":
-            yes = self._get_attrs_fixed                 # r.chance(get_attrs_share_ppm)
-            if yes is None:
-                x = bits(PPM_BITS)
-                while x >= PPM:
-                    x = bits(PPM_BITS)
-                yes = x < s.get_attrs_share_ppm
-            if yes:
-                f = "get_attrs"
-        return f
 
     def row_attrs(self, r: Rng) -> dict[str, Any]:
         """One row's attributes: low-cardinality values, some left out."""
