@@ -24,6 +24,17 @@ PPM = 1_000_000  # probabilities are parts per million
 PPM_BITS = PPM.bit_length()   # chance draws this many bits (a hot path writing it out uses it too)
 
 
+def fixed_chance(ppm: int) -> bool | None:
+    """What ``Rng.chance(ppm)`` answers without drawing (ppm <= 0: never,
+    ppm >= PPM: always), or None where it draws: a hot path that writes
+    chance out decides once which case a rate is."""
+    if ppm <= 0:
+        return False
+    if ppm >= PPM:
+        return True
+    return None
+
+
 def derive_seed(seed: int, name: str) -> int:
     """A child seed: blake2b of the parent seed and the name (stable)."""
     digest = hashlib.blake2b(f"{seed}/{name}".encode(), digest_size=8).digest()

@@ -67,11 +67,15 @@ def body(mode: str, scenario_name: str, seeds: int) -> None:
     sc = load(scenario_name)
     for s in range(seeds + 1):     # seed 0 warms up, then the measured ones
         d, _ = decider(sc, s)
+        # The clients in turn (made in every mode, so the difference is the
+        # plans alone): any order gives the seed's ops, then one None each.
+        order = [i % d.clients for i in range(sc.ops + d.clients)]
         if mode != "setup":
             start(d)
         if mode == "plan":
-            for _ in plans(d, s):
-                pass
+            plan = d.plan
+            for c in order:
+                plan(c, True, ())
 
 
 def digest(scenarios: list[str], seeds: int, nemeses: tuple[str, ...]) -> dict[str, str]:

@@ -18,8 +18,8 @@ import numpy as np
 
 from dst.history import VectorTable
 from dst.isolate import KILL
-from dst.rng import PPM, Rng
-from dst.sim.faults import FaultPlan, split_mask
+from dst.rng import PPM, PPM_BITS, Rng, fixed_chance
+from dst.sim.faults import ACK_OPS, OP_FAULTS, FaultPlan, split_mask
 from dst.sim.scenario import SeedParams
 from dst.sim.workload import Workload
 
@@ -154,9 +154,23 @@ class RandomDecider:
         self.bulk: list[str] = []     # loaded ids the probes do not visit one by one
         self.probe_query = self.workload.pool[0]
         self._left = self.s.ops
-        # The timing draws of every op, between(0, hi) for hi > 0 (none for
-        # hi == 0) written out on the timing child's getrandbits: (n, bits)
-        # of below(hi + 1), n == 0 for no draw.
+        # Every op's draws written out on the children's getrandbits (the
+        # numbers of the methods they stand for; tests/sim/test_plan_equivalence.py):
+        # the fault (FaultPlan.op_fault: one below(span) placed among the
+        # classes' bands; no draw without a class on), the crash (its
+        # chance) and the timing (between(0, hi), below(hi + 1): _below_of).
+        faults = self.faults
+        self._fbits = faults.rng.bits_source()
+        bands: list[tuple[str, int]] = []
+        edge = 0
+        for k in OP_FAULTS:
+            if faults.ppm[k] > 0:
+                edge += faults.ppm[k]
+                bands.append((k, edge))
+        self._fbands, self._ftotal = bands, edge
+        self._fspan = _below_of(max(edge, PPM) - 1) if edge else (0, 0)
+        self._crash_ppm = faults.ppm["crash"]
+        self._crash_fixed = fixed_chance(self._crash_ppm)
         self._tbits = self.timing.bits_source()
         self._dispatch = _below_of(self.s.dispatch_us_max)
         self._complete = _below_of(self.s.complete_us_max)
@@ -206,12 +220,29 @@ class RandomDecider:
             return None
         self._left -= 1
         s = self.s
-        faults = self.faults
         f, value = self.workload.next_op(self.client_rngs[client], has_maintenance)
-        fault = faults.op_fault(f)
-        crash_us = None
-        if faults.crash():
-            crash_us = self._delay(s.crash_delay_us_max)
+        bits = self._fbits
+        fault = None                        # self.faults.op_fault(f)
+        n, k = self._fspan
+        if n:
+            x = bits(k)
+            while x >= n:
+                x = bits(k)
+            if x < self._ftotal:            # else past every band: no fault (most ops)
+                for name, hi in self._fbands:
+                    if x < hi:
+                        # partial-write only for batches, lost-ack only for writes
+                        if not ((name == "partial-write" and f != "store_batch")
+                                or (name == "lost-ack" and f not in ACK_OPS)):
+                            fault = name
+                        break
+        crash = self._crash_fixed           # self.faults.crash()
+        if crash is None:
+            x = bits(PPM_BITS)
+            while x >= PPM:
+                x = bits(PPM_BITS)
+            crash = x < self._crash_ppm
+        crash_us = self._delay(s.crash_delay_us_max) if crash else None
         # The timing draws, in their order: d1, the fault's, d2, think (each
         # between(0, hi) written out on the timing child's bits: _below_of).
         bits = self._tbits

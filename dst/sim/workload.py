@@ -17,7 +17,7 @@ import numpy as np
 
 from dst import filters
 from dst.history import VectorTable
-from dst.rng import PPM, PPM_BITS, Rng
+from dst.rng import PPM, PPM_BITS, Rng, fixed_chance
 from dst.sim.scenario import SeedParams
 from dst.validate import ID_MAX_CHARS
 
@@ -87,6 +87,14 @@ TENANT_VALUES = tuple(f"t{i}" for i in range(TENANTS))
 N_CUTS = (0, 1, 10, 100, 500, 1000)
 
 
+# The op mix's weights in all up to which next_op looks a draw's kind up in
+# a list (one entry per unit of weight) rather than among running totals.
+OP_TABLE_MAX = 4096
+
+# The ops that name one id (next_op draws it as pick_id does).
+_ONE_ID = frozenset(("store", "delete", "get", "exists"))
+
+
 class OpSpec(NamedTuple):
     """One operation to invoke: kind and input (vectors as table refs).
     A named tuple: one is made per op, and a tuple is the cheapest record."""
@@ -122,6 +130,12 @@ class Workload:
         for w in self.weights:
             self._op_edges.append((self._op_edges[-1] if self._op_edges else 0) + w)
         self._op_total = self._op_edges[-1] if kinds else 0
+        # x -> its kind, for a mix of at most OP_TABLE_MAX weight in all.
+        self._op_of: list[str] | None = None
+        if self._op_total <= OP_TABLE_MAX:
+            self._op_of = []
+            for kind, w in zip(kinds, self.weights):
+                self._op_of += [kind] * w
         self._op_bits = self._op_total.bit_length()
         s = self.s
         self._hot_pick = _pick(self.hot)
@@ -131,6 +145,10 @@ class Workload:
         self._hot_draws = bool(self.cold) and 0 < s.hot_share_ppm < PPM
         self._id_pick = self._hot_pick if not self.cold or s.hot_share_ppm >= PPM else self._cold_pick
         self._pool_pick = _pick(self.pool)
+        # The shares drawn with every op, as fixed_chance says (None: drawn).
+        self._invalid_fixed = fixed_chance(s.invalid_ppm)
+        self._attrs_fixed = fixed_chance(s.attrs_share_ppm)
+        self._get_attrs_fixed = fixed_chance(s.get_attrs_share_ppm)
         self._limit_pick = (s.limit_min, s.limit_max - s.limit_min + 1,
                             (s.limit_max - s.limit_min + 1).bit_length())
         self._streams: dict[int, _Stream] = {}
@@ -185,34 +203,69 @@ class Workload:
         return out
 
     def _make_pool(self, rng: Rng) -> list[int]:
-        """Vector refs of the pool, in a fixed order."""
+        """Vector refs of the pool, in a fixed order.
+
+        Vector i is gaussian (the first always), clustered (one of four
+        centers plus a tenth of noise), a duplicate (a scaled copy of an
+        earlier vector: the same direction, so exactly equal scores) or a
+        near-duplicate (an earlier vector plus noise of a NEAR_DUP_SCALES
+        size), each as float32, never zero. The kinds and choices come from
+        ``rng``, the noise from its numpy child, one standard_normal(dim)
+        per gaussian, clustered and near-duplicate vector in pool order
+        after the centers'. The two streams never depend on each other, so
+        the choices are drawn first, all the noise in one call (the same
+        numbers as one call per vector), and the gaussian and clustered
+        vectors made in a few whole-array steps; the copies, which depend
+        on earlier vectors, one by one, as before.
+        """
         g = rng.np
-        dim, kinds = self.dim, self.params.vector_kinds
+        dim, kinds, size = self.dim, self.params.vector_kinds, self.s.vector_pool
         centers = g.standard_normal((4, dim))
-        base: list[np.ndarray] = []
-        refs: list[int] = []
-        for i in range(self.s.vector_pool):
-            kind = rng.choice(kinds) if base else "gaussian"
+        # Per vector: kind, the noise row it takes (-1: none), the center or
+        # source vector, the scale.
+        made: list[tuple[str, int, int, float]] = []
+        rows = 0
+        for i in range(size):
+            kind = rng.choice(kinds) if i else "gaussian"
             if kind == "gaussian":
-                v = g.standard_normal(dim)
+                made.append((kind, rows, 0, 0.0))
+                rows += 1
             elif kind == "clustered":
-                v = centers[rng.below(4)] + 0.1 * g.standard_normal(dim)
+                made.append((kind, rows, rng.below(4), 0.0))
+                rows += 1
             elif kind == "duplicates":
-                # A scaled copy: the same direction, so exactly equal scores.
-                v = base[rng.below(len(base))] * rng.choice((1.0, 2.0, 0.5))
+                src = rng.below(i)
+                made.append((kind, -1, src, rng.choice((1.0, 2.0, 0.5))))
             else:  # near-duplicates
-                src = base[rng.below(len(base))]
-                noise = g.standard_normal(dim)
-                scale = rng.choice(NEAR_DUP_SCALES)
+                src = rng.below(i)
+                made.append((kind, rows, src, rng.choice(NEAR_DUP_SCALES)))
+                rows += 1
+        noise = g.standard_normal((rows, dim))
+        out = np.zeros((size, dim), dtype=np.float64)     # the copies' rows are set below
+        gauss = [i for i, m in enumerate(made) if m[0] == "gaussian"]
+        out[gauss] = noise[[made[i][1] for i in gauss]]
+        clust = [i for i, m in enumerate(made) if m[0] == "clustered"]
+        if clust:
+            out[clust] = centers[[made[i][2] for i in clust]] + 0.1 * noise[[made[i][1] for i in clust]]
+        v32 = out.astype(np.float32)
+        v32[~np.logical_or.reduce(v32, axis=1)] = 1.0    # never a zero vector in the valid pool
+        base = v32.astype(np.float64)      # each vector as float64, what the copies scale
+        for i, (kind, row, src, scale) in enumerate(made):
+            if kind == "duplicates":
+                v = base[src] * scale
+            elif kind == "near-duplicates":
+                s, nz = base[src], noise[row]
                 # np.linalg.norm of a 1-D float64 array is sqrt(x.dot(x)):
                 # the same number without its wrapper's checks.
-                v = src + scale * math.sqrt(src.dot(src)) * noise / max(math.sqrt(noise.dot(noise)), 1e-12)
-            v32 = np.asarray(v, dtype=np.float32)
-            if not np.logical_or.reduce(v32):  # never a zero vector in the valid pool (v32.any(), unwrapped)
-                v32 = np.ones(dim, dtype=np.float32)
-            base.append(v32.astype(np.float64))
-            refs.append(self.table.ref(v32))
-        return refs
+                v = s + scale * math.sqrt(s.dot(s)) * nz / max(math.sqrt(nz.dot(nz)), 1e-12)
+            else:
+                continue
+            v32[i] = v
+            if not np.logical_or.reduce(v32[i]):
+                v32[i] = 1.0
+            base[i] = v32[i]
+        ref = self.table.ref
+        return [ref(v) for v in v32]
 
     # -- drawing ------------------------------------------------------------
     def pick_id(self, rng: Rng) -> str:
@@ -309,13 +362,13 @@ class Workload:
             x = bits(k)                     # rng.weighted(self.kinds, self.weights)
             while x >= total:
                 x = bits(k)
-            f = self.kinds[bisect_right(self._op_edges, x)]
+            f = self._op_of[x] if self._op_of is not None else self.kinds[bisect_right(self._op_edges, x)]
             if f != "maintenance" or maintenance:
                 break
             if len(self.kinds) == 1:
                 f = "store"
                 break
-        if f == "store" or f == "delete" or f == "get" or f == "exists":
+        if f in _ONE_ID:
             if self._hot_draws:             # pick_id
                 x = bits(PPM_BITS)
                 while x >= PPM:
@@ -361,17 +414,69 @@ class Workload:
             value = {"items": items}
         else:
             value = {"kind": rng.choice(s.maintenance_kinds)}
-        ppm = s.invalid_ppm                     # rng.chance(invalid_ppm)
-        if 0 < ppm < PPM:
+        bad = self._invalid_fixed               # rng.chance(invalid_ppm)
+        if bad is None:
             x = bits(PPM_BITS)
             while x >= PPM:
                 x = bits(PPM_BITS)
-            if x < ppm:
-                value = self._corrupt(f, value, self._bad_rng(rng))
-        elif ppm >= PPM:
+            bad = x < s.invalid_ppm
+        if bad:
             value = self._corrupt(f, value, self._bad_rng(rng))
         if self.use_filters:
-            f, value = self._filtered(f, value, st)
+            # Attributes or a filter for the op (and, at the invalid rate, a
+            # bad one), from the client's filters child: its own stream, so
+            # the draws above are the same with filters on or off.
+            bits = st.fbits
+            if bits is None:
+                bits = st.fbits = st.flt.bits_source()
+            bad = self._invalid_fixed                   # r.chance(invalid_ppm)
+            if bad is None:
+                x = bits(PPM_BITS)
+                while x >= PPM:
+                    x = bits(PPM_BITS)
+                bad = x < s.invalid_ppm
+            if f == "store":
+                if bad:
+                    value["attrs"] = self.bad_attrs(st.flt)
+                else:
+                    yes = self._attrs_fixed             # r.chance(attrs_share_ppm)
+                    if yes is None:
+                        x = bits(PPM_BITS)
+                        while x >= PPM:
+                            x = bits(PPM_BITS)
+                        yes = x < s.attrs_share_ppm
+                    if yes:
+                        value["attrs"] = drawn_attrs(bits)
+            elif f == "store_batch":
+                r = st.flt
+                items = value["items"]
+                for it in items:
+                    yes = self._attrs_fixed             # r.chance(attrs_share_ppm)
+                    if yes is None:
+                        x = bits(PPM_BITS)
+                        while x >= PPM:
+                            x = bits(PPM_BITS)
+                        yes = x < s.attrs_share_ppm
+                    if yes:
+                        it.append(drawn_attrs(bits))
+                if bad and items:
+                    it = items[r.below(len(items))]
+                    del it[2:]
+                    it.append(self.bad_attrs(r))
+            elif f == "search":
+                if bad:
+                    value["where"] = self.bad_where(st.flt)
+                elif st.flt.chance(s.filter_share_ppm):
+                    value["where"] = self.pick_where(st.flt)
+            elif f == "get":
+                yes = self._get_attrs_fixed                 # r.chance(get_attrs_share_ppm)
+                if yes is None:
+                    x = bits(PPM_BITS)
+                    while x >= PPM:
+                        x = bits(PPM_BITS)
+                    yes = x < s.get_attrs_share_ppm
+                if yes:
+                    f = "get_attrs"
         return _spec((f, value))
 
     def _stream(self, rng: Rng) -> "_Stream":
@@ -385,68 +490,6 @@ class Workload:
             r = self._flt[rng.seed] = rng.fork("filters")
         return r
 
-    def _filtered(self, f: str, value: dict[str, Any], st: "_Stream") -> tuple[str, dict[str, Any]]:
-        """The op with attributes or a filter drawn for it (and, at the
-        scenario's invalid rate, a bad one), from the client's filters
-        child; each chance written out as in next_op."""
-        s = self.s
-        bits = st.fbits
-        if bits is None:
-            bits = st.fbits = st.flt.bits_source()
-        ppm = s.invalid_ppm                         # bad = r.chance(invalid_ppm)
-        bad = ppm >= PPM
-        if 0 < ppm < PPM:
-            x = bits(PPM_BITS)
-            while x >= PPM:
-                x = bits(PPM_BITS)
-            bad = x < ppm
-        if f == "store":
-            if bad:
-                value["attrs"] = self.bad_attrs(st.flt)
-            else:
-                ppm = s.attrs_share_ppm                 # r.chance(attrs_share_ppm)
-                yes = ppm >= PPM
-                if 0 < ppm < PPM:
-                    x = bits(PPM_BITS)
-                    while x >= PPM:
-                        x = bits(PPM_BITS)
-                    yes = x < ppm
-                if yes:
-                    value["attrs"] = drawn_attrs(bits)
-        elif f == "store_batch":
-            r = st.flt
-            items = value["items"]
-            ppm = s.attrs_share_ppm
-            for it in items:
-                yes = ppm >= PPM                        # r.chance(attrs_share_ppm)
-                if 0 < ppm < PPM:
-                    x = bits(PPM_BITS)
-                    while x >= PPM:
-                        x = bits(PPM_BITS)
-                    yes = x < ppm
-                if yes:
-                    it.append(drawn_attrs(bits))
-            if bad and items:
-                it = items[r.below(len(items))]
-                del it[2:]
-                it.append(self.bad_attrs(r))
-        elif f == "search":
-            if bad:
-                value["where"] = self.bad_where(st.flt)
-            elif st.flt.chance(s.filter_share_ppm):
-                value["where"] = self.pick_where(st.flt)
-        elif f == "get":
-            ppm = s.get_attrs_share_ppm                 # r.chance(get_attrs_share_ppm)
-            yes = ppm >= PPM
-            if 0 < ppm < PPM:
-                x = bits(PPM_BITS)
-                while x >= PPM:
-                    x = bits(PPM_BITS)
-                yes = x < ppm
-            if yes:
-                f = "get_attrs"
-        return f, value
-
     def row_attrs(self, r: Rng) -> dict[str, Any]:
         """One row's attributes: low-cardinality values, some left out."""
         return drawn_attrs(r.bits_source())
@@ -458,7 +501,8 @@ class Workload:
         if k == 1:
             return {"ne": ["tenant", f"t{r.below(TENANTS)}"]}
         if k == 2:
-            return {"in": ["tenant", [f"t{r.below(TENANTS)}" for _ in range(r.between(1, 3))]]}
+            # In canonical form: the values sorted, once each.
+            return {"in": ["tenant", sorted({TENANT_VALUES[r.below(TENANTS)] for _ in range(r.between(1, 3))})]}
         if k in (3, 4, 5):
             return {r.choice(("lt", "le", "gt", "ge")): ["n", r.choice(N_CUTS)]}
         if k == 6:
@@ -474,7 +518,11 @@ class Workload:
         return {"ne": ["label", r.choice(HOSTILE_VALUES)]}
 
     def pick_where(self, r: Rng) -> Any:
-        """A filter: a leaf, or a small and/or/not over leaves (canonical)."""
+        """A filter: a leaf, or a small and/or/not over leaves, made in its
+        canonical form (``filters.canonical(w) == w``: every leaf is valid
+        as drawn, and an ``in`` sorts its values; tests/sim/test_plan_equivalence.py),
+        so it is not walked again here. The store still validates it as any
+        filter it is given."""
         k = r.below(10)
         if k < 5:
             w: Any = self.leaf_where(r)
@@ -486,7 +534,7 @@ class Workload:
             w = {"or": [self.leaf_where(r), {"not": self.leaf_where(r)}]}
         else:
             w = r.choice(({"and": []}, {"or": []}, {"not": {"and": []}}))
-        return filters.canonical(w)
+        return w
 
     def bad_attrs(self, r: Rng) -> Any:
         """Attributes every backend must refuse as InvalidInput."""

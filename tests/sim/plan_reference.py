@@ -1,12 +1,13 @@
 """The planning code as it was before its draws were written out (main at
 0fa8215: RandomDecider.plan and load_ops, Workload.next_op, _filtered,
-row_attrs, pick_ids, with_attrs), kept as the reference the fast planner
+row_attrs, pick_ids, with_attrs, pick_where and leaf_where; and the pool
+made one vector at a time), kept as the reference the fast planner
 must equal draw for draw (tests/sim/test_plan_equivalence.py).
 
 It draws through ``RefRng``: the standard library's ``randrange`` on a
 ``random.Random`` per child, one Python call per draw, the way every draw
 was meant. The workload's setup (ids, pool) and its rare helpers
-(``_corrupt``, ``bad_attrs``, ``pick_where``, ``pick_limit``...) are the
+(``_corrupt``, ``bad_attrs``, ``bad_where``, ``pick_limit``...) are the
 module's own, called with a RefRng; they are not what the fast path
 rewrote.
 """
@@ -15,11 +16,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from dst import filters
 from dst.isolate import KILL
 from dst.rng import PPM, derive_seed
 from dst.sim.faults import FaultPlan, split_mask
 from dst.sim.schedule import KILL_MOMENTS, KILL_MOMENTS_BATCH, OpPlan
-from dst.sim.workload import BIG_INTS, HOSTILE_VALUES, N_RANGE, TENANTS, Workload
+from dst.sim.workload import BIG_INTS, HOSTILE_VALUES, N_CUTS, N_RANGE, TENANTS, Workload
 
 
 class RefRng:
@@ -237,10 +239,48 @@ class RefPlanner:
             if bad:
                 value["where"] = w.bad_where(r)
             elif r.chance(s.filter_share_ppm):
-                value["where"] = w.pick_where(r)
+                value["where"] = self.pick_where(r)
         elif f == "get" and r.chance(s.get_attrs_share_ppm):
             f = "get_attrs"
         return f, value
+
+    @staticmethod
+    def leaf_where(r: RefRng) -> dict[str, Any]:
+        k = r.below(12)
+        if k == 0:
+            return {"eq": ["tenant", f"t{r.below(TENANTS + 1)}"]}
+        if k == 1:
+            return {"ne": ["tenant", f"t{r.below(TENANTS)}"]}
+        if k == 2:
+            return {"in": ["tenant", [f"t{r.below(TENANTS)}" for _ in range(r.between(1, 3))]]}
+        if k in (3, 4, 5):
+            return {r.choice(("lt", "le", "gt", "ge")): ["n", r.choice(N_CUTS)]}
+        if k == 6:
+            return {"eq": ["flag", r.below(2) == 0]}
+        if k == 7:
+            return {"exists": r.choice(("label", "big", "nope"))}
+        if k == 8:
+            return {"eq": ["label", r.choice(HOSTILE_VALUES)]}
+        if k == 9:
+            return {r.choice(("eq", "lt", "ge")): ["big", r.choice(BIG_INTS)]}
+        if k == 10:
+            return r.choice(({"eq": ["n", "5"]}, {"eq": ["tenant", 5]}, {"eq": ["flag", 1]}))
+        return {"ne": ["label", r.choice(HOSTILE_VALUES)]}
+
+    @classmethod
+    def pick_where(cls, r: RefRng) -> Any:
+        k = r.below(10)
+        if k < 5:
+            w: Any = cls.leaf_where(r)
+        elif k == 5:
+            w = {"not": cls.leaf_where(r)}
+        elif k in (6, 7):
+            w = {"and": [cls.leaf_where(r), cls.leaf_where(r)]}
+        elif k == 8:
+            w = {"or": [cls.leaf_where(r), {"not": cls.leaf_where(r)}]}
+        else:
+            w = r.choice(({"and": []}, {"or": []}, {"not": {"and": []}}))
+        return filters.canonical(w)
 
     @staticmethod
     def row_attrs(r: RefRng) -> dict[str, Any]:
@@ -255,3 +295,35 @@ class RefPlanner:
             if v is not None:
                 got[k] = v
         return got
+
+
+def pool_vectors(rng, dim: int, kinds, size: int):
+    """The pool's vectors as Workload._make_pool made them one by one
+    (float32, in pool order), from an Rng (or RefRng with .np)."""
+    import math
+
+    import numpy as np
+
+    from dst.sim.workload import NEAR_DUP_SCALES
+    g = rng.np
+    centers = g.standard_normal((4, dim))
+    base, out = [], []
+    for _ in range(size):
+        kind = rng.choice(kinds) if base else "gaussian"
+        if kind == "gaussian":
+            v = g.standard_normal(dim)
+        elif kind == "clustered":
+            v = centers[rng.below(4)] + 0.1 * g.standard_normal(dim)
+        elif kind == "duplicates":
+            v = base[rng.below(len(base))] * rng.choice((1.0, 2.0, 0.5))
+        else:
+            src = base[rng.below(len(base))]
+            noise = g.standard_normal(dim)
+            scale = rng.choice(NEAR_DUP_SCALES)
+            v = src + scale * np.linalg.norm(src) * noise / max(np.linalg.norm(noise), 1e-12)
+        v32 = np.asarray(v, dtype=np.float32)
+        if not v32.any():
+            v32 = np.ones(dim, dtype=np.float32)
+        base.append(v32.astype(np.float64))
+        out.append(v32)
+    return out

@@ -14,8 +14,8 @@ from dst.history import VectorTable
 from dst.rng import PPM, Rng
 from dst.sim.scenario import load
 from dst.sim.schedule import RandomDecider
-from dst.sim.workload import drawn_attrs
-from tests.sim.plan_reference import RefPlanner, RefRng
+from dst.sim.workload import Workload, drawn_attrs
+from tests.sim.plan_reference import RefPlanner, RefRng, pool_vectors
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml"))
@@ -79,6 +79,44 @@ def test_plans_equal_the_reference_draw_for_draw(scenario):
     assert ops > 0
 
 
+KIND_MIXES = [("gaussian",), ("clustered",), ("duplicates",), ("near-duplicates",),
+              ("gaussian", "clustered", "duplicates", "near-duplicates"), ("duplicates", "near-duplicates")]
+
+
+@pytest.mark.parametrize("kinds", KIND_MIXES, ids="+".join)
+def test_pool_equals_the_vectors_made_one_by_one(kinds):
+    """The pool made in whole-array steps: the same float32 vectors, in the
+    same order, the same table numbers, as made one by one."""
+    from dataclasses import replace
+    sc = load("default")
+    for seed, dim in enumerate((1, 2, 3, 8, 64, 300) * 3):
+        params = replace(sc.for_seed(Rng(seed).fork("swarm")), dim=dim, vector_kinds=kinds)
+        table = VectorTable()
+        w = Workload(params, Rng(seed).fork("workload"), table)
+        want = pool_vectors(Rng(seed).fork("workload").fork("vectors"), dim, kinds, sc.vector_pool)
+        got = [table[r] for r in w.pool]
+        assert [v.tobytes() for v in got] == [v.tobytes() for v in want], (kinds, seed, dim)
+        ref = VectorTable()
+        assert w.pool == [ref.ref(v) for v in want]
+
+
+@pytest.mark.parametrize("weights", [{"store": 3, "get": 2, "count": 1},
+                                     {"store": 3000, "get": 2000, "search": 1000}])
+def test_op_kind_is_the_weighted_draw(weights):
+    """The kind looked up in a list (small mixes) or among running totals
+    (past OP_TABLE_MAX): rng.weighted's pick either way."""
+    from dataclasses import replace
+
+    from dst.sim.workload import OP_TABLE_MAX
+    sc = load("default")
+    params = replace(sc.for_seed(Rng(0).fork("swarm")), op_weights=weights)
+    w = Workload(params, Rng(0).fork("workload"), VectorTable())
+    assert (w._op_of is None) == (sum(weights.values()) > OP_TABLE_MAX)
+    got = [w.next_op(Rng(seed), True).f for seed in range(400)]
+    assert got == [RefRng(seed).weighted(list(weights), list(weights.values())) for seed in range(400)]
+    assert set(got) == set(weights)
+
+
 def test_drawn_attrs_equal_row_attrs_of_the_reference():
     seen = set()
     for seed in range(3000):
@@ -87,6 +125,24 @@ def test_drawn_attrs_equal_row_attrs_of_the_reference():
         assert list(got) == sorted(got)          # name order
         seen.add(tuple(got))
     assert len(seen) > 16          # every attribute is sometimes there, sometimes left out
+
+
+def test_filters_are_drawn_canonical_and_as_before():
+    """pick_where builds its filters in canonical form (no second walk):
+    each equals its canonical form, and the reference's (which called
+    canonical), with the same draws."""
+    from dst import filters
+    sc = load("filters")
+    w = Workload(sc.for_seed(Rng(0).fork("swarm")), Rng(0).fork("workload"), VectorTable())
+    kinds = set()
+    for seed in range(3000):
+        a, b = Rng(seed), RefRng(seed)
+        got = w.pick_where(a)
+        assert got == filters.canonical(got) == RefPlanner.pick_where(b), seed
+        assert filters.dumps_canonical(got) == filters.dumps(got)
+        assert a.below(2 ** 40) == b.below(2 ** 40)
+        kinds.add(next(iter(got)))
+    assert kinds == {"eq", "ne", "in", "lt", "le", "gt", "ge", "exists", "and", "or", "not"}
 
 
 def test_rng_draws_are_randranges():
