@@ -38,7 +38,10 @@ def callgrind_count(argv: list[str]) -> int:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={os.path.join(tmp, 'cg.out')}",
              sys.executable, *argv],
-            capture_output=True, text=True, check=True)
+            capture_output=True, text=True, check=True,
+            # Pinned: str hashing's seed moves set and dict layouts, and BLAS
+            # threads spin; either moves the count by up to 1% between runs.
+            env={**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
     m = re.search(r"Collected : (\d+)", out.stderr)
     if m is None:
         raise SystemExit(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
