@@ -244,9 +244,13 @@ def dumps(where: Any) -> str:
     return dumps_canonical(canonical(where))
 
 
+# json.dumps with these arguments builds this very encoder on every call.
+_CANONICAL_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
+
 def dumps_canonical(c: Any) -> str:
     """``dumps`` of a filter already in canonical form (no second pass)."""
-    return json.dumps(c, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return _CANONICAL_TEXT(c)
 
 
 def matches(where: Any, attrs: Mapping[str, Any] | None) -> bool:

@@ -2,6 +2,8 @@
 workload's bad attributes and filters refused alike by validation, by the
 oracle and by the sim backend."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -83,6 +85,9 @@ def test_canonical_is_idempotent_and_dumps_stable(w):
     c = filters.canonical(w)
     assert filters.canonical(c) == c
     assert filters.dumps(w) == filters.dumps(c)
+    # the encoder made once gives json.dumps's text with the same arguments
+    assert filters.dumps_canonical(c) == json.dumps(c, ensure_ascii=False, separators=(",", ":"),
+                                                    sort_keys=True)
 
 
 @settings(max_examples=500, deadline=None)
