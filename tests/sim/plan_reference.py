@@ -300,8 +300,6 @@ class RefPlanner:
 def pool_vectors(rng, dim: int, kinds, size: int):
     """The pool's vectors as Workload._make_pool made them one by one
     (float32, in pool order), from an Rng (or RefRng with .np)."""
-    import math
-
     import numpy as np
 
     from dst.sim.workload import NEAR_DUP_SCALES
