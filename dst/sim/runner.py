@@ -7,6 +7,8 @@ for the timings it reports, never for anything in the history.
 
 from __future__ import annotations
 
+import functools
+import gc
 import re
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -78,6 +80,29 @@ def namespace_for(scenario: str, seed: int, token: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", raw)[:63]
 
 
+# CPython's cyclic GC collects its youngest generation every 700 new
+# container objects. A seed makes a few hundred thousand short-lived ones
+# (plans, events, hits), nearly none of them in a cycle, so most of those
+# passes scan objects that survive anyway: 7 to 9% of a sim seed's CPU time.
+# While a seed runs, the youngest generation waits for this many instead
+# (the older generations' thresholds and everything else unchanged; the
+# caller's threshold comes back when the seed ends).
+SEED_GC_THRESHOLD = 20_000
+
+
+def _young_gc_relaxed(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def run(*args: Any, **kw: Any) -> Any:
+        old = gc.get_threshold()
+        gc.set_threshold(SEED_GC_THRESHOLD, *old[1:])
+        try:
+            return fn(*args, **kw)
+        finally:
+            gc.set_threshold(*old)
+    return run
+
+
+@_young_gc_relaxed
 def run_seed(scenario: Scenario, seed: int, backend: str, *, location: str | None = None,
              options: dict[str, Any] | None = None, token: str = "run",
              factory: Callable | None = None, budget_steps: int = DEFAULT_BUDGET_STEPS,
