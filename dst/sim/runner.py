@@ -7,11 +7,10 @@ for the timings it reports, never for anything in the history.
 
 from __future__ import annotations
 
-import functools
 import gc
 import re
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import partial, wraps
 from typing import Any, Callable
 
 from dst import wallclock
@@ -91,7 +90,7 @@ SEED_GC_THRESHOLD = 20_000
 
 
 def _young_gc_relaxed(fn: Callable) -> Callable:
-    @functools.wraps(fn)
+    @wraps(fn)
     def run(*args: Any, **kw: Any) -> Any:
         old = gc.get_threshold()
         gc.set_threshold(SEED_GC_THRESHOLD, *old[1:])
