@@ -87,8 +87,10 @@ class FaultPlan:
             if self.ppm[k] > 0:
                 edge += self.ppm[k]
                 self._bands.append((k, edge))
-        self._total = edge
-        self._span = max(edge, PPM)       # what one op's draw ranges over
+        # An op's draw is below(span) when total > 0 (no draw otherwise);
+        # a draw at or past total is no fault.
+        self.total = edge
+        self.span = max(edge, PPM)
         self._crash_ppm = self.ppm["crash"]
 
     def enabled(self) -> list[str]:
@@ -102,12 +104,17 @@ class FaultPlan:
         ``partial-write`` only applies to store_batch and ``lost-ack`` only
         to writes (``ACK_OPS``); other ops drawing their band get no fault.
         """
-        total = self._total
+        total = self.total
         if total == 0:
             return None
-        x = self.rng.below(self._span)
+        x = self.rng.below(self.span)
         if x >= total:      # past every band: no fault (most ops)
             return None
+        return self.fault_at(x, f)
+
+    def fault_at(self, x: int, f: str) -> str | None:
+        """The fault an op of kind ``f`` gets for its draw ``x`` (below
+        ``total``): the class whose band holds x, if it applies to f."""
         for k, hi in self._bands:
             if x < hi:
                 if (k == "partial-write" and f != "store_batch") or (k == "lost-ack" and f not in ACK_OPS):

@@ -19,7 +19,7 @@ import numpy as np
 from dst.history import VectorTable
 from dst.isolate import KILL
 from dst.rng import PPM, PPM_BITS, Rng, fixed_chance
-from dst.sim.faults import ACK_OPS, OP_FAULTS, FaultPlan, split_mask
+from dst.sim.faults import FaultPlan, split_mask
 from dst.sim.scenario import SeedParams
 from dst.sim.workload import Workload
 
@@ -156,19 +156,12 @@ class RandomDecider:
         self._left = self.s.ops
         # Every op's draws written out on the children's getrandbits (the
         # numbers of the methods they stand for; tests/sim/test_plan_equivalence.py):
-        # the fault (FaultPlan.op_fault: one below(span) placed among the
-        # classes' bands; no draw without a class on), the crash (its
-        # chance) and the timing (between(0, hi), below(hi + 1): _below_of).
+        # the fault (FaultPlan.op_fault: one below(span), placed among the
+        # classes' bands by fault_at; no draw without a class on), the crash
+        # (its chance) and the timing (between(0, hi), below(hi + 1): _below_of).
         faults = self.faults
         self._fbits = faults.rng.bits_source()
-        bands: list[tuple[str, int]] = []
-        edge = 0
-        for k in OP_FAULTS:
-            if faults.ppm[k] > 0:
-                edge += faults.ppm[k]
-                bands.append((k, edge))
-        self._fbands, self._ftotal = bands, edge
-        self._fspan = _below_of(max(edge, PPM) - 1) if edge else (0, 0)
+        self._fspan = _below_of(faults.span - 1) if faults.total else (0, 0)
         self._crash_ppm = faults.ppm["crash"]
         self._crash_fixed = fixed_chance(self._crash_ppm)
         self._tbits = self.timing.bits_source()
@@ -228,14 +221,8 @@ class RandomDecider:
             x = bits(k)
             while x >= n:
                 x = bits(k)
-            if x < self._ftotal:            # else past every band: no fault (most ops)
-                for name, hi in self._fbands:
-                    if x < hi:
-                        # partial-write only for batches, lost-ack only for writes
-                        if not ((name == "partial-write" and f != "store_batch")
-                                or (name == "lost-ack" and f not in ACK_OPS)):
-                            fault = name
-                        break
+            if x < self.faults.total:       # else past every band: no fault (most ops)
+                fault = self.faults.fault_at(x, f)
         crash = self._crash_fixed           # self.faults.crash()
         if crash is None:
             x = bits(PPM_BITS)
